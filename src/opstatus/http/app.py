@@ -1,0 +1,95 @@
+"""The ASGI app factory: routes, error mapping, ARM headers, and a lifespan for the store."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import errors
+from ..auth import TokenVerifier, load_or_create_key
+from ..providers import ProviderRegistry
+from ..service import OperationService
+from ..settings import Settings
+from ..stores import open_store
+from ..stores.base import Store
+from . import arm
+from .context import AppContext
+from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
+from .headers import ArmHeadersMiddleware
+
+ARM_BASE = "/subscriptions/{subscription_id}/providers/{namespace}/locations/{location}"
+
+
+class CaselessRoute(Route):
+    """ARM compares the literal segments of a URL case-insensitively, too."""
+
+    def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+
+
+async def healthz(request: Request) -> Response:
+    ctx: AppContext = request.app.state.ctx
+    try:
+        await ctx.store.ping()
+    except errors.StoreError as exc:
+        body = {"status": "unavailable", "store": exc.message}
+        return Response(orjson.dumps(body), 503, media_type="application/json")
+    return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
+
+
+def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMiddleware:
+    store = store if store is not None else open_store(settings.resolved_store_url())
+    providers = (
+        ProviderRegistry.from_file(settings.providers_file)
+        if settings.providers_file
+        else ProviderRegistry()
+    )
+    ctx = AppContext(
+        settings=settings,
+        store=store,
+        service=OperationService(store),
+        verifier=TokenVerifier(load_or_create_key(settings.home)),
+        providers=providers,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        try:
+            yield
+        finally:
+            await store.close()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.get_operation,
+                      methods=["GET"]),
+        CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.put_operation,
+                      methods=["PUT"]),
+        CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.patch_operation,
+                      methods=["PATCH"]),
+        CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.delete_operation,
+                      methods=["DELETE"]),
+        CaselessRoute(f"{ARM_BASE}/operationsStatus", arm.post_operation, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            errors.OpstatusError: handle_opstatus_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+    )
+    app.state.ctx = ctx
+    return ArmHeadersMiddleware(app)

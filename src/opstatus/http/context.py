@@ -1,0 +1,20 @@
+"""What the handlers share for the life of the app, opened and closed by its lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..auth import TokenVerifier
+from ..providers import ProviderRegistry
+from ..service import OperationService
+from ..settings import Settings
+from ..stores.base import Store
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    store: Store
+    service: OperationService
+    verifier: TokenVerifier
+    providers: ProviderRegistry

@@ -1,0 +1,74 @@
+"""ARM's common response headers, added to every response, errors included.
+
+``x-ms-request-id`` is generated per request; ``x-ms-correlation-request-id`` is echoed or
+generated; ``x-ms-client-request-id`` is echoed when the caller asks with
+``x-ms-return-client-request-id: true``; ``Date`` in RFC 1123 form. Written as plain ASGI
+middleware because it sits on the hot read path.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from email.utils import formatdate
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_SAFE_ECHO = re.compile(rb"[\x21-\x7e]{1,200}\Z")
+
+
+class _DateHeader:
+    """Formatting a date costs more than the rest of the headers; do it once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def value(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = formatdate(now, usegmt=True).encode()
+        return self._value
+
+
+class ArmHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._date = _DateHeader()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = str(uuid.uuid4()).encode()
+        correlation_id = request_id
+        client_request_id = None
+        return_client_id = False
+        for name, value in scope["headers"]:
+            if name == b"x-ms-correlation-request-id" and _SAFE_ECHO.match(value):
+                correlation_id = value
+            elif name == b"x-ms-client-request-id" and _SAFE_ECHO.match(value):
+                client_request_id = value
+            elif name == b"x-ms-return-client-request-id":
+                return_client_id = value.lower() == b"true"
+        extra: list[tuple[bytes, bytes]] = [
+            (b"x-ms-request-id", request_id),
+            (b"x-ms-correlation-request-id", correlation_id),
+        ]
+        if return_client_id and client_request_id is not None:
+            extra.append((b"x-ms-client-request-id", client_request_id))
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id.decode()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(extra)
+                headers.append((b"date", self._date.value()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,35 @@
+"""An operation as ARM shows it, in the provider's registered shape (see providers.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import SUCCEEDED, Operation
+from ..providers import ErrorShape
+
+
+def resource_id(op: Operation) -> str:
+    return (
+        f"/subscriptions/{op.subscription_id}/providers/{op.namespace}/locations/{op.location}"
+        f"/operationsStatus/{op.operation_id}"
+    )
+
+
+def arm_body(op: Operation, shape: ErrorShape) -> dict[str, Any]:
+    """Keys in the order of the published example; absent values are left out, not null."""
+    body: dict[str, Any] = {"id": resource_id(op), "name": op.operation_id}
+    if op.start_time is not None:
+        body["startTime"] = op.start_time
+    if op.end_time is not None:
+        body["endTime"] = op.end_time
+    body["status"] = op.status
+    if shape == "flat":
+        if op.percent_complete is not None:
+            body["percentComplete"] = op.percent_complete
+        if op.properties is not None and op.status == SUCCEEDED:
+            body["properties"] = op.properties
+        if op.error is not None:
+            body["error"] = op.error
+    elif op.error is not None:
+        body["error"] = {"error": op.error}
+    return body

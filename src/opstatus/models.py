@@ -1,0 +1,375 @@
+"""The operation model: identity, statuses, and the transitions a producer may make.
+
+Everything here is pure: no I/O, no HTTP, no SQL. Stores call :func:`apply_update` inside
+their own transaction so that the rules (terminal finality, monotonic progress) are decided
+in one place and applied atomically by every backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from .errors import InvalidInput, ProgressRegression, TerminalStatusFinal
+
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+CANCELED = "Canceled"
+IN_PROGRESS = "InProgress"
+TERMINAL_STATUSES = frozenset({SUCCEEDED, FAILED, CANCELED})
+
+_KNOWN_SPELLINGS = {s.lower(): s for s in (SUCCEEDED, FAILED, CANCELED, IN_PROGRESS)}
+_PASCAL_WORD = re.compile(r"[A-Z][A-Za-z0-9]{0,63}\Z")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+# Operation ids travel in URL path segments and XML; keep them to characters that need no
+# escaping anywhere and that ARM resource names commonly use.
+_OPERATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:=+@-]{0,255}\Z")
+_LOCATION = re.compile(r"[a-z0-9]{1,64}\Z")
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,127}\Z")
+MAX_MESSAGE_CHARS = 8192
+MAX_ERROR_DEPTH = 8
+
+def normalize_status(value: object, target: str = "status") -> str:
+    """Terminal words and InProgress match case-insensitively; other words must be PascalCase.
+
+    ``Cancelled`` (two l's) is refused: azure-core treats it as non-terminal and would poll
+    forever, so accepting it would silently hang every client.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{target}' must be a string.", target=target)
+    known = _KNOWN_SPELLINGS.get(value.lower())
+    if known:
+        return known
+    if value.lower() == "cancelled":
+        raise InvalidInput(
+            "The status 'Cancelled' is not valid; the terminal status is spelled 'Canceled'.",
+            target=target,
+        )
+    if not _PASCAL_WORD.match(value):
+        raise InvalidInput(
+            f"The status '{_shorten(value)}' is not valid. Use Succeeded, Failed, Canceled, "
+            "InProgress or another PascalCase word of at most 64 letters and digits.",
+            target=target,
+        )
+    return value
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL_STATUSES
+
+
+def validate_subscription_id(value: str) -> str:
+    """Subscriptions are GUIDs; they are stored lower-case so lookups ignore case."""
+    if not _GUID.match(value):
+        raise InvalidInput(
+            f"The provided subscription identifier '{_shorten(value)}' is malformed or invalid.",
+            code="InvalidSubscriptionId",
+            target="subscriptionId",
+        )
+    return value.lower()
+
+
+def validate_operation_id(value: str) -> str:
+    if not _OPERATION_ID.match(value):
+        raise InvalidInput(
+            f"The operation id '{_shorten(value)}' is invalid. It must be 1 to 256 characters: "
+            "letters, digits and . _ ~ : = + @ -, starting with a letter or digit.",
+            code="InvalidOperationId",
+            target="operationId",
+        )
+    return value
+
+
+def normalize_location(value: str) -> str:
+    """'West US', 'West%20US' (decoded by the router) and 'westus' are one location."""
+    normalized = value.replace(" ", "").lower()
+    if not _LOCATION.match(normalized):
+        raise InvalidInput(
+            f"The location '{_shorten(value)}' is invalid. A location is a region name such "
+            "as 'westus' or 'West US'.",
+            code="InvalidLocation",
+            target="location",
+        )
+    return normalized
+
+
+def operation_key(operation_id: str) -> str:
+    """Operation ids are compared case-insensitively (ARM's rule for names in URLs)."""
+    return operation_id.lower()
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and 'Z', as ARM's own examples write times."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(value: object, target: str) -> str:
+    """Accept any ISO 8601 date-time (naive means UTC) and store it in :func:`format_time` form."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        raise InvalidInput(f"'{target}' must be an ISO 8601 date-time string.", target=target)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"'{target}' must be an ISO 8601 date-time string, got '{_shorten(value)}'.",
+            target=target,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return format_time(moment)
+
+
+def now_text() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def validate_percent(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise InvalidInput(
+            "'percentComplete' must be a number from 0 to 100.", target="percentComplete"
+        )
+    return float(value)
+
+
+def validate_error(value: object, target: str = "error", depth: int = 0) -> dict[str, Any]:
+    """An ARM ErrorDetail: code and message required, target/details/additionalInfo optional."""
+    if depth > MAX_ERROR_DEPTH:
+        raise InvalidInput(f"'{target}' is nested too deeply.", target=target)
+    if not isinstance(value, dict):
+        raise InvalidInput(f"'{target}' must be an object.", target=target)
+    allowed = {"code", "message", "target", "details", "additionalInfo"}
+    for key in value:
+        if key not in allowed:
+            raise InvalidInput(f"Unknown property '{target}.{_shorten(key)}'.", target=target)
+    code = value.get("code")
+    if not isinstance(code, str) or not _ERROR_CODE.match(code):
+        raise InvalidInput(
+            f"'{target}.code' must be a string of letters and digits (at most 128).",
+            target=f"{target}.code",
+        )
+    detail: dict[str, Any] = {"code": code}
+    detail["message"] = _text(value.get("message", ""), f"{target}.message")
+    if "target" in value:
+        detail["target"] = _text(value["target"], f"{target}.target", limit=1024)
+    if "details" in value:
+        details = value["details"]
+        if not isinstance(details, list) or len(details) > 100:
+            raise InvalidInput(f"'{target}.details' must be a list.", target=f"{target}.details")
+        detail["details"] = [
+            validate_error(item, f"{target}.details[{i}]", depth + 1)
+            for i, item in enumerate(details)
+        ]
+    if "additionalInfo" in value:
+        detail["additionalInfo"] = _additional_info(value["additionalInfo"], target)
+    return detail
+
+
+def _additional_info(value: object, target: str) -> list[dict[str, Any]]:
+    where = f"{target}.additionalInfo"
+    if not isinstance(value, list) or len(value) > 100:
+        raise InvalidInput(f"'{where}' must be a list.", target=where)
+    items = []
+    for i, item in enumerate(value):
+        if (
+            not isinstance(item, dict)
+            or set(item) - {"type", "info"}
+            or not isinstance(item.get("type", ""), str)
+            or not isinstance(item.get("info", {}), dict)
+        ):
+            raise InvalidInput(
+                f"'{where}[{i}]' must be an object with a string 'type' and an object 'info'.",
+                target=f"{where}[{i}]",
+            )
+        items.append(dict(item))
+    return items
+
+
+def _text(value: object, target: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidInput(f"'{target}' must be a string of at most {limit} characters.",
+                           target=target)
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise InvalidInput(f"'{target}' must not contain control characters.", target=target)
+    return value
+
+
+def _shorten(value: str, limit: int = 80) -> str:
+    """Echo user input in messages safely: bounded, and without control characters."""
+    printable = "".join(c if c.isprintable() else "?" for c in value[:limit])
+    return printable + ("..." if len(value) > limit else "")
+
+
+def default_error(status: str) -> dict[str, Any] | None:
+    """RPC: error.code is required when Failed or Canceled; fill one in if the producer didn't."""
+    if status == FAILED:
+        return {"code": "OperationFailed", "message": "The operation failed."}
+    if status == CANCELED:
+        return {"code": "OperationCanceled", "message": "The operation was canceled."}
+    return None
+
+
+def new_etag() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One long-running operation, as stored. Immutable: every change makes a new value."""
+
+    subscription_id: str
+    operation_id: str
+    namespace: str
+    location: str
+    status: str
+    start_time: str | None
+    end_time: str | None = None
+    percent_complete: float | None = None
+    properties: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    etag: str = field(default_factory=new_etag)
+    created_at: str = field(default_factory=now_text)
+    updated_at: str = ""
+    create_digest: str = ""
+
+    @property
+    def key(self) -> str:
+        return operation_key(self.operation_id)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def evolve(self, **changes: Any) -> Operation:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationDraft:
+    """What a producer asks to create; ``digest`` tells a replay from a different request."""
+
+    subscription_id: str
+    operation_id: str
+    namespace: str
+    location: str
+    status: str = IN_PROGRESS
+    start_time: str | None = None
+    end_time: str | None = None
+    percent_complete: float | None = None
+    properties: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    def digest(self) -> str:
+        fields = dataclasses.asdict(self)
+        fields["operation_id"] = operation_key(self.operation_id)
+        return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+    def to_operation(self, now: str) -> Operation:
+        _check_error_matches_status(self.status, self.error)
+        terminal = is_terminal(self.status)
+        return Operation(
+            subscription_id=self.subscription_id,
+            operation_id=self.operation_id,
+            namespace=self.namespace,
+            location=self.location,
+            status=self.status,
+            start_time=self.start_time or now,
+            end_time=self.end_time or (now if terminal else None),
+            percent_complete=100.0 if self.status == SUCCEEDED else self.percent_complete,
+            properties=self.properties,
+            error=self.error or default_error(self.status),
+            created_at=now,
+            updated_at=now,
+            create_digest=self.digest(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OperationUpdate:
+    """A producer's partial change. ``None`` means 'leave as is'."""
+
+    status: str | None = None
+    percent_complete: float | None = None
+    reset_progress: bool = False
+    end_time: str | None = None
+    properties: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+def _check_error_matches_status(status: str, error: dict[str, Any] | None) -> None:
+    if error is not None and status not in (FAILED, CANCELED):
+        raise InvalidInput(
+            "'error' may only be given with status Failed or Canceled.", target="error"
+        )
+
+
+def apply_update(current: Operation, update: OperationUpdate, now: str) -> Operation | None:
+    """The one place that decides whether a change is allowed.
+
+    Returns the new operation, or ``None`` when the update changes nothing (a replay),
+    so that retries of an already-applied terminal update answer 200 instead of 409.
+    """
+    status = update.status or current.status
+    changes: dict[str, Any] = {}
+    if status != current.status:
+        changes["status"] = status
+    if update.percent_complete is not None and update.percent_complete != current.percent_complete:
+        if (
+            current.percent_complete is not None
+            and update.percent_complete < current.percent_complete
+            and not update.reset_progress
+        ):
+            raise ProgressRegression(
+                f"percentComplete cannot go down from {current.percent_complete:g} to "
+                f"{update.percent_complete:g} unless 'resetProgress' is true.",
+                target="percentComplete",
+            )
+        changes["percent_complete"] = update.percent_complete
+    if update.properties is not None and update.properties != current.properties:
+        changes["properties"] = update.properties
+    if update.error is not None:
+        _check_error_matches_status(status, update.error)
+        if update.error != current.error:
+            changes["error"] = update.error
+    if update.end_time is not None and update.end_time != current.end_time:
+        changes["end_time"] = update.end_time
+    if not changes:
+        return None
+    if current.terminal:
+        raise TerminalStatusFinal(
+            f"The operation '{current.operation_id}' has already reached the terminal status "
+            f"'{current.status}'; a terminal status is final and the operation cannot change.",
+        )
+    if is_terminal(status):
+        changes.setdefault("end_time", now)
+        if "error" not in changes:
+            changes["error"] = current.error or default_error(status)
+        _check_error_matches_status(status, changes["error"])
+        if status == SUCCEEDED:
+            changes["percent_complete"] = 100.0
+    elif current.end_time is None and "end_time" in changes:
+        raise InvalidInput("'endTime' may only be set with a terminal status.", target="endTime")
+    return current.evolve(**changes, etag=new_etag(), updated_at=now)
+
+
+def new_operation_id() -> str:
+    """A UUIDv7 (RFC 9562): time-ordered, so ids sort by creation and index well."""
+    millis = time.time_ns() // 1_000_000
+    rand = secrets.randbits(74)
+    value = (
+        (millis & ((1 << 48) - 1)) << 80
+        | 0x7 << 76
+        | (rand >> 62) << 64
+        | 0b10 << 62
+        | (rand & ((1 << 62) - 1))
+    )
+    return str(uuid.UUID(int=value))

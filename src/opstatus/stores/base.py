@@ -1,0 +1,49 @@
+"""The store interface: the one seam between the domain and any database.
+
+The seam is at the domain level (create, get, update, delete), not at the SQL level, so that
+the in-memory store cannot drift from the real ones: every backend runs the same contract
+suite (``tests/stores/test_contract.py``). Rules live in :mod:`opstatus.models`; a store only
+promises to apply them atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..models import Operation
+
+#: Given the current operation, returns the changed one, or None when nothing changes.
+#: May raise a domain error, which aborts the change and reaches the caller unchanged.
+Change = Callable[[Operation], Operation | None]
+#: Given the current operation, raises a domain error if it must not be deleted.
+DeleteCheck = Callable[[Operation], None]
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and create the schema if needed."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the store answers."""
+
+    async def create(self, operation: Operation) -> tuple[Operation, bool]:
+        """Insert unless an operation with the same key exists.
+
+        Returns ``(stored, created)``: the new operation and True, or the existing one and
+        False. Atomic: of two racing creates, exactly one is told it created.
+        """
+
+    async def get(self, subscription_id: str, operation_key: str) -> Operation | None: ...
+
+    async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:
+        """Apply ``change`` to the current operation atomically, as if alone.
+
+        Raises OperationNotFound when there is none. Returns the stored result (the current
+        operation when ``change`` returned None). Durable on return.
+        """
+
+    async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
+        """Delete after ``check`` passes; False when there was nothing to delete."""

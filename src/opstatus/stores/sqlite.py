@@ -1,0 +1,206 @@
+"""Embedded SQLite store, the default.
+
+Durability: WAL journal with ``synchronous=FULL``, so a commit has reached the disk before
+the caller is answered; a ``kill -9`` right after a 2xx cannot lose the write.
+
+Concurrency: all writes run on one dedicated thread with its own connection, each in a
+``BEGIN IMMEDIATE`` transaction (which also serialises writers in other processes sharing
+the file). Reads run directly on the event loop with a second connection: in WAL mode they
+never wait for writers, and a primary-key lookup costs far less than a thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import OperationNotFound, StoreError
+from ..models import Operation
+from .base import Change, DeleteCheck
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    subscription_id  TEXT NOT NULL,
+    operation_key    TEXT NOT NULL,
+    operation_id     TEXT NOT NULL,
+    namespace        TEXT NOT NULL,
+    location         TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    start_time       TEXT,
+    end_time         TEXT,
+    percent_complete REAL,
+    properties       TEXT,
+    error            TEXT,
+    etag             TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    create_digest    TEXT NOT NULL,
+    PRIMARY KEY (subscription_id, operation_key)
+) WITHOUT ROWID;
+"""
+COLUMNS = (
+    "subscription_id, operation_key, operation_id, namespace, location, status, start_time, "
+    "end_time, percent_complete, properties, error, etag, created_at, updated_at, create_digest"
+)
+_SELECT = f"SELECT {COLUMNS} FROM operations WHERE subscription_id = ? AND operation_key = ?"
+_INSERT = f"INSERT INTO operations ({COLUMNS}) VALUES ({', '.join('?' * 15)})"
+_UPDATE = (
+    "UPDATE operations SET status = ?, start_time = ?, end_time = ?, percent_complete = ?, "
+    "properties = ?, error = ?, etag = ?, updated_at = ? "
+    "WHERE subscription_id = ? AND operation_key = ?"
+)
+_DELETE = "DELETE FROM operations WHERE subscription_id = ? AND operation_key = ?"
+
+def _to_row(op: Operation) -> tuple[Any, ...]:
+    return (
+        op.subscription_id, op.key, op.operation_id, op.namespace, op.location, op.status,
+        op.start_time, op.end_time, op.percent_complete, _json(op.properties), _json(op.error),
+        op.etag, op.created_at, op.updated_at, op.create_digest,
+    )
+
+
+def _from_row(row: tuple[Any, ...]) -> Operation:
+    return Operation(
+        subscription_id=row[0], operation_id=row[2], namespace=row[3], location=row[4],
+        status=row[5], start_time=row[6], end_time=row[7], percent_complete=row[8],
+        properties=orjson.loads(row[9]) if row[9] is not None else None,
+        error=orjson.loads(row[10]) if row[10] is not None else None,
+        etag=row[11], created_at=row[12], updated_at=row[13], create_digest=row[14],
+    )
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opstatus-sqlite")
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=10.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        await self._write(self._open_writer)
+        self._reader = self._connect()
+        self._reader.execute("PRAGMA query_only=1")
+
+    def _open_writer(self) -> None:
+        self._writer = self._connect()
+        version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"The database {self.path} has schema version {version}, newer than this "
+                f"opstatus knows ({SCHEMA_VERSION}); upgrade opstatus."
+            )
+        self._writer.execute("BEGIN IMMEDIATE")
+        self._writer.execute(SCHEMA)
+        self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._writer.execute("COMMIT")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await self._write(self._writer.close)
+        if self._reader is not None:
+            self._reader.close()
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        self._read(_SELECT, ("", ""))
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if self._reader is None:
+            raise StoreError("The store is not open.")
+        try:
+            row: tuple[Any, ...] | None = self._reader.execute(sql, params).fetchone()
+            return row
+        except sqlite3.Error as exc:
+            raise StoreError(f"The store could not be read: {exc}") from exc
+
+    async def _write(self, work: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._guarded, work)
+
+    @staticmethod
+    def _guarded(work: Any) -> Any:
+        try:
+            return work()
+        except sqlite3.Error as exc:
+            raise StoreError(f"The store could not be written: {exc}") from exc
+
+    def _transaction(self, body: Any) -> Any:
+        """Run ``body(conn)`` in BEGIN IMMEDIATE; roll back on any error."""
+        conn = self._writer
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def create(self, operation: Operation) -> tuple[Operation, bool]:
+        def body(conn: sqlite3.Connection) -> tuple[Operation, bool]:
+            row = conn.execute(_SELECT, (operation.subscription_id, operation.key)).fetchone()
+            if row is not None:
+                return _from_row(row), False
+            conn.execute(_INSERT, _to_row(operation))
+            return operation, True
+
+        result: tuple[Operation, bool] = await self._write(lambda: self._transaction(body))
+        return result
+
+    async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
+        row = self._read(_SELECT, (subscription_id, operation_key))
+        return None if row is None else _from_row(row)
+
+    async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:
+        def body(conn: sqlite3.Connection) -> Operation:
+            row = conn.execute(_SELECT, (subscription_id, operation_key)).fetchone()
+            if row is None:
+                raise OperationNotFound(f"The operation '{operation_key}' was not found.")
+            current = _from_row(row)
+            changed = change(current)
+            if changed is None:
+                return current
+            op = changed
+            conn.execute(_UPDATE, (
+                op.status, op.start_time, op.end_time, op.percent_complete,
+                _json(op.properties), _json(op.error), op.etag, op.updated_at,
+                subscription_id, operation_key,
+            ))
+            return op
+
+        result: Operation = await self._write(lambda: self._transaction(body))
+        return result
+
+    async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(_SELECT, (subscription_id, operation_key)).fetchone()
+            if row is None:
+                return False
+            check(_from_row(row))
+            conn.execute(_DELETE, (subscription_id, operation_key))
+            return True
+
+        result: bool = await self._write(lambda: self._transaction(body))
+        return result
+

@@ -1,0 +1,106 @@
+"""Helpers shared by the tests: tokens, an in-process app, and a real server process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+from opstatus.auth import load_or_create_key, mint_token
+from opstatus.http.app import create_app
+from opstatus.settings import Settings
+from opstatus.stores.base import Store
+
+SUB_A = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
+SUB_B = "0c3a1f4e-2b7d-4e58-9a61-5d3b2c1e0f99"
+API_VERSION = "2025-07-01"
+
+
+def status_path(sub: str = SUB_A, op_id: str = "op1", location: str = "westus",
+                namespace: str = "Microsoft.Cache", api_version: str | None = API_VERSION) -> str:
+    path = f"/subscriptions/{sub}/providers/{namespace}/locations/{location}/operationsStatus/{op_id}"
+    return path + (f"?api-version={api_version}" if api_version is not None else "")
+
+
+def token(home: Path, role: str = "Owner", scope: str = "/", subject: str = "alice",
+          expires_in: int = 3600) -> str:
+    return mint_token(load_or_create_key(home), subject, [(role, scope)], expires_in)
+
+
+def bearer(home: Path, role: str = "Owner", scope: str = "/", subject: str = "alice") -> dict:
+    return {"Authorization": f"Bearer {token(home, role, scope, subject)}"}
+
+
+@contextlib.asynccontextmanager
+async def app_client(home: Path, store: Store | None = None,
+                     **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app in-process (its lifespan run), reached through httpx.ASGITransport."""
+    app = create_app(Settings(home=home, **settings), store=store)  # type: ignore[arg-type]
+    inner = app.app
+    async with inner.router.lifespan_context(inner):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``opstatus serve`` as a user runs it, on a free loopback port."""
+
+    def __init__(self, home: Path, *extra: str) -> None:
+        self.home = home
+        self.extra = extra
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = home.parent / f"server-{self.port}.log"
+
+    def start(self) -> ServerProcess:
+        env = dict(os.environ, OPSTATUS_HOME=str(self.home))
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "opstatus", "serve", "--port", str(self.port),
+                 "--log-level", "warning", *self.extra],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing: what a crash looks like."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def token(self, role: str = "Owner", scope: str = "/", subject: str = "alice") -> str:
+        return token(self.home, role, scope, subject)
