@@ -177,8 +177,9 @@ class TokenVerifier:
         )
 
 
-def authorize(principal: Principal, action: str, subscription_id: str, scope: str,
-              arm_action: str) -> None:
+def authorize(
+    principal: Principal, action: str, subscription_id: str, scope: str, arm_action: str
+) -> None:
     """Raise ARM's 403 unless a role allows ``action``; the message never depends on data."""
     if not principal.can(action, subscription_id):
         raise NotAuthorized(

@@ -38,6 +38,7 @@ _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,127}\Z")
 MAX_MESSAGE_CHARS = 8192
 MAX_ERROR_DEPTH = 8
 
+
 def normalize_status(value: object, target: str = "status") -> str:
     """Terminal words and InProgress match case-insensitively; other words must be PascalCase.
 
@@ -196,8 +197,9 @@ def _additional_info(value: object, target: str) -> list[dict[str, Any]]:
 
 def _text(value: object, target: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     if not isinstance(value, str) or len(value) > limit:
-        raise InvalidInput(f"'{target}' must be a string of at most {limit} characters.",
-                           target=target)
+        raise InvalidInput(
+            f"'{target}' must be a string of at most {limit} characters.", target=target
+        )
     if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
         raise InvalidInput(f"'{target}' must not contain control characters.", target=target)
     return value
@@ -312,28 +314,22 @@ def _check_error_matches_status(status: str, error: dict[str, Any] | None) -> No
         )
 
 
-def apply_update(current: Operation, update: OperationUpdate, now: str) -> Operation | None:
-    """The one place that decides whether a change is allowed.
-
-    Returns the new operation, or ``None`` when the update changes nothing (a replay),
-    so that retries of an already-applied terminal update answer 200 instead of 409.
-    """
-    status = update.status or current.status
+def _changed_fields(current: Operation, update: OperationUpdate, status: str) -> dict[str, Any]:
+    """The fields ``update`` really changes; raises if progress would go down."""
     changes: dict[str, Any] = {}
     if status != current.status:
         changes["status"] = status
-    if update.percent_complete is not None and update.percent_complete != current.percent_complete:
-        if (
-            current.percent_complete is not None
-            and update.percent_complete < current.percent_complete
-            and not update.reset_progress
-        ):
+    percent = update.percent_complete
+    if percent is not None and percent != current.percent_complete:
+        previous = current.percent_complete
+        regression = previous is not None and percent < previous and not update.reset_progress
+        if regression and not current.terminal:  # a terminal operation gets the 409 for that
             raise ProgressRegression(
-                f"percentComplete cannot go down from {current.percent_complete:g} to "
-                f"{update.percent_complete:g} unless 'resetProgress' is true.",
+                f"percentComplete cannot go down from {previous:g} to {percent:g} unless "
+                "'resetProgress' is true.",
                 target="percentComplete",
             )
-        changes["percent_complete"] = update.percent_complete
+        changes["percent_complete"] = percent
     if update.properties is not None and update.properties != current.properties:
         changes["properties"] = update.properties
     if update.error is not None:
@@ -342,6 +338,17 @@ def apply_update(current: Operation, update: OperationUpdate, now: str) -> Opera
             changes["error"] = update.error
     if update.end_time is not None and update.end_time != current.end_time:
         changes["end_time"] = update.end_time
+    return changes
+
+
+def apply_update(current: Operation, update: OperationUpdate, now: str) -> Operation | None:
+    """The one place that decides whether a change is allowed.
+
+    Returns the new operation, or ``None`` when the update changes nothing (a replay),
+    so that retries of an already-applied terminal update answer 200 instead of 409.
+    """
+    status = update.status or current.status
+    changes = _changed_fields(current, update, status)
     if not changes:
         return None
     if current.terminal:
@@ -351,12 +358,10 @@ def apply_update(current: Operation, update: OperationUpdate, now: str) -> Opera
         )
     if is_terminal(status):
         changes.setdefault("end_time", now)
-        if "error" not in changes:
-            changes["error"] = current.error or default_error(status)
-        _check_error_matches_status(status, changes["error"])
+        changes.setdefault("error", default_error(status))
         if status == SUCCEEDED:
             changes["percent_complete"] = 100.0
-    elif current.end_time is None and "end_time" in changes:
+    elif "end_time" in changes:
         raise InvalidInput("'endTime' may only be set with a terminal status.", target="endTime")
     return current.evolve(**changes, etag=new_etag(), updated_at=now)
 

@@ -26,11 +26,29 @@ ErrorShape = Literal["nested", "flat"]
 #: Every api-version Microsoft.Cache (Redis Enterprise) publishes with operationsStatus,
 #: stable and preview, including the older preview layout's.
 MICROSOFT_CACHE_API_VERSIONS = (
-    "2020-10-01-preview", "2021-02-01-preview", "2021-03-01", "2021-08-01", "2022-01-01",
-    "2022-07-01-preview", "2022-08-01-preview", "2022-11-01-preview", "2023-03-01-preview",
-    "2023-07-01", "2023-08-01-preview", "2023-10-01-preview", "2023-11-01", "2024-02-01",
-    "2024-03-01-preview", "2024-06-01-preview", "2024-09-01-preview", "2024-10-01",
-    "2025-04-01", "2025-05-01-preview", "2025-07-01", "2025-08-01-preview", "2026-02-01-preview",
+    "2020-10-01-preview",
+    "2021-02-01-preview",
+    "2021-03-01",
+    "2021-08-01",
+    "2022-01-01",
+    "2022-07-01-preview",
+    "2022-08-01-preview",
+    "2022-11-01-preview",
+    "2023-03-01-preview",
+    "2023-07-01",
+    "2023-08-01-preview",
+    "2023-10-01-preview",
+    "2023-11-01",
+    "2024-02-01",
+    "2024-03-01-preview",
+    "2024-06-01-preview",
+    "2024-09-01-preview",
+    "2024-10-01",
+    "2025-04-01",
+    "2025-05-01-preview",
+    "2025-07-01",
+    "2025-08-01-preview",
+    "2026-02-01-preview",
 )
 
 
@@ -101,8 +119,10 @@ def _provider_from_table(entry: dict[str, object], where: str) -> Provider:
     shape = entry.get("error_shape", "flat")
     if not isinstance(namespace, str) or "." not in namespace:
         raise ValueError(f"{where}: 'namespace' must look like 'Company.Service'")
-    if not isinstance(versions, list) or not versions or not all(
-        isinstance(v, str) for v in versions
+    if (
+        not isinstance(versions, list)
+        or not versions
+        or not all(isinstance(v, str) for v in versions)
     ):
         raise ValueError(f"{where}: 'api_versions' must be a non-empty list of strings")
     if shape not in ("nested", "flat"):

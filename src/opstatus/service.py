@@ -12,7 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import OperationExists, OperationNotFound, PreconditionFailed
-from .models import Operation, OperationDraft, OperationUpdate, apply_update, now_text, operation_key
+from .models import (
+    Operation,
+    OperationDraft,
+    OperationUpdate,
+    apply_update,
+    now_text,
+    operation_key,
+)
 from .stores.base import Store
 
 
@@ -40,8 +47,8 @@ IfMatch = frozenset[str] | None
 def _check_if_match(op: Operation, if_match: IfMatch) -> None:
     if if_match is not None and "*" not in if_match and op.etag not in if_match:
         raise PreconditionFailed(
-            f"The operation's ETag does not match If-Match; it was changed since it was read. "
-            f"Read it again and retry.",
+            "The operation's ETag does not match If-Match; it was changed since it was read. "
+            "Read it again and retry.",
             target="If-Match",
         )
 
@@ -93,8 +100,9 @@ class OperationService:
         except OperationNotFound:
             return False
         if not deleted and if_match is not None:
-            raise PreconditionFailed("If-Match was given but the operation does not exist.",
-                                     target="If-Match")
+            raise PreconditionFailed(
+                "If-Match was given but the operation does not exist.", target="If-Match"
+            )
         return deleted
 
 

@@ -72,14 +72,20 @@ def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMidd
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.get_operation,
-                      methods=["GET"]),
-        CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.put_operation,
-                      methods=["PUT"]),
-        CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.patch_operation,
-                      methods=["PATCH"]),
-        CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.delete_operation,
-                      methods=["DELETE"]),
+        CaselessRoute(
+            f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.get_operation, methods=["GET"]
+        ),
+        CaselessRoute(
+            f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.put_operation, methods=["PUT"]
+        ),
+        CaselessRoute(
+            f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.patch_operation, methods=["PATCH"]
+        ),
+        CaselessRoute(
+            f"{ARM_BASE}/operationsStatus/{{operation_id}}",
+            arm.delete_operation,
+            methods=["DELETE"],
+        ),
         CaselessRoute(f"{ARM_BASE}/operationsStatus", arm.post_operation, methods=["POST"]),
     ]
     app = Starlette(

@@ -72,22 +72,38 @@ def if_match(request: Request) -> IfMatch:
     return frozenset(tags)
 
 
-def operation_response(ctx: AppContext, op: Operation, provider: Provider, status: int = 200,
-                       headers: dict[str, str] | None = None) -> Response:
+FULL_DETAIL = "opstatus-detail=full"
+
+
+def operation_response(
+    request: Request,
+    op: Operation,
+    provider: Provider,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    ctx: AppContext = request.app.state.ctx
     all_headers = {"ETag": f'"{op.etag}"'}
+    full = FULL_DETAIL in request.headers.get("prefer", "")
+    if full:
+        all_headers["Preference-Applied"] = FULL_DETAIL
     if not op.terminal:
         all_headers["Retry-After"] = str(ctx.settings.retry_after)
     if headers:
         all_headers.update(headers)
-    return Response(orjson.dumps(arm_body(op, provider.error_shape)), status_code=status,
-                    media_type="application/json", headers=all_headers)
+    return Response(
+        orjson.dumps(arm_body(op, provider.error_shape, full)),
+        status_code=status,
+        media_type="application/json",
+        headers=all_headers,
+    )
 
 
 async def get_operation(request: Request) -> Response:
     target = resolve(request, "read", "read")
     ctx: AppContext = request.app.state.ctx
     op = await ctx.service.get(target.ref)
-    return operation_response(ctx, op, target.provider)
+    return operation_response(request, op, target.provider)
 
 
 async def put_operation(request: Request) -> Response:
@@ -97,7 +113,7 @@ async def put_operation(request: Request) -> Response:
     ref = target.ref
     draft = parse_create(data, ref.subscription_id, ref.namespace, ref.location, ref.operation_id)
     op, created = await ctx.service.create(draft)
-    return operation_response(ctx, op, target.provider, 201 if created else 200)
+    return operation_response(request, op, target.provider, 201 if created else 200)
 
 
 async def post_operation(request: Request) -> Response:
@@ -106,11 +122,10 @@ async def post_operation(request: Request) -> Response:
     ctx: AppContext = request.app.state.ctx
     data = await read_json_object(request, ctx.settings.max_body_bytes)
     ref = target.ref
-    draft = parse_create(data, ref.subscription_id, ref.namespace, ref.location,
-                         new_operation_id())
+    draft = parse_create(data, ref.subscription_id, ref.namespace, ref.location, new_operation_id())
     op, _ = await ctx.service.create(draft)
     link = status_url(request, op, target.api_version)
-    return operation_response(ctx, op, target.provider, 201, {"Azure-AsyncOperation": link})
+    return operation_response(request, op, target.provider, 201, {"Azure-AsyncOperation": link})
 
 
 async def patch_operation(request: Request) -> Response:
@@ -118,7 +133,7 @@ async def patch_operation(request: Request) -> Response:
     ctx: AppContext = request.app.state.ctx
     data = await read_json_object(request, ctx.settings.max_body_bytes)
     op = await ctx.service.update(target.ref, parse_update(data), if_match(request))
-    return operation_response(ctx, op, target.provider)
+    return operation_response(request, op, target.provider)
 
 
 async def delete_operation(request: Request) -> Response:

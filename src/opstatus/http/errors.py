@@ -53,13 +53,22 @@ def status_of(exc: errors.OpstatusError) -> int:
     return 500
 
 
-def error_response(status: int, code: str, message: str, target: str | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    target: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     detail: dict[str, Any] = {"code": code, "message": message}
     if target:
         detail["target"] = target
-    return Response(orjson.dumps({"error": detail}), status_code=status,
-                    media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps({"error": detail}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 async def handle_opstatus_error(request: Request, exc: Exception) -> Response:
@@ -84,7 +93,8 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         allow = (exc.headers or {}).get("Allow", "")
         return error_response(
-            405, "MethodNotAllowed",
+            405,
+            "MethodNotAllowed",
             f"The HTTP method '{request.method}' is not supported for this resource.",
             headers={"Allow": allow} if allow else None,
         )
@@ -95,5 +105,8 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "InternalServerError",
-                          "The server encountered an internal error. Please retry the request.")
+    return error_response(
+        500,
+        "InternalServerError",
+        "The server encountered an internal error. Please retry the request.",
+    )

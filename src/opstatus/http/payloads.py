@@ -80,8 +80,9 @@ def _properties(value: object) -> dict[str, Any]:
     return value
 
 
-def parse_create(data: dict[str, Any], subscription_id: str, namespace: str, location: str,
-                 operation_id: str) -> OperationDraft:
+def parse_create(
+    data: dict[str, Any], subscription_id: str, namespace: str, location: str, operation_id: str
+) -> OperationDraft:
     _check_fields(data, CREATE_FIELDS)
     return OperationDraft(
         subscription_id=subscription_id,

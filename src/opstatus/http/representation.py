@@ -15,21 +15,23 @@ def resource_id(op: Operation) -> str:
     )
 
 
-def arm_body(op: Operation, shape: ErrorShape) -> dict[str, Any]:
-    """Keys in the order of the published example; absent values are left out, not null."""
+def arm_body(op: Operation, shape: ErrorShape, full: bool = False) -> dict[str, Any]:
+    """Keys in the order of the published example; absent values are left out, not null.
+
+    The nested (swagger) shape carries only the swagger's keys, unless the caller asked for
+    ``full`` detail (opstatus's own clients do, to show progress).
+    """
     body: dict[str, Any] = {"id": resource_id(op), "name": op.operation_id}
     if op.start_time is not None:
         body["startTime"] = op.start_time
     if op.end_time is not None:
         body["endTime"] = op.end_time
     body["status"] = op.status
-    if shape == "flat":
+    if shape == "flat" or full:
         if op.percent_complete is not None:
             body["percentComplete"] = op.percent_complete
         if op.properties is not None and op.status == SUCCEEDED:
             body["properties"] = op.properties
-        if op.error is not None:
-            body["error"] = op.error
-    elif op.error is not None:
-        body["error"] = {"error": op.error}
+    if op.error is not None:
+        body["error"] = op.error if shape == "flat" else {"error": op.error}
     return body

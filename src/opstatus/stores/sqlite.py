@@ -57,21 +57,43 @@ _UPDATE = (
 )
 _DELETE = "DELETE FROM operations WHERE subscription_id = ? AND operation_key = ?"
 
+
 def _to_row(op: Operation) -> tuple[Any, ...]:
     return (
-        op.subscription_id, op.key, op.operation_id, op.namespace, op.location, op.status,
-        op.start_time, op.end_time, op.percent_complete, _json(op.properties), _json(op.error),
-        op.etag, op.created_at, op.updated_at, op.create_digest,
+        op.subscription_id,
+        op.key,
+        op.operation_id,
+        op.namespace,
+        op.location,
+        op.status,
+        op.start_time,
+        op.end_time,
+        op.percent_complete,
+        _json(op.properties),
+        _json(op.error),
+        op.etag,
+        op.created_at,
+        op.updated_at,
+        op.create_digest,
     )
 
 
 def _from_row(row: tuple[Any, ...]) -> Operation:
     return Operation(
-        subscription_id=row[0], operation_id=row[2], namespace=row[3], location=row[4],
-        status=row[5], start_time=row[6], end_time=row[7], percent_complete=row[8],
+        subscription_id=row[0],
+        operation_id=row[2],
+        namespace=row[3],
+        location=row[4],
+        status=row[5],
+        start_time=row[6],
+        end_time=row[7],
+        percent_complete=row[8],
         properties=orjson.loads(row[9]) if row[9] is not None else None,
         error=orjson.loads(row[10]) if row[10] is not None else None,
-        etag=row[11], created_at=row[12], updated_at=row[13], create_digest=row[14],
+        etag=row[11],
+        created_at=row[12],
+        updated_at=row[13],
+        create_digest=row[14],
     )
 
 
@@ -87,8 +109,9 @@ class SQLiteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opstatus-sqlite")
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=10.0)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=10000")
@@ -182,11 +205,21 @@ class SQLiteStore:
             if changed is None:
                 return current
             op = changed
-            conn.execute(_UPDATE, (
-                op.status, op.start_time, op.end_time, op.percent_complete,
-                _json(op.properties), _json(op.error), op.etag, op.updated_at,
-                subscription_id, operation_key,
-            ))
+            conn.execute(
+                _UPDATE,
+                (
+                    op.status,
+                    op.start_time,
+                    op.end_time,
+                    op.percent_complete,
+                    _json(op.properties),
+                    _json(op.error),
+                    op.etag,
+                    op.updated_at,
+                    subscription_id,
+                    operation_key,
+                ),
+            )
             return op
 
         result: Operation = await self._write(lambda: self._transaction(body))
@@ -203,4 +236,3 @@ class SQLiteStore:
 
         result: bool = await self._write(lambda: self._transaction(body))
         return result
-
