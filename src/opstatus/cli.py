@@ -277,7 +277,7 @@ def print_status(status: OperationStatus, output: str) -> None:
     if status.percent_complete is not None:
         rows.append(("Percent Complete", f"{status.percent_complete:g}"))
     for label, value in rows:
-        click.echo(f"{label + ":":<18} {value}".rstrip())
+        click.echo(f"{label + ':':<18} {value}".rstrip())
 
 
 output_option = click.option(
@@ -386,7 +386,7 @@ def create(
             _fail(exc)
         print_status(created, output)
         if output == "text":
-            click.echo(f"{"Status URL:":<18} {created.url}")
+            click.echo(f"{'Status URL:':<18} {created.url}")
 
 
 @main.command()
