@@ -1,0 +1,496 @@
+"""The Store contract (``opstatus.stores.base.Store``), run over every backend.
+
+Every backend must pass every test here; that is what keeps the in-memory store from drifting
+from the real ones. To add a backend, add an entry to ``BACKENDS``: a factory that, given the
+test's ``tmp_path``, returns a callable building a new (not yet opened) store. Backends whose
+data outlives one store instance, and is shared by instances as by separate processes, are
+marked ``persistent`` and also run the reopen and two-instance tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from opstatus.errors import (
+    OperationNotFound,
+    PreconditionFailed,
+    ProgressRegression,
+    TerminalStatusFinal,
+)
+from opstatus.models import (
+    CANCELED,
+    FAILED,
+    IN_PROGRESS,
+    SUCCEEDED,
+    Operation,
+    OperationUpdate,
+    default_error,
+    operation_key,
+)
+from opstatus.service import OperationRef, OperationService
+from opstatus.stores import MemoryStore, SQLiteStore
+from opstatus.stores.base import Store
+
+pytestmark = pytest.mark.anyio
+
+SUB_A = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
+SUB_B = "0c3a1f4e-2b7d-4e58-9a61-5d3b2c1e0f99"
+NAMESPACE = "Microsoft.Cache"
+LOCATION = "westus"
+T0 = "2024-05-01T10:00:00.000Z"
+T1 = "2024-05-01T10:05:00.123Z"
+
+
+@dataclass(frozen=True)
+class Backend:
+    #: Given tmp_path, a callable that builds a new store on the same backing data.
+    factory: Callable[[Path], Callable[[], Store]]
+    #: Data outlives a store instance and is shared between instances (as between processes).
+    persistent: bool
+
+
+BACKENDS: dict[str, Backend] = {
+    "memory": Backend(factory=lambda tmp_path: MemoryStore, persistent=False),
+    "sqlite": Backend(
+        factory=lambda tmp_path: functools.partial(SQLiteStore, tmp_path / "db" / "ops.sqlite"),
+        persistent=True,
+    ),
+    # "postgresql": Backend(factory=..., persistent=True),
+}
+PERSISTENT = [name for name, backend in BACKENDS.items() if backend.persistent]
+
+
+@pytest.fixture(params=list(BACKENDS))
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    return BACKENDS[request.param].factory(tmp_path)
+
+
+@contextlib.asynccontextmanager
+async def opened(make: Callable[[], Store]) -> AsyncIterator[Store]:
+    store = make()
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def store(make_store: Callable[[], Store]) -> AsyncIterator[Store]:
+    async with opened(make_store) as s:
+        yield s
+
+
+def make_op(
+    operation_id: str = "op-1",
+    subscription_id: str = SUB_A,
+    status: str = IN_PROGRESS,
+    **fields: object,
+) -> Operation:
+    values: dict[str, object] = {
+        "namespace": NAMESPACE,
+        "location": LOCATION,
+        "start_time": T0,
+        "created_at": T0,
+        "updated_at": T0,
+        "create_digest": "digest-" + operation_key(operation_id),
+    }
+    values.update(fields)
+    return Operation(
+        subscription_id=subscription_id,
+        operation_id=operation_id,
+        status=status,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def ref(op: Operation) -> OperationRef:
+    return OperationRef(op.subscription_id, op.namespace, op.location, op.operation_id)
+
+
+def fail_if_called(current: Operation) -> None:
+    raise AssertionError(f"must not be called, got {current!r}")
+
+
+# --- create ------------------------------------------------------------------------------
+
+
+async def test_create_then_create_again_returns_existing(store: Store) -> None:
+    first = make_op(percent_complete=10.0)
+    stored, created = await store.create(first)
+    assert created is True
+    assert stored == first
+
+    second = make_op(percent_complete=90.0, create_digest="other")
+    assert second.etag != first.etag
+    again, created_again = await store.create(second)
+    assert created_again is False
+    assert again == first
+    assert await store.get(SUB_A, first.key) == first
+
+
+async def test_key_is_case_insensitive_on_operation_id(store: Store) -> None:
+    op = make_op("Op-MixedCase")
+    await store.create(op)
+
+    for spelling in ("Op-MixedCase", "op-mixedcase", "OP-MIXEDCASE"):
+        got = await store.get(SUB_A, operation_key(spelling))
+        assert got == op
+        assert got is not None and got.operation_id == "Op-MixedCase"  # spelling preserved
+
+    existing, created = await store.create(make_op("OP-MIXEDCASE"))
+    assert created is False
+    assert existing.operation_id == "Op-MixedCase"
+
+
+async def test_same_operation_id_in_two_subscriptions_is_two_operations(store: Store) -> None:
+    in_a = make_op("shared-id", SUB_A, properties={"owner": "a"})
+    in_b = make_op("shared-id", SUB_B, properties={"owner": "b"})
+    assert (await store.create(in_a))[1] is True
+    assert (await store.create(in_b))[1] is True
+
+    assert await store.get(SUB_A, "shared-id") == in_a
+    assert await store.get(SUB_B, "shared-id") == in_b
+
+    # Changing or deleting one leaves the other alone.
+    await store.update(SUB_A, "shared-id", lambda cur: cur.evolve(status=SUCCEEDED))
+    assert (await store.get(SUB_B, "shared-id")).status == IN_PROGRESS  # type: ignore[union-attr]
+    assert await store.delete(SUB_B, "shared-id", lambda cur: None) is True
+    assert await store.get(SUB_B, "shared-id") is None
+    got_a = await store.get(SUB_A, "shared-id")
+    assert got_a is not None and got_a.status == SUCCEEDED
+
+
+async def test_racing_creates_exactly_one_is_told_it_created(store: Store) -> None:
+    candidates = [make_op("raced", properties={"n": i}) for i in range(20)]
+    results = await asyncio.gather(*(store.create(op) for op in candidates))
+
+    winners = [op for op, created in results if created]
+    assert len(winners) == 1
+    assert all(op == winners[0] for op, _ in results)
+    assert await store.get(SUB_A, "raced") == winners[0]
+
+
+# --- get ---------------------------------------------------------------------------------
+
+
+async def test_get_missing_returns_none(store: Store) -> None:
+    assert await store.get(SUB_A, "nope") is None
+    await store.create(make_op("present"))
+    assert await store.get(SUB_A, "nope") is None
+    assert await store.get(SUB_B, "present") is None
+
+
+# --- update ------------------------------------------------------------------------------
+
+
+async def test_update_applies_change_and_returns_stored_result(store: Store) -> None:
+    op = make_op(percent_complete=10.0)
+    await store.create(op)
+    seen: list[Operation] = []
+
+    def change(current: Operation) -> Operation:
+        seen.append(current)
+        return current.evolve(percent_complete=55.5, etag="etag-2", updated_at=T1)
+
+    result = await store.update(SUB_A, op.key, change)
+    assert seen == [op]  # called once, with the current operation
+    assert result == op.evolve(percent_complete=55.5, etag="etag-2", updated_at=T1)
+    assert await store.get(SUB_A, op.key) == result
+
+
+async def test_update_with_none_change_returns_current_without_writing(store: Store) -> None:
+    op = make_op(percent_complete=10.0)
+    await store.create(op)
+
+    result = await store.update(SUB_A, op.key, lambda current: None)
+    assert result == op
+    stored = await store.get(SUB_A, op.key)
+    assert stored == op
+    assert stored is not None and stored.etag == op.etag and stored.updated_at == T0
+
+
+async def test_update_missing_raises_operation_not_found(store: Store) -> None:
+    with pytest.raises(OperationNotFound):
+        await store.update(SUB_A, "missing", fail_if_called)
+    await store.create(make_op("elsewhere", SUB_B))
+    with pytest.raises(OperationNotFound):
+        await store.update(SUB_A, "elsewhere", fail_if_called)
+    assert await store.get(SUB_A, "elsewhere") is None
+
+
+async def test_domain_error_inside_change_aborts_without_writing(store: Store) -> None:
+    op = make_op(percent_complete=40.0)
+    await store.create(op)
+    raised = ProgressRegression("no going back", target="percentComplete")
+
+    def change(current: Operation) -> Operation:
+        current.evolve(percent_complete=5.0)  # a change was being built ...
+        raise raised  # ... then refused
+
+    with pytest.raises(ProgressRegression) as info:
+        await store.update(SUB_A, op.key, change)
+    assert info.value is raised  # reaches the caller unchanged
+    assert await store.get(SUB_A, op.key) == op
+
+    # The aborted change left the store usable (e.g. no transaction left open).
+    result = await store.update(SUB_A, op.key, lambda cur: cur.evolve(percent_complete=60.0))
+    assert result.percent_complete == 60.0
+    assert await store.get(SUB_A, op.key) == result
+
+
+async def test_concurrent_updates_lose_nothing(store: Store) -> None:
+    op = make_op(properties={"count": 0})
+    await store.create(op)
+
+    def increment(current: Operation) -> Operation:
+        assert current.properties is not None
+        return current.evolve(properties={"count": current.properties["count"] + 1})
+
+    await asyncio.gather(*(store.update(SUB_A, op.key, increment) for _ in range(50)))
+    stored = await store.get(SUB_A, op.key)
+    assert stored is not None and stored.properties == {"count": 50}
+
+
+# --- delete ------------------------------------------------------------------------------
+
+
+async def test_delete_when_check_passes(store: Store) -> None:
+    op = make_op()
+    await store.create(op)
+    checked: list[Operation] = []
+
+    assert await store.delete(SUB_A, operation_key("OP-1"), checked.append) is True
+    assert checked == [op]
+    assert await store.get(SUB_A, op.key) is None
+    # The key is free again.
+    assert (await store.create(make_op()))[1] is True
+
+
+async def test_delete_when_check_raises_keeps_the_operation(store: Store) -> None:
+    op = make_op()
+    await store.create(op)
+    raised = PreconditionFailed("etag mismatch", target="If-Match")
+
+    def check(current: Operation) -> None:
+        raise raised
+
+    with pytest.raises(PreconditionFailed) as info:
+        await store.delete(SUB_A, op.key, check)
+    assert info.value is raised
+    assert await store.get(SUB_A, op.key) == op
+    # Still usable afterwards.
+    assert await store.delete(SUB_A, op.key, lambda cur: None) is True
+
+
+async def test_delete_missing_returns_false_without_check(store: Store) -> None:
+    assert await store.delete(SUB_A, "missing", fail_if_called) is False
+    await store.create(make_op("only-in-b", SUB_B))
+    assert await store.delete(SUB_A, "only-in-b", fail_if_called) is False
+    assert await store.get(SUB_B, "only-in-b") is not None
+
+
+# --- round trip --------------------------------------------------------------------------
+
+FULL_ERROR = {
+    "code": "ResourceQuotaExceeded",
+    "message": "Le quota est dépassé: 東京 🚀 \"quoted\" \n line two",
+    "target": "properties.sku",
+    "details": [
+        {
+            "code": "Inner",
+            "message": "inner",
+            "details": [{"code": "Innermost", "message": ""}],
+            "additionalInfo": [{"type": "Deep", "info": {"k": [1, 2.5, None]}}],
+        }
+    ],
+    "additionalInfo": [
+        {"type": "PolicyViolation", "info": {"policy": "p1", "nested": {"a": [True, False]}}},
+        {"type": "Empty", "info": {}},
+    ],
+}
+FULL_PROPERTIES = {
+    "name": "Zürich – 東京 – 🚀",
+    "count": 3,
+    "big": 2**53 + 1,
+    "negative": -7,
+    "ratio": 0.1,
+    "whole_float": 1.0,
+    "flag": True,
+    "nothing": None,
+    "empty_list": [],
+    "empty_object": {},
+    "nested": {"list": [1, "two", None, {"three": 3.25}], "sql": "x' OR '1'='1"},
+}
+
+
+async def test_round_trip_of_every_field(store: Store) -> None:
+    op = Operation(
+        subscription_id=SUB_A,
+        operation_id="Round-Trip_1",
+        namespace="Microsoft.Cache",
+        location="westus2",
+        status=FAILED,
+        start_time="2017-01-01T13:13:13.933Z",
+        end_time="2017-01-01T14:00:00.001Z",
+        percent_complete=33.333333333333336,
+        properties=FULL_PROPERTIES,
+        error=FULL_ERROR,
+        etag="0123456789abcdef",
+        created_at="2017-01-01T13:13:14.000Z",
+        updated_at="2017-01-01T14:00:00.002Z",
+        create_digest="d" * 32,
+    )
+    await store.create(op)
+    got = await store.get(SUB_A, "round-trip_1")
+    assert got == op
+    assert got is not None
+    assert isinstance(got.percent_complete, float)
+    assert got.properties is not None
+    assert isinstance(got.properties["whole_float"], float)
+    assert isinstance(got.properties["count"], int)
+    assert got.properties["big"] == 2**53 + 1
+
+
+async def test_round_trip_of_none_fields_and_custom_status(store: Store) -> None:
+    op = make_op("sparse", status="Provisioning", start_time=None)
+    assert op.end_time is None and op.percent_complete is None
+    assert op.properties is None and op.error is None
+    await store.create(op)
+    assert await store.get(SUB_A, "sparse") == op
+
+
+async def test_round_trip_through_update(store: Store) -> None:
+    op = make_op("via-update", percent_complete=12.5, properties={"a": 1})
+    await store.create(op)
+    changed = op.evolve(
+        status=CANCELED,
+        start_time="2024-05-01T09:59:59.999Z",
+        end_time=T1,
+        percent_complete=99.99,
+        properties=FULL_PROPERTIES,
+        error=FULL_ERROR,
+        etag="feedfacecafebeef",
+        updated_at=T1,
+    )
+    assert await store.update(SUB_A, op.key, lambda cur: changed) == changed
+    assert await store.get(SUB_A, op.key) == changed
+
+    # And back to empty values: None must replace stored values, not be ignored.
+    cleared = changed.evolve(
+        status=IN_PROGRESS, end_time=None, percent_complete=None, properties=None, error=None
+    )
+    assert await store.update(SUB_A, op.key, lambda cur: cleared) == cleared
+    assert await store.get(SUB_A, op.key) == cleared
+
+
+# --- persistence (persistent backends only) ----------------------------------------------
+
+
+@pytest.mark.parametrize("make_store", PERSISTENT, indirect=True)
+async def test_data_survives_close_and_reopen(make_store: Callable[[], Store]) -> None:
+    op = make_op("durable", properties=FULL_PROPERTIES)
+    deleted = make_op("deleted")
+    async with opened(make_store) as first:
+        await first.create(op)
+        await first.create(deleted)
+        updated = await first.update(
+            SUB_A, op.key, lambda cur: cur.evolve(status=FAILED, error=FULL_ERROR, etag="e2")
+        )
+        assert await first.delete(SUB_A, deleted.key, lambda cur: None) is True
+
+    async with opened(make_store) as second:
+        assert await second.get(SUB_A, "durable") == updated
+        assert await second.get(SUB_A, "deleted") is None
+        _, created = await second.create(make_op("durable"))
+        assert created is False
+
+
+# --- concurrency through the service -----------------------------------------------------
+
+TERMINALS = (SUCCEEDED, FAILED, CANCELED)
+
+
+def terminal_update(i: int) -> OperationUpdate:
+    """Task i's update: a terminal status, with content unique to the task."""
+    status = TERMINALS[i % 3]
+    error = {"code": f"Task{i}Failed", "message": f"task {i}"} if status == FAILED else None
+    return OperationUpdate(status=status, properties={"task": i}, error=error)
+
+
+async def race_terminal_updates(services: list[OperationService]) -> Operation:
+    """50 tasks race different terminal updates; returns the winner's result."""
+    op = make_op("contested", percent_complete=10.0, properties={"task": None})
+    created, _ = await services[0].store.create(op)
+    target = ref(created)
+
+    results = await asyncio.gather(
+        *(
+            services[i % len(services)].update(target, terminal_update(i))
+            for i in range(50)
+        ),
+        return_exceptions=True,
+    )
+
+    winners = [r for r in results if isinstance(r, Operation)]
+    losers = [r for r in results if not isinstance(r, Operation)]
+    assert len(winners) == 1, results
+    assert len(losers) == 49
+    assert all(isinstance(r, TerminalStatusFinal) for r in losers), losers
+
+    winner = winners[0]
+    i = winner.properties["task"]  # type: ignore[index]
+    assert results[i] is winner
+    assert winner.status == TERMINALS[i % 3]
+    assert winner.etag != created.etag
+    for service in services:
+        assert await service.store.get(SUB_A, op.key) == winner
+    return winner
+
+
+def assert_consistent_terminal(op: Operation) -> None:
+    i = op.properties["task"]  # type: ignore[index]
+    assert op.end_time is not None
+    if op.status == SUCCEEDED:
+        assert op.percent_complete == 100.0
+        assert op.error is None
+    else:
+        assert op.percent_complete == 10.0
+        if op.status == FAILED:
+            assert op.error == {"code": f"Task{i}Failed", "message": f"task {i}"}
+        else:
+            assert op.error == default_error(CANCELED)
+
+
+async def test_racing_terminal_updates_exactly_one_wins(store: Store) -> None:
+    winner = await race_terminal_updates([OperationService(store)])
+    assert_consistent_terminal(winner)
+
+
+@pytest.mark.parametrize("make_store", PERSISTENT, indirect=True)
+async def test_two_store_instances_race_terminal_updates(
+    make_store: Callable[[], Store],
+) -> None:
+    """Two instances on the same data, as two server processes: still exactly one winner."""
+    async with opened(make_store) as one, opened(make_store) as two:
+        winner = await race_terminal_updates([OperationService(one), OperationService(two)])
+        assert_consistent_terminal(winner)
+
+
+@pytest.mark.parametrize("make_store", PERSISTENT, indirect=True)
+async def test_two_store_instances_race_creates(make_store: Callable[[], Store]) -> None:
+    async with opened(make_store) as one, opened(make_store) as two:
+        stores = (one, two)
+        results = await asyncio.gather(
+            *(stores[i % 2].create(make_op("raced", properties={"n": i})) for i in range(20))
+        )
+        winners = [op for op, created in results if created]
+        assert len(winners) == 1
+        assert all(op == winners[0] for op, _ in results)
