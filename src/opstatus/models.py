@@ -278,6 +278,10 @@ class OperationDraft:
     def to_operation(self, now: str) -> Operation:
         _check_error_matches_status(self.status, self.error)
         terminal = is_terminal(self.status)
+        if self.end_time is not None and not terminal:
+            raise InvalidInput(
+                "'endTime' may only be set with a terminal status.", target="endTime"
+            )
         return Operation(
             subscription_id=self.subscription_id,
             operation_id=self.operation_id,

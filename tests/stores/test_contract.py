@@ -301,7 +301,7 @@ async def test_delete_missing_returns_false_without_check(store: Store) -> None:
 
 FULL_ERROR = {
     "code": "ResourceQuotaExceeded",
-    "message": "Le quota est dépassé: 東京 🚀 \"quoted\" \n line two",
+    "message": 'Le quota est dépassé: 東京 🚀 "quoted" \n line two',
     "target": "properties.sku",
     "details": [
         {
@@ -357,6 +357,16 @@ async def test_round_trip_of_every_field(store: Store) -> None:
     assert isinstance(got.properties["whole_float"], float)
     assert isinstance(got.properties["count"], int)
     assert got.properties["big"] == 2**53 + 1
+
+
+@pytest.mark.parametrize("percent", [0.0, 50.0, 100.0, 0.1, 99.99])
+async def test_round_trip_of_percent_stays_float(store: Store, percent: float) -> None:
+    op = make_op("pct", percent_complete=percent)
+    await store.create(op)
+    got = await store.get(SUB_A, "pct")
+    assert got is not None
+    assert got.percent_complete == percent
+    assert type(got.percent_complete) is float  # 100.0, not 100, reaches the JSON
 
 
 async def test_round_trip_of_none_fields_and_custom_status(store: Store) -> None:
@@ -432,10 +442,7 @@ async def race_terminal_updates(services: list[OperationService]) -> Operation:
     target = ref(created)
 
     results = await asyncio.gather(
-        *(
-            services[i % len(services)].update(target, terminal_update(i))
-            for i in range(50)
-        ),
+        *(services[i % len(services)].update(target, terminal_update(i)) for i in range(50)),
         return_exceptions=True,
     )
 
