@@ -24,14 +24,26 @@ SUB_B = "0c3a1f4e-2b7d-4e58-9a61-5d3b2c1e0f99"
 API_VERSION = "2025-07-01"
 
 
-def status_path(sub: str = SUB_A, op_id: str = "op1", location: str = "westus",
-                namespace: str = "Microsoft.Cache", api_version: str | None = API_VERSION) -> str:
-    path = f"/subscriptions/{sub}/providers/{namespace}/locations/{location}/operationsStatus/{op_id}"
+def status_path(
+    sub: str = SUB_A,
+    op_id: str = "op1",
+    location: str = "westus",
+    namespace: str = "Microsoft.Cache",
+    api_version: str | None = API_VERSION,
+) -> str:
+    path = (
+        f"/subscriptions/{sub}/providers/{namespace}/locations/{location}/operationsStatus/{op_id}"
+    )
     return path + (f"?api-version={api_version}" if api_version is not None else "")
 
 
-def token(home: Path, role: str = "Owner", scope: str = "/", subject: str = "alice",
-          expires_in: int = 3600) -> str:
+def token(
+    home: Path,
+    role: str = "Owner",
+    scope: str = "/",
+    subject: str = "alice",
+    expires_in: int = 3600,
+) -> str:
     return mint_token(load_or_create_key(home), subject, [(role, scope)], expires_in)
 
 
@@ -40,8 +52,9 @@ def bearer(home: Path, role: str = "Owner", scope: str = "/", subject: str = "al
 
 
 @contextlib.asynccontextmanager
-async def app_client(home: Path, store: Store | None = None,
-                     **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(
+    home: Path, store: Store | None = None, **settings: object
+) -> AsyncIterator[httpx.AsyncClient]:
     """The real app in-process (its lifespan run), reached through httpx.ASGITransport."""
     app = create_app(Settings(home=home, **settings), store=store)  # type: ignore[arg-type]
     inner = app.app
@@ -72,9 +85,20 @@ class ServerProcess:
         env = dict(os.environ, OPSTATUS_HOME=str(self.home))
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "opstatus", "serve", "--port", str(self.port),
-                 "--log-level", "warning", *self.extra],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "opstatus",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                    *self.extra,
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

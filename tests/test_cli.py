@@ -35,13 +35,26 @@ def run(server: ServerProcess):
 def test_token_is_signed_with_the_home_key_and_carries_roles(home: Path) -> None:
     result = CliRunner().invoke(
         main,
-        ["token", "--subject", "alice", "--role", "Contributor", "--scope",
-         f"/subscriptions/{SUB_A.upper()}", "--scope", f"/subscriptions/{SUB_B}",
-         "--expires-in", "120", "--home", str(home)],
+        [
+            "token",
+            "--subject",
+            "alice",
+            "--role",
+            "Contributor",
+            "--scope",
+            f"/subscriptions/{SUB_A.upper()}",
+            "--scope",
+            f"/subscriptions/{SUB_B}",
+            "--expires-in",
+            "120",
+            "--home",
+            str(home),
+        ],
     )
     assert result.exit_code == 0, result.output
-    claims = jwt.decode(result.output.strip(), load_key(home), algorithms=["HS256"],
-                        audience="opstatus")
+    claims = jwt.decode(
+        result.output.strip(), load_key(home), algorithms=["HS256"], audience="opstatus"
+    )
     assert claims["sub"] == "alice"
     assert claims["roles"] == [
         {"role": "Contributor", "scope": f"/subscriptions/{SUB_A}"},
@@ -54,8 +67,8 @@ def test_token_is_signed_with_the_home_key_and_carries_roles(home: Path) -> None
 @pytest.mark.parametrize("scope", ["/subscriptions/not-a-guid", "/resourceGroups/x"])
 def test_token_refuses_a_bad_scope(home: Path, scope: str) -> None:
     result = CliRunner().invoke(
-        main, ["token", "--subject", "a", "--role", "Reader", "--scope", scope,
-               "--home", str(home)])
+        main, ["token", "--subject", "a", "--role", "Reader", "--scope", scope, "--home", str(home)]
+    )
     assert result.exit_code == 2
     assert "scope" in result.output or "subscription" in result.output
 
@@ -76,8 +89,20 @@ def test_create_then_get_prints_the_published_data(run) -> None:
 
 
 def test_get_json_prints_the_arm_body_and_accepts_a_status_url(run, server) -> None:
-    run("create", "job-2", "-s", SUB_A, "-l", "westus", "--status", "Failed",
-        "--error-code", "DiskFull", "--error-message", "No space left.")
+    run(
+        "create",
+        "job-2",
+        "-s",
+        SUB_A,
+        "-l",
+        "westus",
+        "--status",
+        "Failed",
+        "--error-code",
+        "DiskFull",
+        "--error-message",
+        "No space left.",
+    )
     url = server.url + status_path(op_id="job-2")
     result = run("get", url, "--output", "json")
     assert result.exit_code == 0, result.output
@@ -104,17 +129,21 @@ def test_wait_exit_codes(run, server) -> None:
     def finish() -> None:
         time.sleep(0.5)
         headers = {"Authorization": f"Bearer {server.token()}"}
-        httpx.patch(server.url + status_path(op_id="ok"), json={"status": "Succeeded"},
-                    headers=headers)
-        httpx.patch(server.url + status_path(op_id="bad"), json={"status": "Canceled"},
-                    headers=headers)
+        httpx.patch(
+            server.url + status_path(op_id="ok"), json={"status": "Succeeded"}, headers=headers
+        )
+        httpx.patch(
+            server.url + status_path(op_id="bad"), json={"status": "Canceled"}, headers=headers
+        )
 
     thread = threading.Thread(target=finish)
     thread.start()
-    succeeded = run("wait", "ok", "-s", SUB_A, "-l", "westus", "--interval", "0.1",
-                    "--timeout", "20")
-    canceled = run("wait", "bad", "-s", SUB_A, "-l", "westus", "--interval", "0.1",
-                   "--timeout", "20")
+    succeeded = run(
+        "wait", "ok", "-s", SUB_A, "-l", "westus", "--interval", "0.1", "--timeout", "20"
+    )
+    canceled = run(
+        "wait", "bad", "-s", SUB_A, "-l", "westus", "--interval", "0.1", "--timeout", "20"
+    )
     thread.join()
     assert succeeded.exit_code == 0, succeeded.output
     assert "Status:            Succeeded" in succeeded.output
@@ -131,8 +160,9 @@ def test_update_reports_service_errors_with_exit_4(run, server) -> None:
     assert result.exit_code == 4
     assert "OperationAlreadyTerminal" in result.output
     reader = server.token("Reader", f"/subscriptions/{SUB_A}")
-    denied = run("update", "job-3", "-s", SUB_A, "-l", "westus", "--percent", "5",
-                 OPSTATUS_TOKEN=reader)
+    denied = run(
+        "update", "job-3", "-s", SUB_A, "-l", "westus", "--percent", "5", OPSTATUS_TOKEN=reader
+    )
     assert denied.exit_code == 4
     assert "AuthorizationFailed" in denied.output
 
@@ -158,6 +188,18 @@ def test_local_token_is_minted_from_the_home_key(server: ServerProcess) -> None:
 
 def test_unreachable_endpoint_exits_4() -> None:
     result = CliRunner().invoke(
-        main, ["get", "x", "-s", SUB_A, "-l", "westus", "--endpoint", "http://127.0.0.1:9",
-               "--token", "t"])
+        main,
+        [
+            "get",
+            "x",
+            "-s",
+            SUB_A,
+            "-l",
+            "westus",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+        ],
+    )
     assert result.exit_code == 4

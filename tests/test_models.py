@@ -403,7 +403,7 @@ def test_validate_error_depth_limit() -> None:
         ({"code": "X", "additionalInfo": [{"type": 1}]}, "error.additionalInfo[0]"),
         ({"code": "X", "additionalInfo": [{"info": []}]}, "error.additionalInfo[0]"),
         ({"code": "X", "additionalInfo": [{"type": "T", "x": 1}]}, "error.additionalInfo[0]"),
-        ({"code": "X", "severity": "high"}, "error"),
+        ({"code": "X", "severity": "high"}, "error.severity"),
     ],
 )
 def test_validate_error_refuses(error: object, target: str) -> None:

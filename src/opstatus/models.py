@@ -12,6 +12,7 @@ import hashlib
 import re
 import secrets
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,7 +152,8 @@ def validate_error(value: object, target: str = "error", depth: int = 0) -> dict
     allowed = {"code", "message", "target", "details", "additionalInfo"}
     for key in value:
         if key not in allowed:
-            raise InvalidInput(f"Unknown property '{target}.{_shorten(key)}'.", target=target)
+            where = f"{target}.{_shorten(key)}"
+            raise InvalidInput(f"Unknown property '{where}'.", target=where)
     code = value.get("code")
     if not isinstance(code, str) or not _ERROR_CODE.match(code):
         raise InvalidInput(
@@ -200,7 +202,7 @@ def _text(value: object, target: str, limit: int = MAX_MESSAGE_CHARS) -> str:
         raise InvalidInput(
             f"'{target}' must be a string of at most {limit} characters.", target=target
         )
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
         raise InvalidInput(f"'{target}' must not contain control characters.", target=target)
     return value
 

@@ -14,6 +14,7 @@ operation resource takes on the wire:
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -87,7 +88,7 @@ class ProviderRegistry:
     def __init__(self, providers: tuple[Provider, ...] = DEFAULT_PROVIDERS) -> None:
         self._by_name = {p.namespace.lower(): p for p in providers}
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Provider]:
         return iter(self._by_name.values())
 
     def lookup(self, namespace: str) -> Provider:
@@ -127,4 +128,4 @@ def _provider_from_table(entry: dict[str, object], where: str) -> Provider:
         raise ValueError(f"{where}: 'api_versions' must be a non-empty list of strings")
     if shape not in ("nested", "flat"):
         raise ValueError(f"{where}: 'error_shape' must be 'nested' or 'flat', got {shape!r}")
-    return Provider(namespace, tuple(versions), shape)  # type: ignore[arg-type]
+    return Provider(namespace, tuple(versions), shape)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -26,15 +26,33 @@ from .context import AppContext
 from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
 from .headers import ArmHeadersMiddleware
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 ARM_BASE = "/subscriptions/{subscription_id}/providers/{namespace}/locations/{location}"
 
 
 class CaselessRoute(Route):
     """ARM compares the literal segments of a URL case-insensitively, too."""
 
-    def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
-        super().__init__(path, endpoint, **kwargs)
+    def __init__(self, path: str, endpoint: Any) -> None:
+        # Every method reaches the endpoint, which answers 405 itself (see by_method).
+        super().__init__(path, endpoint, methods=ALL_METHODS)
         self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+
+
+def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
+    """One route per path, so a 405 can list every method the path allows in ``Allow``."""
+    if "GET" in handlers:
+        handlers = {**handlers, "HEAD": handlers["GET"]}
+    allow = ", ".join(sorted(handlers))
+
+    async def endpoint(request: Request) -> Response:
+        handler = handlers.get(request.method)
+        if handler is None:
+            raise HTTPException(405, headers={"Allow": allow})
+        return await handler(request)
+
+    return endpoint
 
 
 async def healthz(request: Request) -> Response:
@@ -70,23 +88,16 @@ def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMidd
         finally:
             await store.close()
 
+    status_item = {
+        "GET": arm.get_operation,
+        "PUT": arm.put_operation,
+        "PATCH": arm.patch_operation,
+        "DELETE": arm.delete_operation,
+    }
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        CaselessRoute(
-            f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.get_operation, methods=["GET"]
-        ),
-        CaselessRoute(
-            f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.put_operation, methods=["PUT"]
-        ),
-        CaselessRoute(
-            f"{ARM_BASE}/operationsStatus/{{operation_id}}", arm.patch_operation, methods=["PATCH"]
-        ),
-        CaselessRoute(
-            f"{ARM_BASE}/operationsStatus/{{operation_id}}",
-            arm.delete_operation,
-            methods=["DELETE"],
-        ),
-        CaselessRoute(f"{ARM_BASE}/operationsStatus", arm.post_operation, methods=["POST"]),
+        CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", by_method(status_item)),
+        CaselessRoute(f"{ARM_BASE}/operationsStatus", by_method({"POST": arm.post_operation})),
     ]
     app = Starlette(
         routes=routes,

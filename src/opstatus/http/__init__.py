@@ -1,0 +1,1 @@
+"""The HTTP layer: ARM resources over Starlette."""

@@ -1,0 +1,58 @@
+"""The codebase's own standards, checked like any other behaviour."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import opstatus
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(opstatus.__all__) == sorted(
+        [
+            "CANCELED",
+            "FAILED",
+            "IN_PROGRESS",
+            "SUCCEEDED",
+            "Client",
+            "ClientError",
+            "Operation",
+            "OperationStatus",
+            "WaitTimeout",
+        ]
+    )
+    for name in opstatus.__all__:
+        assert hasattr(opstatus, name)
+
+
+def test_every_package_folder_is_a_package() -> None:
+    """A folder without __init__.py installs from a checkout but not from `pip install .`."""
+    for folder in (ROOT / "src" / "opstatus").rglob("*"):
+        if folder.is_dir() and folder.name != "__pycache__":
+            assert (folder / "__init__.py").exists(), folder
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
+def test_ruff_is_clean() -> None:
+    result = subprocess.run(
+        ["ruff", "check", "src", "tests"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_mypy_strict_is_clean() -> None:
+    pytest.importorskip("mypy")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "src/opstatus"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
