@@ -244,6 +244,18 @@ class Operation:
     created_at: str = field(default_factory=now_text)
     updated_at: str = ""
     create_digest: str = ""
+    #: The HTTP status of the original request, for the classic form's HttpStatusCode.
+    http_status_code: int | None = None
+    #: A producer-set label to filter lists by (for example the kind of work).
+    kind: str | None = None
+    #: Whether the producer accepts cancel requests, and when one was made.
+    cancelable: bool = True
+    cancel_requested_at: str | None = None
+    #: A producer's lease: renewed by every update; when it lapses the producer is presumed lost.
+    lease_seconds: float | None = None
+    lease_expires_at: str | None = None
+    #: When retention removes the operation (set once it is terminal).
+    expires_at: str | None = None
 
     @property
     def key(self) -> str:

@@ -12,6 +12,7 @@ never wait for writers, and a primary-key lookup costs far less than a thread ho
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,79 +27,67 @@ from .base import Change, DeleteCheck
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
-    subscription_id  TEXT NOT NULL,
-    operation_key    TEXT NOT NULL,
-    operation_id     TEXT NOT NULL,
-    namespace        TEXT NOT NULL,
-    location         TEXT NOT NULL,
-    status           TEXT NOT NULL,
-    start_time       TEXT,
-    end_time         TEXT,
-    percent_complete REAL,
-    properties       TEXT,
-    error            TEXT,
-    etag             TEXT NOT NULL,
-    created_at       TEXT NOT NULL,
-    updated_at       TEXT NOT NULL,
-    create_digest    TEXT NOT NULL,
+    subscription_id     TEXT NOT NULL,
+    operation_key       TEXT NOT NULL,
+    operation_id        TEXT NOT NULL,
+    namespace           TEXT NOT NULL,
+    location            TEXT NOT NULL,
+    status              TEXT NOT NULL,
+    start_time          TEXT,
+    end_time            TEXT,
+    percent_complete    REAL,
+    properties          TEXT,
+    error               TEXT,
+    etag                TEXT NOT NULL,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL,
+    create_digest       TEXT NOT NULL,
+    http_status_code    INTEGER,
+    kind                TEXT,
+    cancelable          INTEGER NOT NULL DEFAULT 1,
+    cancel_requested_at TEXT,
+    lease_seconds       REAL,
+    lease_expires_at    TEXT,
+    expires_at          TEXT,
     PRIMARY KEY (subscription_id, operation_key)
 ) WITHOUT ROWID;
 """
-COLUMNS = (
-    "subscription_id, operation_key, operation_id, namespace, location, status, start_time, "
-    "end_time, percent_complete, properties, error, etag, created_at, updated_at, create_digest"
-)
+#: Operation fields in column order; ``operation_key`` is derived and stored beside them.
+FIELDS = tuple(f.name for f in dataclasses.fields(Operation))
+_JSON_FIELDS = frozenset({"properties", "error"})
+COLUMNS = ", ".join(("operation_key", *FIELDS))
 _SELECT = f"SELECT {COLUMNS} FROM operations WHERE subscription_id = ? AND operation_key = ?"
-_INSERT = f"INSERT INTO operations ({COLUMNS}) VALUES ({', '.join('?' * 15)})"
+_INSERT = f"INSERT INTO operations ({COLUMNS}) VALUES ({', '.join('?' * (len(FIELDS) + 1))})"
+_MUTABLE = tuple(f for f in FIELDS if f not in ("subscription_id", "operation_id"))
 _UPDATE = (
-    "UPDATE operations SET status = ?, start_time = ?, end_time = ?, percent_complete = ?, "
-    "properties = ?, error = ?, etag = ?, updated_at = ? "
+    f"UPDATE operations SET {', '.join(f'{f} = ?' for f in _MUTABLE)} "
     "WHERE subscription_id = ? AND operation_key = ?"
 )
 _DELETE = "DELETE FROM operations WHERE subscription_id = ? AND operation_key = ?"
 
 
+def _key(op: Operation) -> tuple[str, str]:
+    return op.subscription_id, op.key
+
+
+def _column(op: Operation, name: str) -> Any:
+    value = getattr(op, name)
+    if name in _JSON_FIELDS and value is not None:
+        return orjson.dumps(value).decode()
+    return value
+
+
 def _to_row(op: Operation) -> tuple[Any, ...]:
-    return (
-        op.subscription_id,
-        op.key,
-        op.operation_id,
-        op.namespace,
-        op.location,
-        op.status,
-        op.start_time,
-        op.end_time,
-        op.percent_complete,
-        _json(op.properties),
-        _json(op.error),
-        op.etag,
-        op.created_at,
-        op.updated_at,
-        op.create_digest,
-    )
+    return (op.key, *(_column(op, name) for name in FIELDS))
 
 
 def _from_row(row: tuple[Any, ...]) -> Operation:
-    return Operation(
-        subscription_id=row[0],
-        operation_id=row[2],
-        namespace=row[3],
-        location=row[4],
-        status=row[5],
-        start_time=row[6],
-        end_time=row[7],
-        percent_complete=row[8],
-        properties=orjson.loads(row[9]) if row[9] is not None else None,
-        error=orjson.loads(row[10]) if row[10] is not None else None,
-        etag=row[11],
-        created_at=row[12],
-        updated_at=row[13],
-        create_digest=row[14],
-    )
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+    values = dict(zip(FIELDS, row[1:], strict=True))
+    for name in _JSON_FIELDS:
+        if values[name] is not None:
+            values[name] = orjson.loads(values[name])
+    values["cancelable"] = bool(values["cancelable"])
+    return Operation(**values)
 
 
 class SQLiteStore:
@@ -205,21 +194,7 @@ class SQLiteStore:
             if changed is None:
                 return current
             op = changed
-            conn.execute(
-                _UPDATE,
-                (
-                    op.status,
-                    op.start_time,
-                    op.end_time,
-                    op.percent_complete,
-                    _json(op.properties),
-                    _json(op.error),
-                    op.etag,
-                    op.updated_at,
-                    subscription_id,
-                    operation_key,
-                ),
-            )
+            conn.execute(_UPDATE, (*(_column(op, f) for f in _MUTABLE), *_key(op)))
             return op
 
         result: Operation = await self._write(lambda: self._transaction(body))
