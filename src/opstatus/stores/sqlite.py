@@ -111,7 +111,6 @@ class SQLiteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         await self._write(self._open_writer)
         self._reader = self._connect()
-        self._reader.execute("PRAGMA query_only=1")
 
     def _open_writer(self) -> None:
         self._writer = self._connect()

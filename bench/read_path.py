@@ -1,0 +1,113 @@
+"""Status GET throughput and latency, with the two baselines measured in the same run.
+
+    python bench/read_path.py --ops 1000000 --seconds 10 --connections 64
+
+Seeds an SQLite store with --ops operations, then drives GETs of random ids with a valid
+bearer token on every request against: opstatus, a bare ASGI app returning a constant
+document, and the hand-written FastAPI + SQLAlchemy + pydantic endpoint on the same
+database. Prints a table of req/s, p50, p99 and the ratios; appends to
+bench/results/read_path.jsonl. Needs wrk (apt-get install wrk) and the bench extra
+(pip install -e ".[bench]").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import SUB, Load, record, seed_sqlite, server, uvicorn_args, wrk  # noqa: E402
+from opstatus.auth import load_or_create_key, mint_token  # noqa: E402
+
+PATH_FMT = (
+    f"/subscriptions/{SUB}/providers/Microsoft.Cache/locations/westus/operationsStatus/"
+    "op-%07d?api-version=2025-07-01"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--skip-handwritten", action="store_true")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="opstatus-bench-"))
+    db = home / "opstatus.db"
+    started = time.monotonic()
+    seed_sqlite(db, args.ops)
+    print(f"seeded {args.ops} operations in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    key = load_or_create_key(home)
+    token = mint_token(key, "bench", [("Reader", f"/subscriptions/{SUB}")], 24 * 3600)
+
+    def measure(name: str, argv: list[str], env: dict[str, str] | None = None) -> Load:
+        with server(argv, env, health="/healthz" if name == "opstatus" else "/") as url:
+            wrk(url, PATH_FMT, args.ops, token, 2, args.connections)  # warm-up
+            load = wrk(url, PATH_FMT, args.ops, token, args.seconds, args.connections)
+        print(f"  {name}: {load.rps:,.0f} req/s", file=sys.stderr)
+        return load
+
+    opstatus_argv = [
+        sys.executable,
+        "-m",
+        "opstatus",
+        "serve",
+        "--home",
+        str(home),
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ]
+    if args.workers > 1:
+        opstatus_argv += ["--workers", str(args.workers)]
+    results: dict[str, Load] = {
+        "bare ASGI": measure("bare", uvicorn_args("bench.baselines.bare:app", args.workers)),
+        "opstatus": measure("opstatus", opstatus_argv),
+    }
+    if not args.skip_handwritten:
+        env = {"BENCH_DB_URL": f"sqlite:///{db}", "BENCH_KEY_HEX": key.hex()}
+        results["hand-written"] = measure(
+            "handwritten", uvicorn_args("bench.baselines.handwritten:app", args.workers), env
+        )
+    report(results, args)
+
+
+def report(results: dict[str, Load], args: argparse.Namespace) -> None:
+    bare = results["bare ASGI"].rps
+    hand = results.get("hand-written")
+    print(
+        f"\nstatus GET, sqlite, {args.ops:,} operations, c={args.connections}, "
+        f"workers={args.workers}, {args.seconds}s"
+    )
+    print(
+        f"{'server':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'x bare':>8}{'x hand':>8}"
+    )
+    for name, load in results.items():
+        vs_hand = f"{load.rps / hand.rps:8.2f}" if hand else f"{'-':>8}"
+        print(
+            f"{name:<14}{load.rps:>10,.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
+            f"{load.errors + load.non2xx:>8}{load.rps / bare:>8.2f}{vs_hand}"
+        )
+    record(
+        "read_path",
+        {
+            "store": "sqlite",
+            "ops": args.ops,
+            "connections": args.connections,
+            "workers": args.workers,
+            "seconds": args.seconds,
+            **{name: vars(load) for name, load in results.items()},
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
