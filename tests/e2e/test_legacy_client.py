@@ -3,13 +3,15 @@
 ``ServiceManagementService`` authenticates through an injected ``requests.Session`` (which
 carries the bearer token) and is pointed at plain-http loopback, as its own code allows:
 ``host='127.0.0.1:PORT'`` and ``_httpclient.protocol = 'http'``. Operations are seeded over
-the ARM producer API, so each test also shows one operation read in both forms.
+the ARM producer API, so each test also shows one operation read in both forms. One
+server serves the module; every test uses its own request ids.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +27,15 @@ from tests.support import SUB_A, SUB_B, ServerProcess, status_path
 pytestmark = pytest.mark.e2e
 
 LegacyFactory = Callable[..., ServiceManagementService]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    home = tmp_path_factory.mktemp("legacy") / "home"
+    home.mkdir()
+    proc = ServerProcess(home, "--retry-after", "0").start()
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture
@@ -95,8 +106,9 @@ def test_get_operation_status_reads_every_status(
     http_status_code: str,
     error: tuple[str, str] | None,
 ) -> None:
-    seed("req-1", body)
-    result = legacy.get_operation_status("req-1")
+    request_id = f"req-{uuid.uuid4()}"
+    seed(request_id, body)
+    result = legacy.get_operation_status(request_id)
     assert result.status == status
     assert result.http_status_code == http_status_code
     if error is None:
