@@ -291,6 +291,20 @@ def test_create_reports_http_status_code_for_the_classic_form(run) -> None:
     assert result.output == table(CLASSIC_LABELS, ("c1", "Succeeded", "", "", "202"))
 
 
+def test_a_classic_url_is_read_in_the_classic_form(run, seeded: ServerProcess) -> None:
+    result = run("get", f"{seeded.url}/{SUB_A}/operations/stop")
+    assert result.exit_code == 0, result.output
+    assert result.output == table(CLASSIC_LABELS, CLASSIC["stop"])
+
+
+def test_an_arm_url_read_as_classic_exits_4(run, seeded: ServerProcess) -> None:
+    result = run("get", seeded.url + status_path(op_id="stop"), "--classic")
+    assert result.exit_code == 4
+    assert result.output == (
+        "opstatus: 200 UnexpectedResponse: expected the classic XML, got application/json\n"
+    )
+
+
 def test_unknown_request_id_exits_4_with_the_classic_error(run) -> None:
     result = run("get", "never", "-s", SUB_A)
     assert result.exit_code == 4

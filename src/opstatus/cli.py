@@ -270,14 +270,14 @@ def _read_target(
 ) -> tuple[str, bool]:
     """The URL to read, and whether it is a classic one.
 
-    A URL is read as given. An id needs --subscription; with --location it is read in the
-    ARM form; without one (or with --classic) through the classic endpoint, which finds an
-    operation by subscription and request id alone.
+    A URL is read as given, in the form its path shows. An id needs --subscription; with
+    --location it is read in the ARM form; without one (or with --classic) through the
+    classic endpoint, which finds an operation by subscription and request id alone.
     """
     if classic and location:
         raise click.UsageError("--classic reads by subscription and request id: drop --location")
     if urlsplit(target).scheme in ("http", "https"):
-        return target, classic
+        return target, classic or client.is_classic_url(target)
     if not subscription:
         raise click.UsageError(
             "an operation id needs --subscription (and --location for the ARM form), "

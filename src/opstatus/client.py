@@ -86,7 +86,12 @@ class OperationStatus:
 
 
 def parse_status(response: httpx.Response) -> OperationStatus:
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        raise _unexpected(response, "ARM's JSON") from None
+    if not isinstance(body, dict):
+        raise _unexpected(response, "ARM's JSON")
     error = body.get("error") or {}
     if isinstance(error.get("error"), dict):  # the nested (swagger) shape
         error = error["error"]
@@ -110,7 +115,10 @@ def parse_status(response: httpx.Response) -> OperationStatus:
 
 def parse_classic_status(response: httpx.Response) -> OperationStatus:
     """The classic ``<Operation>``; ``body`` keeps its element names (``ID``, ``Error``...)."""
-    body = _xml_fields(ET.fromstring(response.content))
+    try:
+        body = _xml_fields(ET.fromstring(response.content))
+    except ET.ParseError:
+        raise _unexpected(response, "the classic XML") from None
     error = body.get("Error") or {}
     code = body.get("HttpStatusCode")
     if isinstance(code, str) and code.isdigit():
@@ -126,6 +134,14 @@ def parse_classic_status(response: httpx.Response) -> OperationStatus:
         body=body,
         http_status_code=body.get("HttpStatusCode"),
         form="classic",
+    )
+
+
+def _unexpected(response: httpx.Response, expected: str) -> ClientError:
+    """A 2xx whose body is not the form asked for (say, a classic URL read as ARM)."""
+    kind = response.headers.get("content-type", "no content type")
+    return ClientError(
+        response.status_code, "UnexpectedResponse", f"expected {expected}, got {kind[:100]}"
     )
 
 
@@ -192,6 +208,12 @@ class BaseClient:
             f"{self.endpoint}/{quote(subscription_id, safe='')}/operations/"
             f"{quote(request_id, safe='')}"
         )
+
+    @staticmethod
+    def is_classic_url(url: str) -> bool:
+        """``.../{subscriptionId}/operations/{requestId}``, as :meth:`classic_url` builds."""
+        parts = urlsplit(url).path.strip("/").split("/")
+        return len(parts) == 3 and parts[1].lower() == "operations"
 
     def resolve(
         self, target: str, subscription_id: str | None = None, location: str | None = None
