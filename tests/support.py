@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import xmlschema
 
 from opstatus.auth import load_or_create_key, mint_token
 from opstatus.http.app import create_app
@@ -35,6 +37,23 @@ def status_path(
         f"/subscriptions/{sub}/providers/{namespace}/locations/{location}/operationsStatus/{op_id}"
     )
     return path + (f"?api-version={api_version}" if api_version is not None else "")
+
+
+#: The classic form's namespace, written out here so tests do not trust the code's constant.
+CLASSIC_NS = "http://schemas.microsoft.com/windowsazure"
+#: The x-ms-version the legacy Python SDK (azure-servicemanagement-legacy 0.20.8) sends.
+CLASSIC_HEADERS = {"x-ms-version": "2014-10-01"}
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def classic_path(op_id: str = "op1", sub: str = SUB_A) -> str:
+    return f"/{sub}/operations/{op_id}"
+
+
+@functools.cache
+def classic_schema() -> xmlschema.XMLSchema11:
+    """The classic Operation and Error bodies, written from MSDN's element lists (XSD 1.1)."""
+    return xmlschema.XMLSchema11(str(DATA / "classic_operation.xsd"))
 
 
 def token(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 import re
 import time
@@ -9,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 
 from opstatus.errors import InvalidInput, ProgressRegression, TerminalStatusFinal
@@ -29,6 +32,7 @@ from opstatus.models import (
     operation_key,
     parse_time,
     validate_error,
+    validate_http_status_code,
     validate_operation_id,
     validate_percent,
     validate_subscription_id,
@@ -501,6 +505,35 @@ def test_draft_digest_ignores_operation_id_case_but_not_content() -> None:
     )
 
 
+def test_draft_digest_of_a_create_without_http_status_code_is_unchanged() -> None:
+    """Creates stored before httpStatusCode existed must still recognise their replays."""
+    d = draft(status=FAILED, properties={"a": 1})
+    fields = dataclasses.asdict(d)
+    del fields["http_status_code"]
+    fields["operation_id"] = "op-1"
+    before = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    assert d.digest() == before
+    assert draft(status=FAILED, properties={"a": 1}, http_status_code=409).digest() != before
+
+
+def test_to_operation_keeps_http_status_code() -> None:
+    assert draft(status=FAILED, http_status_code=409).to_operation(NOW).http_status_code == 409
+    assert draft().to_operation(NOW).http_status_code is None
+
+
+@pytest.mark.parametrize("given", [100, 200, 202, 409, 599])
+def test_validate_http_status_code_accepts(given: int) -> None:
+    assert validate_http_status_code(given) == given
+
+
+@pytest.mark.parametrize("given", [99, 600, 0, -200, 200.0, "200", True, None, [200]])
+def test_validate_http_status_code_refuses(given: object) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_http_status_code(given)
+    assert info.value.target == "httpStatusCode"
+    assert info.value.message == "'httpStatusCode' must be an integer from 100 to 599."
+
+
 # --- updating ----------------------------------------------------------------------------
 
 
@@ -672,6 +705,16 @@ def test_replay_of_identical_terminal_update_returns_none(status: str, update: d
         )
         is None
     )
+
+
+def test_update_sets_http_status_code_with_or_before_the_terminal_status() -> None:
+    early = apply_update(current(), OperationUpdate(http_status_code=201), LATER)
+    assert early is not None and early.http_status_code == 201 and not early.terminal
+    done = apply_update(current(), OperationUpdate(status=FAILED, http_status_code=409), LATER)
+    assert done is not None and done.http_status_code == 409 and done.status == FAILED
+    assert apply_update(done, OperationUpdate(http_status_code=409), LATER) is None
+    with pytest.raises(TerminalStatusFinal):
+        apply_update(done, OperationUpdate(http_status_code=500), LATER)
 
 
 def test_etag_changes_on_every_real_change() -> None:

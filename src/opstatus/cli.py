@@ -1,7 +1,8 @@
 """The ``opstatus`` command: run the server, mint tokens, and read, write and wait on operations.
 
-Exit codes: 0 success (``wait``: Succeeded), 1 the operation Failed or was Canceled,
-2 usage error, 3 timeout, 4 the service answered with an error or could not be reached.
+Exit codes: 0 success (``wait`` and ``get --wait``: Succeeded), 1 the operation Failed or was
+Canceled, 2 usage error, 3 timeout, 4 the service answered with an error or could not be
+reached.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import httpx
@@ -25,6 +27,7 @@ from .client import (
     WaitTimeout,
 )
 from .errors import InvalidInput
+from .output import ALIASES, FORMATS, render
 from .settings import Settings, default_home
 
 EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4
@@ -262,37 +265,91 @@ def _resolve(client: Client, target: str, subscription: str | None, location: st
         ) from None
 
 
+def _read_target(
+    client: Client, target: str, subscription: str | None, location: str | None, classic: bool
+) -> tuple[str, bool]:
+    """The URL to read, and whether it is a classic one.
+
+    A URL is read as given, in the form its path shows. An id needs --subscription; with
+    --location it is read in the ARM form; without one (or with --classic) through the
+    classic endpoint, which finds an operation by subscription and request id alone.
+    """
+    if classic and location:
+        raise click.UsageError("--classic reads by subscription and request id: drop --location")
+    if urlsplit(target).scheme in ("http", "https"):
+        return target, classic or client.is_classic_url(target)
+    if not subscription:
+        raise click.UsageError(
+            "an operation id needs --subscription (and --location for the ARM form), "
+            "or pass a status URL"
+        )
+    if classic or not location:
+        return client.classic_url(subscription, target), True
+    return client.status_url(subscription, location, target), False
+
+
 def print_status(status: OperationStatus, output: str) -> None:
-    if output == "json":
-        click.echo(json.dumps(status.body, indent=2))
-        return
-    rows = [
-        ("Request ID", status.name),
-        ("Status", status.status),
-        ("Error Code", status.error_code or ""),
-        ("Error Message", status.error_message or ""),
-        ("Start Time", status.start_time or ""),
-        ("End Time", status.end_time or ""),
-    ]
-    if status.percent_complete is not None:
-        rows.append(("Percent Complete", f"{status.percent_complete:g}"))
-    for label, value in rows:
-        click.echo(f"{label + ':':<18} {value}".rstrip())
+    click.echo(render(status, output))
 
 
 output_option = click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--output",
+    "-o",
+    type=click.Choice([*FORMATS, *ALIASES]),
+    default="table",
+    show_default=True,
+    callback=lambda ctx, param, value: ALIASES.get(value, value),
+    help="table (alias: text), json (the body as answered), or env (KEY=value lines to source).",
 )
+classic_option = click.option(
+    "--classic",
+    is_flag=True,
+    help="Read through the classic Service Management endpoint (by subscription and request "
+    "id; the default when no --location is given).",
+)
+
+
+def wait_options(func: Any) -> Any:
+    options = [
+        click.option(
+            "--timeout",
+            type=click.FloatRange(0),
+            default=None,
+            help="Give up after this many seconds (exit 3). Default: wait as long as it takes.",
+        ),
+        click.option(
+            "--interval",
+            type=click.FloatRange(0.05),
+            default=None,
+            help="Seconds between polls. Default: the server's Retry-After.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 @main.command()
 @target_options
+@classic_option
+@click.option(
+    "--wait",
+    "wait_for_completion",
+    is_flag=True,
+    help="Wait until the operation ends, then print it (Orchestrator's 'Wait for Completion'); "
+    "exit codes as for 'wait'.",
+)
+@wait_options
 @client_options
 @output_option
 def get(
     target: str,
     subscription: str | None,
     location: str | None,
+    classic: bool,
+    wait_for_completion: bool,
+    timeout: float | None,
+    interval: float | None,
     endpoint: str,
     token: str | None,
     home: Path | None,
@@ -300,11 +357,20 @@ def get(
     api_version: str,
     output: str,
 ) -> None:
-    """Print an operation's status: TARGET is an operation id or its status URL."""
+    """Print an operation's status: TARGET is an operation (request) id or its status URL.
+
+    Prints what Orchestrator's "Get Operation Status" publishes: Request ID, Status, Error
+    Code, Error Message. An id with only --subscription is read through the classic
+    endpoint (Status is then InProgress, Succeeded or Failed); add --location for ARM's form.
+    """
+    if not wait_for_completion and (timeout is not None or interval is not None):
+        raise click.UsageError("--timeout and --interval need --wait")
     with make_client(endpoint, token, home, namespace, api_version) as client:
-        url = _resolve(client, target, subscription, location)
+        url, classic = _read_target(client, target, subscription, location, classic)
+        if wait_for_completion:
+            wait_and_exit(client, url, timeout, interval, output, classic)
         try:
-            print_status(client.get(url), output)
+            print_status(client.get_classic(url) if classic else client.get(url), output)
         except (ClientError, httpx.HTTPError) as exc:
             _fail(exc)
 
@@ -338,6 +404,11 @@ def write_options(func: Any) -> Any:
         click.option("--properties", help="JSON object; returned once Succeeded."),
         click.option("--error-code", help="Error code, with --status Failed or Canceled."),
         click.option("--error-message", help="Error message."),
+        click.option(
+            "--http-status-code",
+            type=click.IntRange(100, 599),
+            help="HTTP status of the original request (the classic form's HttpStatusCode).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -361,6 +432,7 @@ def create(
     properties: str | None,
     error_code: str | None,
     error_message: str | None,
+    http_status_code: int | None,
     start_time: str | None,
     endpoint: str,
     token: str | None,
@@ -381,11 +453,12 @@ def create(
                 start_time=start_time,
                 properties=_json_object(properties, "--properties"),
                 error=_error(error_code, error_message),
+                http_status_code=http_status_code,
             )
         except (ClientError, httpx.HTTPError) as exc:
             _fail(exc)
         print_status(created, output)
-        if output == "text":
+        if output == "table":
             click.echo(f"{'Status URL:':<18} {created.url}")
 
 
@@ -405,6 +478,7 @@ def update(
     properties: str | None,
     error_code: str | None,
     error_message: str | None,
+    http_status_code: int | None,
     reset_progress: bool,
     if_match: str | None,
     endpoint: str,
@@ -425,6 +499,7 @@ def update(
                 percent_complete=percent,
                 properties=_json_object(properties, "--properties"),
                 error=_error(error_code, error_message),
+                http_status_code=http_status_code,
                 resetProgress=True if reset_progress else None,
             )
         except (ClientError, httpx.HTTPError) as exc:
@@ -457,24 +532,15 @@ def delete(
 
 @main.command()
 @target_options
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0),
-    default=None,
-    help="Give up after this many seconds (exit 3). Default: wait as long as it takes.",
-)
-@click.option(
-    "--interval",
-    type=click.FloatRange(0.05),
-    default=None,
-    help="Seconds between polls. Default: the server's Retry-After.",
-)
+@classic_option
+@wait_options
 @client_options
 @output_option
 def wait(
     target: str,
     subscription: str | None,
     location: str | None,
+    classic: bool,
     timeout: float | None,
     interval: float | None,
     endpoint: str,
@@ -484,29 +550,46 @@ def wait(
     api_version: str,
     output: str,
 ) -> None:
-    """Wait until an operation ends. Exit 0 if Succeeded, 1 if Failed or Canceled, 3 on timeout."""
-    progress = ProgressLine() if sys.stderr.isatty() and output == "text" else None
+    """Wait until an operation ends. Exit 0 if Succeeded, 1 if Failed or Canceled, 3 on timeout.
+
+    TARGET is read as by 'get': a status URL, or an id with --subscription (and --location
+    for the ARM form).
+    """
     with make_client(endpoint, token, home, namespace, api_version) as client:
-        url = _resolve(client, target, subscription, location)
-        try:
-            final = client.wait(
-                url,
-                timeout=timeout,
-                interval=interval,
-                on_update=progress.show if progress else None,
-            )
-        except WaitTimeout as exc:
-            if progress:
-                progress.done()
-            print_status(exc.status, output)
-            click.echo(f"opstatus: timed out after {timeout:g} s", err=True)
-            sys.exit(EXIT_TIMEOUT)
-        except (ClientError, httpx.HTTPError) as exc:
-            _fail(exc)
+        url, classic = _read_target(client, target, subscription, location, classic)
+        wait_and_exit(client, url, timeout, interval, output, classic)
+
+
+def wait_and_exit(
+    client: Client,
+    url: str,
+    timeout: float | None,
+    interval: float | None,
+    output: str,
+    classic: bool,
+) -> None:
+    """Poll until the operation ends, print it, and exit 0, 1 or 3 (4 if the service fails)."""
+    progress = ProgressLine() if sys.stderr.isatty() and output == "table" else None
+    try:
+        final = client.wait(
+            url,
+            timeout=timeout,
+            interval=interval,
+            on_update=progress.show if progress else None,
+            classic=classic,
+        )
+    except WaitTimeout as exc:
         if progress:
             progress.done()
-        print_status(final, output)
-        sys.exit(0 if final.succeeded else EXIT_FAILED)
+        print_status(exc.status, output)
+        click.echo(f"opstatus: timed out after {timeout:g} s", err=True)
+        sys.exit(EXIT_TIMEOUT)
+    except (ClientError, httpx.HTTPError) as exc:
+        _fail(exc)
+    if progress:
+        progress.done()
+    print_status(final, output)
+    sys.exit(0 if final.succeeded else EXIT_FAILED)
 
 
 class ProgressLine:

@@ -3,14 +3,19 @@
 Requests are built and responses parsed in :class:`BaseClient`, so that a sync and an async
 face can share them (httpx's own layout). Waiting is plain polling that honours
 ``Retry-After``: it always works, whatever the server offers.
+
+Operations read in two forms: ARM's JSON (:meth:`Client.get`, by status URL) and the classic
+Service Management XML (:meth:`Client.get_classic`, by subscription and request id, which
+needs no location). Both give an :class:`OperationStatus`.
 """
 
 from __future__ import annotations
 
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -23,6 +28,9 @@ DEFAULT_API_VERSION = "2025-07-01"
 #: Ask the server for percentComplete and properties even where the provider's public shape
 #: leaves them out (an opstatus extension; other clients never send it).
 PREFER_FULL = "opstatus-detail=full"
+#: The x-ms-version sent to the classic endpoint (the legacy Azure SDK's; any from 2009-10-01).
+CLASSIC_VERSION = "2014-10-01"
+CLASSIC_HEADERS = {"x-ms-version": CLASSIC_VERSION, "Accept": "application/xml"}
 
 
 class ClientError(Exception):
@@ -45,7 +53,12 @@ class WaitTimeout(Exception):
 
 @dataclass(frozen=True)
 class OperationStatus:
-    """An operation as read over the wire, whatever the provider's error shape."""
+    """An operation as read over the wire, whatever the provider's error shape or the form.
+
+    ``form`` says which endpoint answered: ``"arm"`` (``body`` is ARM's JSON) or
+    ``"classic"`` (``body`` holds the XML's elements; ``status`` is InProgress, Succeeded or
+    Failed, and ``http_status_code`` is set once the operation has ended).
+    """
 
     id: str
     name: str
@@ -60,6 +73,8 @@ class OperationStatus:
     retry_after: float | None = None
     url: str = ""
     body: dict[str, Any] = field(default_factory=dict)
+    http_status_code: int | None = None
+    form: Literal["arm", "classic"] = "arm"
 
     @property
     def terminal(self) -> bool:
@@ -71,11 +86,15 @@ class OperationStatus:
 
 
 def parse_status(response: httpx.Response) -> OperationStatus:
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        raise _unexpected(response, "ARM's JSON") from None
+    if not isinstance(body, dict):
+        raise _unexpected(response, "ARM's JSON")
     error = body.get("error") or {}
     if isinstance(error.get("error"), dict):  # the nested (swagger) shape
         error = error["error"]
-    retry_after = response.headers.get("retry-after")
     return OperationStatus(
         id=body.get("id", ""),
         name=body.get("name", ""),
@@ -87,19 +106,71 @@ def parse_status(response: httpx.Response) -> OperationStatus:
         error_message=error.get("message"),
         properties=body.get("properties"),
         etag=(response.headers.get("etag") or "").strip('"') or None,
-        retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+        retry_after=_retry_after(response),
         url=response.headers.get("azure-asyncoperation") or str(response.request.url),
         body=body,
+        http_status_code=body.get("httpStatusCode"),
     )
 
 
+def parse_classic_status(response: httpx.Response) -> OperationStatus:
+    """The classic ``<Operation>``; ``body`` keeps its element names (``ID``, ``Error``...)."""
+    try:
+        body = _xml_fields(ET.fromstring(response.content))
+    except ET.ParseError:
+        raise _unexpected(response, "the classic XML") from None
+    error = body.get("Error") or {}
+    code = body.get("HttpStatusCode")
+    if isinstance(code, str) and code.isdigit():
+        body["HttpStatusCode"] = int(code)
+    return OperationStatus(
+        id=body.get("ID", ""),
+        name=body.get("ID", ""),
+        status=body.get("Status", ""),
+        error_code=error.get("Code"),
+        error_message=error.get("Message"),
+        retry_after=_retry_after(response),
+        url=str(response.request.url),
+        body=body,
+        http_status_code=body.get("HttpStatusCode"),
+        form="classic",
+    )
+
+
+def _unexpected(response: httpx.Response, expected: str) -> ClientError:
+    """A 2xx whose body is not the form asked for (say, a classic URL read as ARM)."""
+    kind = response.headers.get("content-type", "no content type")
+    return ClientError(
+        response.status_code, "UnexpectedResponse", f"expected {expected}, got {kind[:100]}"
+    )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    return float(value) if value and value.isdigit() else None
+
+
+def _xml_fields(element: ET.Element) -> dict[str, Any]:
+    """Child elements by local name (the classic namespace aside); nested ones as dicts."""
+    fields: dict[str, Any] = {}
+    for child in element:
+        name = child.tag.rpartition("}")[2]
+        fields[name] = _xml_fields(child) if len(child) else child.text or ""
+    return fields
+
+
 def raise_for_error(response: httpx.Response) -> None:
+    """ARM's ``{"error": {...}}`` or the classic ``<Error>``, as a :class:`ClientError`."""
     if response.status_code < 300:
         return
     try:
-        error = response.json()["error"]
-        code, message = str(error["code"]), str(error.get("message", ""))
-    except (ValueError, KeyError, TypeError):
+        if "xml" in response.headers.get("content-type", ""):
+            error = _xml_fields(ET.fromstring(response.content))
+            code, message = str(error["Code"]), str(error.get("Message", ""))
+        else:
+            error = response.json()["error"]
+            code, message = str(error["code"]), str(error.get("message", ""))
+    except (ValueError, KeyError, TypeError, ET.ParseError):
         code, message = "HttpError", response.text[:500] or response.reason_phrase
     raise ClientError(response.status_code, code, message)
 
@@ -131,6 +202,19 @@ class BaseClient:
             path += f"/{quote(operation_id, safe='')}"
         return f"{self.endpoint}{path}?api-version={quote(self.api_version, safe='')}"
 
+    def classic_url(self, subscription_id: str, request_id: str) -> str:
+        """The classic Service Management URL of an operation: no namespace, no location."""
+        return (
+            f"{self.endpoint}/{quote(subscription_id, safe='')}/operations/"
+            f"{quote(request_id, safe='')}"
+        )
+
+    @staticmethod
+    def is_classic_url(url: str) -> bool:
+        """``.../{subscriptionId}/operations/{requestId}``, as :meth:`classic_url` builds."""
+        parts = urlsplit(url).path.strip("/").split("/")
+        return len(parts) == 3 and parts[1].lower() == "operations"
+
     def resolve(
         self, target: str, subscription_id: str | None = None, location: str | None = None
     ) -> str:
@@ -149,6 +233,7 @@ class BaseClient:
         end_time: str | None = None,
         properties: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        http_status_code: int | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
         fields = {
@@ -158,6 +243,7 @@ class BaseClient:
             "endTime": end_time,
             "properties": properties,
             "error": error,
+            "httpStatusCode": http_status_code,
             **extra,
         }
         return {key: value for key, value in fields.items() if value is not None}
@@ -198,6 +284,10 @@ class Client(BaseClient):
     def get(self, url: str) -> OperationStatus:
         return parse_status(self._send("GET", url))
 
+    def get_classic(self, url: str) -> OperationStatus:
+        """Read a classic URL (see :meth:`classic_url`): the form Orchestrator reads."""
+        return parse_classic_status(self._send("GET", url, headers=CLASSIC_HEADERS))
+
     def create(
         self, subscription_id: str, location: str, operation_id: str | None = None, **fields: Any
     ) -> OperationStatus:
@@ -226,14 +316,17 @@ class Client(BaseClient):
         timeout: float | None = None,
         on_update: Callable[[OperationStatus], None] | None = None,
         interval: float | None = None,
+        classic: bool = False,
     ) -> OperationStatus:
         """Poll until terminal. Sleeps for ``interval``, else the server's Retry-After, else 1 s.
 
-        No hidden default timeout: ``None`` waits as long as it takes.
+        No hidden default timeout: ``None`` waits as long as it takes. ``classic`` polls a
+        classic URL (Orchestrator's "Wait for Completion").
         """
+        read = self.get_classic if classic else self.get
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            status = self.get(url)
+            status = read(url)
             if on_update is not None:
                 on_update(status)
             if status.terminal:

@@ -143,6 +143,15 @@ def validate_percent(value: object) -> float:
     return float(value)
 
 
+def validate_http_status_code(value: object) -> int:
+    """The HTTP status the original request ended with, shown by the classic form."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+        raise InvalidInput(
+            "'httpStatusCode' must be an integer from 100 to 599.", target="httpStatusCode"
+        )
+    return value
+
+
 def validate_error(value: object, target: str = "error", depth: int = 0) -> dict[str, Any]:
     """An ARM ErrorDetail: code and message required, target/details/additionalInfo optional."""
     if depth > MAX_ERROR_DEPTH:
@@ -283,10 +292,15 @@ class OperationDraft:
     percent_complete: float | None = None
     properties: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    http_status_code: int | None = None
 
     def digest(self) -> str:
         fields = dataclasses.asdict(self)
         fields["operation_id"] = operation_key(self.operation_id)
+        if fields["http_status_code"] is None:
+            # Keep the digests of creates stored before this field existed: their replays
+            # must still be recognised.
+            del fields["http_status_code"]
         return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
     def to_operation(self, now: str) -> Operation:
@@ -307,6 +321,7 @@ class OperationDraft:
             percent_complete=100.0 if self.status == SUCCEEDED else self.percent_complete,
             properties=self.properties,
             error=self.error or default_error(self.status),
+            http_status_code=self.http_status_code,
             created_at=now,
             updated_at=now,
             create_digest=self.digest(),
@@ -323,6 +338,7 @@ class OperationUpdate:
     end_time: str | None = None
     properties: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    http_status_code: int | None = None
 
 
 def _check_error_matches_status(status: str, error: dict[str, Any] | None) -> None:
@@ -356,6 +372,9 @@ def _changed_fields(current: Operation, update: OperationUpdate, status: str) ->
             changes["error"] = update.error
     if update.end_time is not None and update.end_time != current.end_time:
         changes["end_time"] = update.end_time
+    code = update.http_status_code
+    if code is not None and code != current.http_status_code:
+        changes["http_status_code"] = code
     return changes
 
 

@@ -81,7 +81,17 @@ class Provider:
         return frozenset(v.lower() for v in self.api_versions)
 
 
-DEFAULT_PROVIDERS = (Provider("Microsoft.Cache", MICROSOFT_CACHE_API_VERSIONS, "nested"),)
+#: Where an operation created by request id (the classic form, which names no provider and
+#: no location) is stored, so that ARM clients can read it too: a provider of opstatus's own
+#: with the RPC operation shape, and the api-version opstatus's client sends by default.
+CLASSIC_NAMESPACE = "Opstatus.Classic"
+CLASSIC_LOCATION = "global"
+CLASSIC_API_VERSIONS = ("2025-07-01",)
+
+DEFAULT_PROVIDERS = (
+    Provider("Microsoft.Cache", MICROSOFT_CACHE_API_VERSIONS, "nested"),
+    Provider(CLASSIC_NAMESPACE, CLASSIC_API_VERSIONS, "flat"),
+)
 
 
 class ProviderRegistry:

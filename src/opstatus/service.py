@@ -3,7 +3,8 @@
 The service knows no HTTP and no SQL. It resolves an operation by its full reference
 (subscription, namespace, location, id) so that an operation can only be reached through
 the URL it was created under: anything else is indistinguishable from an id that never
-existed.
+existed. The classic form addresses an operation by subscription and request id alone (the
+request id is the operation id), so its references leave namespace and location open.
 """
 
 from __future__ import annotations
@@ -25,18 +26,28 @@ from .stores.base import Store
 
 @dataclass(frozen=True, slots=True)
 class OperationRef:
-    """Where an operation lives: validated and normalised by the caller."""
+    """Where an operation lives: validated and normalised by the caller.
+
+    ``namespace`` and ``location`` are ``None`` in a reference by request id: the store keys
+    operations by subscription and id, so those two are attributes, not part of the address.
+    """
 
     subscription_id: str
-    namespace: str
-    location: str
+    namespace: str | None
+    location: str | None
     operation_id: str
+
+    @classmethod
+    def by_request_id(cls, subscription_id: str, request_id: str) -> OperationRef:
+        return cls(subscription_id, None, None, request_id)
 
     @property
     def key(self) -> str:
         return operation_key(self.operation_id)
 
     def matches(self, op: Operation) -> bool:
+        if self.namespace is None or self.location is None:
+            return True
         return op.namespace.lower() == self.namespace.lower() and op.location == self.location
 
 
@@ -107,8 +118,11 @@ class OperationService:
 
 
 def _not_found(ref: OperationRef) -> OperationNotFound:
+    where = (
+        f"subscription '{ref.subscription_id}'"
+        if ref.namespace is None
+        else f"location '{ref.location}' of provider '{ref.namespace}'"
+    )
     return OperationNotFound(
-        f"The operation '{ref.operation_id}' was not found in location '{ref.location}' of "
-        f"provider '{ref.namespace}'.",
-        target="operationId",
+        f"The operation '{ref.operation_id}' was not found in {where}.", target="operationId"
     )

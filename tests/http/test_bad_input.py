@@ -105,6 +105,10 @@ BAD_BODIES = [
         id="unknown-field-in-error",
     ),
     pytest.param(js({"resetProgress": "yes"}), "resetProgress", id="resetProgress-string"),
+    *(
+        pytest.param(js({"httpStatusCode": v}), "httpStatusCode", id=f"httpStatusCode-{v!r}")
+        for v in (99, 600, "200", 200.5, True, None)
+    ),
     pytest.param(js({"status": "Cancelled"}), "status", id="status-Cancelled"),
     pytest.param(js({"status": "cancelled"}), "status", id="status-cancelled-lower"),
     pytest.param(js({"status": "in progress"}), "status", id="status-not-a-word"),

@@ -398,6 +398,25 @@ async def test_microsoft_cache_never_shows_percent_or_properties(
     assert set((await read(client)).json()) <= OPERATION_STATUS_KEYS
 
 
+async def test_http_status_code_is_stored_but_in_no_published_arm_shape(
+    client: httpx.AsyncClient, flat_client: httpx.AsyncClient
+) -> None:
+    """The producer reports it for the classic form; ARM bodies show it only on request."""
+    full = {"Prefer": "opstatus-detail=full"}
+    await put(client, {"status": "InProgress", "httpStatusCode": 202})
+    done = await patch(client, {"status": "Failed", "httpStatusCode": 409})
+    assert set(done.json()) == {"id", "name", "startTime", "endTime", "status", "error"}
+    assert (await client.get(status_path(), headers=full)).json()["httpStatusCode"] == 409
+    assert (await patch(client, {"httpStatusCode": 409})).headers["etag"] == done.headers["etag"]
+    changed = await client.patch(status_path(), json={"httpStatusCode": 500})
+    assert_arm_error(changed, 409, "OperationAlreadyTerminal")
+    await put(flat_client, {"status": "Succeeded", "httpStatusCode": 201}, url=widget_path())
+    flat = (await flat_client.get(widget_path())).json()
+    assert "httpStatusCode" not in flat and flat["status"] == "Succeeded"
+    shown = await flat_client.get(widget_path(), headers=full)
+    assert shown.json()["httpStatusCode"] == 201
+
+
 # -- a provider registered from a file: the flat RPC shape ------------------------------------
 
 

@@ -1,1 +1,1 @@
-"""The HTTP layer: ARM resources over Starlette."""
+"""The HTTP layer: the ARM and classic Service Management forms over Starlette."""

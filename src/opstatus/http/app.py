@@ -1,4 +1,8 @@
-"""The ASGI app factory: routes, error mapping, ARM headers, and a lifespan for the store."""
+"""The ASGI app factory: routes, error mapping, ARM headers, and a lifespan for the store.
+
+Two forms share one store: ARM's ``operationsStatus`` resource (JSON, :mod:`.arm`) and the
+classic Service Management ``operations`` resource (XML, :mod:`.classic`).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from ..service import OperationService
 from ..settings import Settings
 from ..stores import open_store
 from ..stores.base import Store
-from . import arm
+from . import arm, classic
+from .classic_errors import speaks_classic
 from .context import AppContext
 from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
 from .headers import ArmHeadersMiddleware
@@ -94,10 +99,17 @@ def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMidd
         "PATCH": arm.patch_operation,
         "DELETE": arm.delete_operation,
     }
+    classic_item = {
+        "GET": classic.get_operation,
+        "PUT": classic.put_operation,
+        "PATCH": classic.patch_operation,
+        "DELETE": classic.delete_operation,
+    }
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", by_method(status_item)),
         CaselessRoute(f"{ARM_BASE}/operationsStatus", by_method({"POST": arm.post_operation})),
+        CaselessRoute(classic.CLASSIC_PATH, speaks_classic(by_method(classic_item))),
     ]
     app = Starlette(
         routes=routes,

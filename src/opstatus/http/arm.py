@@ -9,6 +9,7 @@ provider, api-version and the rest of the path (400), then the store (404, 409, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from ..auth import authorize
 from ..models import (
     Operation,
+    OperationDraft,
     new_operation_id,
     normalize_location,
     validate_operation_id,
@@ -33,7 +35,13 @@ from .representation import arm_body, resource_id
 class Target:
     ref: OperationRef
     provider: Provider
+    location: str
     api_version: str
+
+    def draft(self, data: dict[str, Any], operation_id: str) -> OperationDraft:
+        """A create under this provider and location, from a producer's body."""
+        sub = self.ref.subscription_id
+        return parse_create(data, sub, self.provider.namespace, self.location, operation_id)
 
 
 def _printable(value: str) -> str:
@@ -61,7 +69,7 @@ def resolve(request: Request, action: str, verb: str, with_id: bool = True) -> T
     if with_id:
         operation_id = validate_operation_id(operation_id)
     ref = OperationRef(subscription_id, provider.namespace, location, operation_id)
-    return Target(ref, provider, api_version)
+    return Target(ref, provider, location, api_version)
 
 
 def if_match(request: Request) -> IfMatch:
@@ -110,9 +118,7 @@ async def put_operation(request: Request) -> Response:
     target = resolve(request, "write", "write")
     ctx: AppContext = request.app.state.ctx
     data = await read_json_object(request, ctx.settings.max_body_bytes)
-    ref = target.ref
-    draft = parse_create(data, ref.subscription_id, ref.namespace, ref.location, ref.operation_id)
-    op, created = await ctx.service.create(draft)
+    op, created = await ctx.service.create(target.draft(data, target.ref.operation_id))
     return operation_response(request, op, target.provider, 201 if created else 200)
 
 
@@ -121,9 +127,7 @@ async def post_operation(request: Request) -> Response:
     target = resolve(request, "write", "write", with_id=False)
     ctx: AppContext = request.app.state.ctx
     data = await read_json_object(request, ctx.settings.max_body_bytes)
-    ref = target.ref
-    draft = parse_create(data, ref.subscription_id, ref.namespace, ref.location, new_operation_id())
-    op, _ = await ctx.service.create(draft)
+    op, _ = await ctx.service.create(target.draft(data, new_operation_id()))
     link = status_url(request, op, target.api_version)
     return operation_response(request, op, target.provider, 201, {"Azure-AsyncOperation": link})
 

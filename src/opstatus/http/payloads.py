@@ -18,12 +18,29 @@ from ..models import (
     normalize_status,
     parse_time,
     validate_error,
+    validate_http_status_code,
     validate_percent,
 )
 from .errors import RequestTooLarge, UnsupportedMediaType
 
-CREATE_FIELDS = ("status", "percentComplete", "startTime", "endTime", "properties", "error")
-UPDATE_FIELDS = ("status", "percentComplete", "resetProgress", "endTime", "properties", "error")
+CREATE_FIELDS = (
+    "status",
+    "percentComplete",
+    "startTime",
+    "endTime",
+    "properties",
+    "error",
+    "httpStatusCode",
+)
+UPDATE_FIELDS = (
+    "status",
+    "percentComplete",
+    "resetProgress",
+    "endTime",
+    "properties",
+    "error",
+    "httpStatusCode",
+)
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -80,6 +97,13 @@ def _properties(value: object) -> dict[str, Any]:
     return value
 
 
+def _http_status_code(data: dict[str, Any]) -> int | None:
+    """What the producer's original request answered, for the classic HttpStatusCode."""
+    if "httpStatusCode" not in data:
+        return None
+    return validate_http_status_code(data["httpStatusCode"])
+
+
 def parse_create(
     data: dict[str, Any], subscription_id: str, namespace: str, location: str, operation_id: str
 ) -> OperationDraft:
@@ -97,6 +121,7 @@ def parse_create(
         ),
         properties=_properties(data["properties"]) if "properties" in data else None,
         error=_error(data["error"]) if "error" in data else None,
+        http_status_code=_http_status_code(data),
     )
 
 
@@ -114,4 +139,5 @@ def parse_update(data: dict[str, Any]) -> OperationUpdate:
         end_time=parse_time(data["endTime"], "endTime") if "endTime" in data else None,
         properties=_properties(data["properties"]) if "properties" in data else None,
         error=_error(data["error"]) if "error" in data else None,
+        http_status_code=_http_status_code(data),
     )

@@ -19,7 +19,8 @@ def arm_body(op: Operation, shape: ErrorShape, full: bool = False) -> dict[str, 
     """Keys in the order of the published example; absent values are left out, not null.
 
     The nested (swagger) shape carries only the swagger's keys, unless the caller asked for
-    ``full`` detail (opstatus's own clients do, to show progress).
+    ``full`` detail (opstatus's own clients do, to show progress). ``httpStatusCode`` is in
+    no published ARM shape (the classic form shows it), so only ``full`` detail carries it.
     """
     body: dict[str, Any] = {"id": resource_id(op), "name": op.operation_id}
     if op.start_time is not None:
@@ -32,6 +33,8 @@ def arm_body(op: Operation, shape: ErrorShape, full: bool = False) -> dict[str, 
             body["percentComplete"] = op.percent_complete
         if op.properties is not None and op.status == SUCCEEDED:
             body["properties"] = op.properties
+    if full and op.http_status_code is not None:
+        body["httpStatusCode"] = op.http_status_code
     if op.error is not None:
         body["error"] = op.error if shape == "flat" else {"error": op.error}
     return body

@@ -1,0 +1,59 @@
+"""How the command line prints an operation: a table, JSON, or shell variables.
+
+The first four rows are what System Center Orchestrator's "Get Operation Status" activity
+publishes, under its names: Request ID, Status, Error Code, Error Message. The ARM form adds
+the times and progress; the classic form adds the HTTP status code it reports.
+
+- ``table``: ``Label:  value`` lines for people (``text`` is the older name).
+- ``json``: the body the endpoint answered: ARM's JSON, or the classic XML's elements.
+- ``env``: ``REQUEST_ID='...'`` lines, one per row, for a runbook or shell script to source
+  or ``eval``. Values are quoted for a POSIX shell, and every variable is always printed
+  (empty when unknown), so a value from an earlier read never lingers.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from .client import OperationStatus
+
+FORMATS = ("table", "json", "env")
+#: Accepted for ``table``: the name ``--output`` used before ``env`` existed.
+ALIASES = {"text": "table"}
+#: Table rows left out when empty (the table predates them and stays as it was).
+_OPTIONAL_IN_TABLE = frozenset({"Percent Complete"})
+
+
+def rows(status: OperationStatus) -> list[tuple[str, str]]:
+    published = [
+        ("Request ID", status.name),
+        ("Status", status.status),
+        ("Error Code", status.error_code or ""),
+        ("Error Message", status.error_message or ""),
+    ]
+    if status.form == "classic":
+        code = status.http_status_code
+        return [*published, ("HTTP Status Code", "" if code is None else str(code))]
+    percent = status.percent_complete
+    return [
+        *published,
+        ("Start Time", status.start_time or ""),
+        ("End Time", status.end_time or ""),
+        ("Percent Complete", "" if percent is None else f"{percent:g}"),
+    ]
+
+
+def variable_name(label: str) -> str:
+    """``Error Code`` -> ``ERROR_CODE``."""
+    return label.upper().replace(" ", "_")
+
+
+def render(status: OperationStatus, output: str) -> str:
+    output = ALIASES.get(output, output)
+    if output == "json":
+        return json.dumps(status.body, indent=2)
+    if output == "env":
+        return "\n".join(f"{variable_name(k)}={shlex.quote(v)}" for k, v in rows(status))
+    shown = [(k, v) for k, v in rows(status) if v or k not in _OPTIONAL_IN_TABLE]
+    return "\n".join(f"{label + ':':<18} {value}".rstrip() for label, value in shown)
