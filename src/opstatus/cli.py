@@ -127,11 +127,11 @@ def serve(
         security=security,
     )
     check_serve(host, security)
-    configure_audit(security.audit_log)
     try:
         app = create_app(settings)
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
+    configure_audit(security.audit_log)
     click.echo(f"opstatus: home {settings.home}, store {settings.resolved_store_url()}", err=True)
     uvicorn.run(
         app,

@@ -7,12 +7,13 @@ Every option falls back to an ``OPSTATUS_*`` variable; the repeatable ones (``--
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import getpass
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,21 +136,38 @@ def uvicorn_options(security: SecuritySettings) -> dict[str, Any]:
     return options
 
 
-def configure_audit(path: Path | None) -> None:
-    """Audit lines go to ``path`` (created 0600) or standard error, one JSON line each."""
-    logger = audit.audit_log
-    if logger.handlers:
-        return
+def _audit_handler(path: Path | None) -> logging.Handler:
     if path is None:
         handler: logging.Handler = logging.StreamHandler()
     else:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
+    return handler
+
+
+def configure_audit(path: Path | None) -> None:
+    """For the server's life, audit lines go to ``path`` (created 0600) or standard error."""
+    logger = audit.audit_log
+    logger.addHandler(_audit_handler(path))
     logger.setLevel(logging.INFO)
     logger.propagate = False
+
+
+@contextlib.contextmanager
+def audit_to(path: Path | None) -> Iterator[None]:
+    """For one command: audit lines also go to ``path`` or standard error, then it is undone."""
+    logger = audit.audit_log
+    handler = _audit_handler(path)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
 
 
 # --- opstatus role ---------------------------------------------------------------------------
@@ -216,17 +234,24 @@ def _assignment(principal: str, role: str, scope: str) -> RoleAssignment:
 
 
 def _audit_change(action: str, a: RoleAssignment, changed: bool, log: Path | None) -> None:
-    configure_audit(log)
     subscription = a.scope.removeprefix("/subscriptions/") if a.scope != "/" else None
-    audit.record(
-        action=action,
-        principal=f"local:{getpass.getuser()}",
-        subscription=subscription,
-        operation_id=None,
-        result=200 if changed else 204,
-        request_id=str(uuid.uuid4()),
-        target={"principal": a.principal_id, "role": a.role, "scope": a.scope},
-    )
+    with audit_to(log):
+        audit.record(
+            action=action,
+            principal=f"local:{_os_user()}",
+            subscription=subscription,
+            operation_id=None,
+            result=200 if changed else 204,
+            request_id=str(uuid.uuid4()),
+            target={"principal": a.principal_id, "role": a.role, "scope": a.scope},
+        )
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 @click.group()

@@ -30,7 +30,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = False
         self._head_bytes = 0
-        self._began_in_chunk = False
+        self._raw_head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, bytes, str] | None = None
 
@@ -54,14 +54,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        continuing = self._in_head
-        self._began_in_chunk = False
         super().data_received(data)
         # httptools buffers a header it has not finished without calling back: count the
-        # raw bytes of a head that is still incomplete after this chunk.
-        if self._in_head and continuing and not self._began_in_chunk:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+        # raw bytes of a head still incomplete after this chunk. (A pipelined request that
+        # starts in the same chunk as the end of a large body may be over-counted; clients
+        # of this API do not pipeline.)
+        if self._in_head:
+            self._raw_head_bytes += len(data)
+            if self._raw_head_bytes > self.max_head_bytes and not self.transport.is_closing():
                 self._refuse_too_large()
                 self.send_400_response("")
 
@@ -70,8 +70,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._began_in_chunk = True
-        self._head_bytes = 0
+        self._head_bytes = 0  # as parsed: request line and complete headers
+        self._raw_head_bytes = 0  # as received, while the head is incomplete
         self._arm_head_timer()
 
     def on_url(self, url: bytes) -> None:
