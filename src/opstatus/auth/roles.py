@@ -59,6 +59,12 @@ class Principal:
         """Unique across issuers: what rate limits and audit lines are keyed by."""
         return self.object_id if self.issuer == LOCAL_ISSUER else f"{self.issuer}#{self.object_id}"
 
+    def with_roles(self, roles: tuple[RoleAssignment, ...]) -> Principal:
+        """This principal holding ``roles`` (cheaper than dataclasses.replace, per request)."""
+        return Principal(
+            self.subject, self.object_id, roles, self.expires_at, self.issuer, self.external
+        )
+
     def can(self, action: str, subscription_id: str) -> bool:
         return any(r.covers(subscription_id, action) for r in self.roles)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import math
 from typing import Any
 
@@ -86,7 +85,9 @@ class GuardMiddleware:
         if scope["method"] in audit.WRITE_METHODS:
             await self.audited(scope, receive, send, principal, length, has_body)
             return
-        refusal = await self.refusal(scope, principal, length)
+        wait, refusal = self.check(scope, principal, length)
+        if wait:
+            refusal = await self.too_many(wait)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -97,22 +98,23 @@ class GuardMiddleware:
         principal = await self.ctx.verifier.authenticate_async(authorization)
         if principal.external:
             roles = await self.ctx.store.list_role_assignments(principal.object_id)
-            principal = dataclasses.replace(principal, roles=tuple(roles))
+            principal = principal.with_roles(tuple(roles))
         return principal
 
-    async def refusal(
+    def check(
         self, scope: Scope, principal: Principal | None, length: bytes | None
-    ) -> ASGIApp | None:
-        """The answer when the request must not reach the app: 429 or 413."""
+    ) -> tuple[float, ASGIApp | None]:
+        """``(seconds to wait, None)`` when over the rate (429), ``(0, answer)`` for a
+        declared body over the limit (413), else ``(0, None)``: the request may proceed."""
         if self.limiter is not None:
             key = principal.key if principal is not None else client_address(scope)
             wait = self.limiter.take(key)
             if wait:
-                return await self.too_many(wait)
+                return wait, None
         if length is not None and length.isdigit() and int(length) > self.max_body:
             exc = too_large(self.max_body)
-            return error_response(413, exc.code, exc.message)
-        return None
+            return 0.0, error_response(413, exc.code, exc.message)
+        return 0.0, None
 
     async def too_many(self, wait: float) -> ASGIApp:
         if self.reject_delay > 0 and self.held < self.max_held:
@@ -181,7 +183,9 @@ class GuardMiddleware:
             await send(message)
 
         try:
-            refusal = await self.refusal(scope, principal, length)
+            wait, refusal = self.check(scope, principal, length)
+            if wait:
+                refusal = await self.too_many(wait)
             if refusal is not None:
                 await refusal(scope, receive, send_and_note)
                 return

@@ -33,28 +33,32 @@ class MemoryRoleAssignments:
     """The in-memory store's role assignments (a mixin of :class:`MemoryStore`)."""
 
     def __init__(self) -> None:
-        self._role_assignments: set[RoleAssignment] = set()
+        # principal id -> its assignments, so the per-request lookup is one dict access.
+        self._role_assignments: dict[str, set[RoleAssignment]] = {}
         self._role_lock = threading.Lock()
 
     async def assign_role(self, assignment: RoleAssignment) -> bool:
         with self._role_lock:
-            if assignment in self._role_assignments:
+            held = self._role_assignments.setdefault(assignment.principal_id, set())
+            if assignment in held:
                 return False
-            self._role_assignments.add(assignment)
+            held.add(assignment)
             return True
 
     async def remove_role(self, assignment: RoleAssignment) -> bool:
         with self._role_lock:
-            if assignment not in self._role_assignments:
+            held = self._role_assignments.get(assignment.principal_id, set())
+            if assignment not in held:
                 return False
-            self._role_assignments.discard(assignment)
+            held.discard(assignment)
+            if not held:
+                del self._role_assignments[assignment.principal_id]
             return True
 
     async def list_role_assignments(self, principal_id: str | None = None) -> list[RoleAssignment]:
         with self._role_lock:
-            found = [
-                a
-                for a in self._role_assignments
-                if principal_id is None or a.principal_id == principal_id
-            ]
+            if principal_id is not None:
+                found = list(self._role_assignments.get(principal_id, ()))
+            else:
+                found = [a for held in self._role_assignments.values() for a in held]
         return sorted(found, key=sort_key)

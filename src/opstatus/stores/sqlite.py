@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS role_assignments (
     role                TEXT NOT NULL,
     scope               TEXT NOT NULL,
     created_at          TEXT NOT NULL,
-    PRIMARY KEY (principal_id, role, scope)
+    PRIMARY KEY (principal_id, scope, role)
 ) WITHOUT ROWID;
 """
 #: Operation fields in column order; ``operation_key`` is derived and stored beside them.
