@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -120,7 +121,9 @@ class GuardMiddleware:
         if self.reject_delay > 0 and self.held < self.max_held:
             self.held += 1
             try:
-                await asyncio.sleep(self.reject_delay)
+                # Jittered, so that a flood's held connections do not come back in lockstep
+                # and spend a refilled bucket in one burst.
+                await asyncio.sleep(self.reject_delay * (0.5 + random.random()))
             finally:
                 self.held -= 1
         seconds = max(1, math.ceil(wait))
