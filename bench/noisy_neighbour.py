@@ -6,8 +6,8 @@ One opstatus server (SQLite, --ops seeded operations, default limits unless told
 well-behaved poller: wrk with --quiet-connections connections, each pausing --quiet-delay-ms
 between requests (under its rate limit). In each round B's p50/p99 are measured alone, then
 while A floods with wrk at full speed on --flood-connections connections; medians over the
-rounds are reported, since the machines are shared and their load drifts. The same is repeated with the
-rate limit off, to show what the limit buys. Prints a table; appends to
+rounds are reported, since the machines are shared and their load drifts. The same is
+repeated with the rate limit off, to show what the limit buys. Prints a table; appends to
 bench/results/noisy_neighbour.jsonl. Needs wrk (apt-get install wrk).
 """
 
