@@ -123,6 +123,10 @@ def test_azure_sdk_over_https_with_a_jwks_signed_token(
             json={"status": "Failed", "error": {"code": "DiskFull", "message": "No space."}},
         )
         assert created.status_code == 201, created.text
+    # The server wrote its audit line (to standard error, here its log file).
+    audit_lines = [x for x in first.log.read_text().splitlines() if '"action":"create"' in x]
+    assert len(audit_lines) == 1 and '"operationId":"tls-op"' in audit_lines[0]
+    assert created.headers["x-ms-request-id"] in audit_lines[0]
 
     credential = JwksCredential(idp, "reader-1")
     clients = [sdk(server, credential, tls["ca"]) for server in servers]
