@@ -81,11 +81,18 @@ def https_server(home: Path, tls: dict[str, Path], idp: IdentityProvider) -> Ser
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shared") / "home"
+
+
+@pytest.fixture(scope="module")
 def servers(
-    home: Path, tls: dict[str, Path], idp: IdentityProvider
+    shared_home: Path, tls: dict[str, Path], idp: IdentityProvider
 ) -> Iterator[list[ServerProcess]]:
     """Two HTTPS instances sharing one home (one SQLite store), as behind a balancer."""
+    home = shared_home
+    home.mkdir(parents=True, exist_ok=True)
     started = [https_server(home, tls, idp).start()]
     started.append(https_server(home, tls, idp).start())
     yield started
@@ -113,8 +120,9 @@ def sdk(server: ServerProcess, credential: Any, ca: Path) -> RedisEnterpriseMana
 
 
 def test_azure_sdk_over_https_with_a_jwks_signed_token(
-    servers: list[ServerProcess], tls: dict[str, Path], idp: IdentityProvider, home: Path
+    servers: list[ServerProcess], tls: dict[str, Path], idp: IdentityProvider, shared_home: Path
 ) -> None:
+    home = shared_home
     first, second = servers
     producer = {"Authorization": f"Bearer {first.token('Contributor', f'/subscriptions/{SUB_A}')}"}
     with httpx.Client(base_url=first.url, verify=first.verify, headers=producer) as http:
@@ -161,9 +169,15 @@ def test_azure_sdk_over_https_with_a_jwks_signed_token(
 
 
 def test_certificate_verification_is_on(
-    servers: list[ServerProcess], idp: IdentityProvider
+    servers: list[ServerProcess], tls: dict[str, Path], idp: IdentityProvider
 ) -> None:
     """Without the test CA the SDK refuses the server: verification is really on."""
+    context = ssl.create_default_context(cafile=str(tls["ca"]))
+    with (
+        socket.create_connection(("127.0.0.1", servers[0].port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+    ):
+        assert sock.version() in ("TLSv1.2", "TLSv1.3")
     client = RedisEnterpriseManagementClient(
         credential=JwksCredential(idp, "reader-1"),
         subscription_id=SUB_A,
@@ -180,8 +194,10 @@ def test_certificate_verification_is_on(
 # -- the protocol's limits -------------------------------------------------------------------
 
 
-@pytest.fixture
-def strict_server(home: Path) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    home = tmp_path_factory.mktemp("strict") / "home"
+    home.mkdir()
     proc = ServerProcess(home, "--max-header-bytes", "4096", "--header-timeout", "1").start()
     yield proc
     proc.stop()
@@ -221,18 +237,3 @@ def test_a_connection_that_never_sends_is_closed(strict_server: ServerProcess) -
     started = time.monotonic()
     assert exchange(strict_server, b"") == b""
     assert 0.8 < time.monotonic() - started < 4
-
-
-def test_tls_handshake_is_required_on_the_https_port(
-    home: Path, tls: dict[str, Path], idp: IdentityProvider
-) -> None:
-    server = https_server(home, tls, idp).start()
-    try:
-        context = ssl.create_default_context(cafile=str(tls["ca"]))
-        with (
-            socket.create_connection(("127.0.0.1", server.port)) as raw,
-            context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
-        ):
-            assert sock.version() in ("TLSv1.2", "TLSv1.3")
-    finally:
-        server.stop()
