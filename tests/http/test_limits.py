@@ -101,7 +101,7 @@ async def test_429s_are_held_back_so_a_flood_costs_little(home: Path) -> None:
             await c.get(status_path(), headers=alice)
         started = time.monotonic()
         assert_429(await c.get(status_path(), headers=alice))
-        assert time.monotonic() - started >= 0.3
+        assert time.monotonic() - started >= 0.15  # the delay, jittered by 0.5x to 1.5x
 
 
 async def test_only_so_many_429s_are_held_at_once(home: Path) -> None:
