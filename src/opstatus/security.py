@@ -40,8 +40,9 @@ class SecuritySettings:
     rate_limit: float = 100.0
     #: How many requests a principal may make at once above the average.
     rate_burst: int = 200
-    #: A request over the limit gets its 429 after this many seconds, so a flood costs the
-    #: server little; at most ``max_held_rejections`` are held at once.
+    #: A request over the limit gets its 429 after about this many seconds (jittered 0.5x
+    #: to 1.5x), so a flood costs the server little; at most ``max_held_rejections`` are
+    #: held at once, the others are answered at once.
     reject_delay: float = 0.5
     max_held_rejections: int = 256
     #: Largest request line plus headers, in bytes (431 beyond).
