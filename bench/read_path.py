@@ -64,6 +64,8 @@ def main() -> None:
         "{port}",
         "--log-level",
         "warning",
+        "--rate-limit",  # one token at full speed: throughput, not the per-principal limit
+        "0",
     ]
     if args.workers > 1:
         opstatus_argv += ["--workers", str(args.workers)]

@@ -7,6 +7,7 @@ import functools
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -92,11 +93,13 @@ def free_port() -> int:
 class ServerProcess:
     """``opstatus serve`` as a user runs it, on a free loopback port."""
 
-    def __init__(self, home: Path, *extra: str) -> None:
+    def __init__(self, home: Path, *extra: str, ca: Path | None = None) -> None:
+        """``ca``: the server speaks HTTPS (``extra`` has --tls-*) with a cert from this CA."""
         self.home = home
         self.extra = extra
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
+        self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home.parent / f"server-{self.port}.log"
 
@@ -124,7 +127,8 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify)
+                if health.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

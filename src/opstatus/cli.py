@@ -17,6 +17,7 @@ import click
 import httpx
 
 from . import auth
+from .cli_security import check_serve, configure_audit, role, security_options, uvicorn_options
 from .client import (
     DEFAULT_API_VERSION,
     DEFAULT_ENDPOINT,
@@ -28,6 +29,7 @@ from .client import (
 )
 from .errors import InvalidInput
 from .output import ALIASES, FORMATS, render
+from .security import SecuritySettings
 from .settings import Settings, default_home
 
 EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4
@@ -100,6 +102,7 @@ def main() -> None:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@security_options
 def serve(
     host: str,
     port: int,
@@ -109,6 +112,8 @@ def serve(
     retry_after: int,
     public_url: str | None,
     log_level: str,
+    max_body_bytes: int,
+    security: SecuritySettings,
 ) -> None:
     """Run the operation-status server."""
     import uvicorn
@@ -121,22 +126,26 @@ def serve(
         providers_file=providers_file,
         retry_after=retry_after,
         public_url=public_url,
+        max_body_bytes=max_body_bytes,
+        security=security,
     )
+    check_serve(host, security)
     try:
         app = create_app(settings)
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
+    configure_audit(security.audit_log)
     click.echo(f"opstatus: home {settings.home}, store {settings.resolved_store_url()}", err=True)
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level=log_level,
-        http="httptools",
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         date_header=False,
         server_header=False,
         access_log=log_level == "debug",
+        **uvicorn_options(security),
     )
 
 
@@ -191,6 +200,9 @@ def token(
 
 def _canonical_role(role: str) -> str:
     return next(r for r in auth.ROLES if r.lower() == role.lower())
+
+
+main.add_command(role)
 
 
 # --- the client side: endpoint and token from flags or OPSTATUS_ENDPOINT / OPSTATUS_TOKEN ---

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .security import SecuritySettings
 
 
 def default_home() -> Path:
@@ -26,6 +28,8 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     #: Base URL for absolute links (Azure-AsyncOperation); default: from the request's Host.
     public_url: str | None = None
+    #: Identity providers, TLS, limits and audit (see security.py).
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.home / 'opstatus.db'}"

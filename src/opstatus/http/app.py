@@ -14,13 +14,14 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import errors
-from ..auth import TokenVerifier, load_or_create_key
 from ..providers import ProviderRegistry
+from ..security import build_verifier
 from ..service import OperationService
 from ..settings import Settings
 from ..stores import open_store
@@ -29,7 +30,9 @@ from . import arm, classic
 from .classic_errors import speaks_classic
 from .context import AppContext
 from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
+from .guard import GuardMiddleware
 from .headers import ArmHeadersMiddleware
+from .limits import WaiterSlots
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
@@ -81,8 +84,11 @@ def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMidd
         settings=settings,
         store=store,
         service=OperationService(store),
-        verifier=TokenVerifier(load_or_create_key(settings.home)),
+        verifier=build_verifier(settings.security, settings.home),
         providers=providers,
+        waiters=WaiterSlots(
+            settings.security.max_waiters, settings.security.max_waiters_per_principal
+        ),
     )
 
     @contextlib.asynccontextmanager
@@ -114,6 +120,7 @@ def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMidd
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(GuardMiddleware, ctx=ctx)],
         exception_handlers={
             errors.OpstatusError: handle_opstatus_error,
             HTTPException: handle_http_exception,

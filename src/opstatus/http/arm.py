@@ -27,6 +27,7 @@ from ..models import (
 from ..providers import Provider
 from ..service import IfMatch, OperationRef
 from .context import AppContext
+from .guard import principal_of
 from .payloads import parse_create, parse_update, read_json_object
 from .representation import arm_body, resource_id
 
@@ -50,7 +51,7 @@ def _printable(value: str) -> str:
 
 def resolve(request: Request, action: str, verb: str, with_id: bool = True) -> Target:
     ctx: AppContext = request.app.state.ctx
-    principal = ctx.verifier.authenticate(request.headers.get("authorization"))
+    principal = principal_of(request)
     params = request.path_params
     subscription_id = validate_subscription_id(params["subscription_id"])
     namespace, location = params["namespace"], params["location"]

@@ -27,6 +27,7 @@ from ..service import OperationRef
 from .classic_errors import VERSION_MESSAGE, VersionHeaderInvalid
 from .classic_xml import MEDIA_TYPE, classic_status, operation_xml
 from .context import AppContext
+from .guard import principal_of
 from .payloads import parse_create, parse_update, read_json_object
 
 CLASSIC_PATH = "/{subscription_id}/operations/{operation_id}"
@@ -47,8 +48,7 @@ def check_version(request: Request) -> None:
 
 def resolve(request: Request, action: str, verb: str = "") -> OperationRef:
     check_version(request)
-    ctx: AppContext = request.app.state.ctx
-    principal = ctx.verifier.authenticate(request.headers.get("authorization"))
+    principal = principal_of(request)
     subscription_id = validate_subscription_id(request.path_params["subscription_id"])
     scope = f"/subscriptions/{subscription_id}/operations"
     arm_action = f"{CLASSIC_NAMESPACE}/operations/{verb or action}"

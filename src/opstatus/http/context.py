@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..auth import TokenVerifier
 from ..providers import ProviderRegistry
 from ..service import OperationService
 from ..settings import Settings
 from ..stores.base import Store
+from .limits import WaiterSlots
 
 
 @dataclass
@@ -18,3 +19,5 @@ class AppContext:
     service: OperationService
     verifier: TokenVerifier
     providers: ProviderRegistry
+    #: Long-poll waiters (Prefer: wait) ask here for a slot; see limits.WaiterSlots.
+    waiters: WaiterSlots = field(default_factory=WaiterSlots)

@@ -33,15 +33,29 @@ class UnsupportedMediaType(errors.OpstatusError):
     code = "UnsupportedMediaType"
 
 
+class RequestTimeout(errors.OpstatusError):
+    """The client did not send its request in time."""
+
+    code = "RequestTimeout"
+
+
+class TooManyRequests(errors.OpstatusError):
+    """The caller is over its request rate; Retry-After says when to come back."""
+
+    code = "TooManyRequests"
+
+
 STATUS_BY_ERROR: list[tuple[type[errors.OpstatusError], int]] = [
     (errors.InvalidInput, 400),
     (errors.NotAuthenticated, 401),
     (errors.NotAuthorized, 403),
     (errors.OperationNotFound, 404),
     (errors.Conflict, 409),
+    (RequestTimeout, 408),
     (errors.PreconditionFailed, 412),
     (RequestTooLarge, 413),
     (UnsupportedMediaType, 415),
+    (TooManyRequests, 429),
     (errors.StoreError, 503),
 ]
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..models import Operation
+from .roles import RoleAssignmentStore
 
 #: Given the current operation, returns the changed one, or None when nothing changes.
 #: May raise a domain error, which aborts the change and reaches the caller unchanged.
@@ -20,7 +21,7 @@ Change = Callable[[Operation], Operation | None]
 DeleteCheck = Callable[[Operation], None]
 
 
-class Store(Protocol):
+class Store(RoleAssignmentStore, Protocol):
     async def open(self) -> None:
         """Connect and create the schema if needed."""
 

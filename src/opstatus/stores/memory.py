@@ -7,10 +7,12 @@ import threading
 from ..errors import OperationNotFound
 from ..models import Operation
 from .base import Change, DeleteCheck
+from .roles import MemoryRoleAssignments
 
 
-class MemoryStore:
+class MemoryStore(MemoryRoleAssignments):
     def __init__(self) -> None:
+        super().__init__()
         self._operations: dict[tuple[str, str], Operation] = {}
         # The app is single-threaded asyncio, but a lock keeps the store honest if a caller
         # shares it between threads (tests do).

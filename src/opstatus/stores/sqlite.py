@@ -23,6 +23,7 @@ import orjson
 from ..errors import OperationNotFound, StoreError
 from ..models import Operation
 from .base import Change, DeleteCheck
+from .sqlite_roles import SQLiteRoleAssignments
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -50,6 +51,13 @@ CREATE TABLE IF NOT EXISTS operations (
     lease_expires_at    TEXT,
     expires_at          TEXT,
     PRIMARY KEY (subscription_id, operation_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS role_assignments (
+    principal_id        TEXT NOT NULL,
+    role                TEXT NOT NULL,
+    scope               TEXT NOT NULL,
+    created_at          TEXT NOT NULL,
+    PRIMARY KEY (principal_id, scope, role)
 ) WITHOUT ROWID;
 """
 #: Operation fields in column order; ``operation_key`` is derived and stored beside them.
@@ -90,7 +98,7 @@ def _from_row(row: tuple[Any, ...]) -> Operation:
     return Operation(**values)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteRoleAssignments):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._reader: sqlite3.Connection | None = None
@@ -121,7 +129,9 @@ class SQLiteStore:
                 f"opstatus knows ({SCHEMA_VERSION}); upgrade opstatus."
             )
         self._writer.execute("BEGIN IMMEDIATE")
-        self._writer.execute(SCHEMA)
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                self._writer.execute(statement)
         self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._writer.execute("COMMIT")
 

@@ -1,0 +1,56 @@
+"""Bearer tokens, identity providers and roles.
+
+- :mod:`.roles`: roles, role assignments, :class:`Principal` and :func:`authorize` (ARM's 403).
+- :mod:`.local`: tokens minted with the key in the server's home (HS256).
+- :mod:`.jwks`: the signing keys of external identity providers (JWKS files or URLs).
+- :mod:`.verifier`: :class:`TokenVerifier`, the one place a header becomes a Principal.
+"""
+
+from __future__ import annotations
+
+from .jwks import KeyRing
+from .local import (
+    AUDIENCE,
+    ISSUER,
+    KEY_FILE,
+    check_private_file,
+    key_id,
+    load_key,
+    load_or_create_key,
+    mint_token,
+)
+from .roles import (
+    ROLE_ACTIONS,
+    ROLES,
+    Action,
+    Principal,
+    Role,
+    RoleAssignment,
+    authorize,
+    canonical_role,
+    normalize_scope,
+)
+from .verifier import DEFAULT_SCOPE, TokenVerifier
+
+__all__ = [
+    "AUDIENCE",
+    "DEFAULT_SCOPE",
+    "ISSUER",
+    "KEY_FILE",
+    "ROLES",
+    "ROLE_ACTIONS",
+    "Action",
+    "KeyRing",
+    "Principal",
+    "Role",
+    "RoleAssignment",
+    "TokenVerifier",
+    "authorize",
+    "canonical_role",
+    "check_private_file",
+    "key_id",
+    "load_key",
+    "load_or_create_key",
+    "mint_token",
+    "normalize_scope",
+]

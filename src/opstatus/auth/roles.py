@@ -1,0 +1,101 @@
+"""Roles, role assignments and the principal a request acts as, as ARM's RBAC has them.
+
+A role (Reader, Contributor, Owner) is assigned over a scope: ``/subscriptions/<guid>``, or
+``/`` for every subscription. Locally minted tokens carry their assignments; for tokens from
+an external identity provider the assignments are read from the store (``opstatus role``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import NotAuthorized
+
+Role = Literal["Reader", "Contributor", "Owner"]
+Action = Literal["read", "write", "admin"]
+ROLES: tuple[Role, ...] = ("Reader", "Contributor", "Owner")
+ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    "Reader": frozenset({"read"}),
+    "Contributor": frozenset({"read", "write"}),
+    "Owner": frozenset({"read", "write", "admin"}),
+}
+#: The issuer of locally minted tokens.
+LOCAL_ISSUER = "opstatus"
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAssignment:
+    """``role`` over ``scope``; ``principal_id`` names the holder when the store keeps it."""
+
+    role: str
+    scope: str
+    principal_id: str = ""
+
+    def covers(self, subscription_id: str, action: str) -> bool:
+        if action not in ROLE_ACTIONS.get(self.role, frozenset()):
+            return False
+        return self.scope == "/" or self.scope.lower() == f"/subscriptions/{subscription_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified token speaks for.
+
+    ``object_id`` is the principal id role assignments name (the token's ``oid``, else its
+    ``sub``). ``external`` principals come from an identity provider: their ``roles`` are
+    filled from the store on every request, never from the token.
+    """
+
+    subject: str
+    object_id: str
+    roles: tuple[RoleAssignment, ...]
+    expires_at: float
+    issuer: str = LOCAL_ISSUER
+    external: bool = False
+
+    @property
+    def key(self) -> str:
+        """Unique across issuers: what rate limits and audit lines are keyed by."""
+        return self.object_id if self.issuer == LOCAL_ISSUER else f"{self.issuer}#{self.object_id}"
+
+    def with_roles(self, roles: tuple[RoleAssignment, ...]) -> Principal:
+        """This principal holding ``roles`` (cheaper than dataclasses.replace, per request)."""
+        return Principal(
+            self.subject, self.object_id, roles, self.expires_at, self.issuer, self.external
+        )
+
+    def can(self, action: str, subscription_id: str) -> bool:
+        return any(r.covers(subscription_id, action) for r in self.roles)
+
+
+def normalize_scope(scope: str) -> str:
+    """Accept ``/`` or ``/subscriptions/<guid>``; the GUID is lower-cased."""
+    from ..models import validate_subscription_id
+
+    if scope == "/":
+        return scope
+    parts = scope.strip("/").split("/")
+    if len(parts) != 2 or parts[0].lower() != "subscriptions":
+        raise ValueError(f"scope must be '/' or '/subscriptions/<guid>', got {scope!r}")
+    return f"/subscriptions/{validate_subscription_id(parts[1])}"
+
+
+def canonical_role(role: str) -> Role:
+    """``reader`` -> ``Reader``; anything else is a ValueError naming the known roles."""
+    for known in ROLES:
+        if known.lower() == role.lower():
+            return known
+    raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+
+
+def authorize(
+    principal: Principal, action: str, subscription_id: str, scope: str, arm_action: str
+) -> None:
+    """Raise ARM's 403 unless a role allows ``action``; the message never depends on data."""
+    if not principal.can(action, subscription_id):
+        raise NotAuthorized(
+            f"The client '{principal.subject}' with object id '{principal.object_id}' does not "
+            f"have authorization to perform action '{arm_action}' over scope '{scope}' or the "
+            "scope is invalid. If access was recently granted, please refresh your credentials."
+        )

@@ -1,0 +1,73 @@
+"""The audit trail: one JSON line per write, on logger ``opstatus.audit``.
+
+Every write (create, update, delete, and any later write verb such as cancel) is recorded
+with who made it, where, what was asked, how it ended and the request id that the caller
+saw in ``x-ms-request-id``; attempts that were refused (401, 403, 413, 429) are recorded
+too. Role changes made with ``opstatus role`` are recorded the same way. Lines never hold
+a token, a header value or a request body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import orjson
+
+audit_log = logging.getLogger("opstatus.audit")
+
+WRITE_METHODS = frozenset({"PUT", "PATCH", "POST", "DELETE"})
+_OPERATION_PATH = re.compile(
+    r"/subscriptions/(?P<sub>[^/]*)/providers/[^/]*/locations/[^/]*/operationsStatus"
+    r"(?:/(?P<op>[^/]+))?(?:/(?P<verb>[^/]+))?/?\Z",
+    re.IGNORECASE,
+)
+_LINK_OPERATION = re.compile(rb"/operationsStatus/([^/?]+)", re.IGNORECASE)
+_ACTIONS = {"PUT": "create", "POST": "create", "PATCH": "update", "DELETE": "delete"}
+
+
+def _bounded(value: str | None) -> str | None:
+    return None if value is None else value[:300]
+
+
+def write_target(method: str, path: str) -> tuple[str, str | None, str | None]:
+    """``(action, subscription, operation id)`` of a write, from its method and path."""
+    match = _OPERATION_PATH.match(path)
+    if match is None:
+        return method.lower(), None, None
+    action = match["verb"].lower() if match["verb"] else _ACTIONS.get(method, method.lower())
+    return action, _bounded(match["sub"].lower()), _bounded(match["op"])
+
+
+def operation_from_link(link: bytes) -> str | None:
+    """The id a POST created, from its Azure-AsyncOperation header."""
+    match = _LINK_OPERATION.search(link)
+    return _bounded(match[1].decode("latin-1")) if match else None
+
+
+def record(
+    *,
+    action: str,
+    principal: str | None,
+    subscription: str | None,
+    operation_id: str | None,
+    result: int,
+    request_id: str | None,
+    **extra: Any,
+) -> None:
+    """Write one audit line (a JSON object) at INFO."""
+    if not audit_log.isEnabledFor(logging.INFO):
+        return
+    line = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "action": action,
+        "principal": principal,
+        "subscription": subscription,
+        "operationId": operation_id,
+        "result": result,
+        "requestId": request_id,
+        **extra,
+    }
+    audit_log.info(orjson.dumps(line).decode())

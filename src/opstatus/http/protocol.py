@@ -1,0 +1,147 @@
+"""uvicorn's httptools protocol with two limits it lacks: request head size and head time.
+
+uvicorn bounds neither how large a request line plus headers may grow nor how long a
+client may take to send them (its keep-alive timer only runs between requests, and a new
+connection has none), so one slow or bloated client could hold memory and a connection
+forever. Here a connection must deliver each request head within ``head_timeout`` seconds
+and ``max_head_bytes`` bytes; otherwise it gets 408 or 431 in ARM's error envelope and is
+closed. An idle connection that never starts a request is closed silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+
+class _HeadRefused(Exception):
+    """Stops the parser; the refusal itself is written by ``send_400_response``."""
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    max_head_bytes = 16 * 1024
+    head_timeout = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = False
+        self._head_bytes = 0
+        self._raw_head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refusal: tuple[int, bytes, str] | None = None
+
+    @classmethod
+    def configured(cls, max_head_bytes: int, head_timeout: float) -> type[HttpToolsProtocol]:
+        """A subclass with these limits (uvicorn instantiates the protocol class itself)."""
+        return type(
+            cls.__name__,
+            (cls,),
+            {"max_head_bytes": max_head_bytes, "head_timeout": head_timeout},
+        )
+
+    # -- connection ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # httptools buffers a header it has not finished without calling back: count the
+        # raw bytes of a head still incomplete after this chunk. (A pipelined request that
+        # starts in the same chunk as the end of a large body may be over-counted; clients
+        # of this API do not pipeline.)
+        if self._in_head:
+            self._raw_head_bytes += len(data)
+            if self._raw_head_bytes > self.max_head_bytes and not self.transport.is_closing():
+                self._refuse_too_large()
+                self.send_400_response("")
+
+    # -- parser callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0  # as parsed: request line and complete headers
+        self._raw_head_bytes = 0  # as received, while the head is incomplete
+        self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count(len(name) + len(value) + 4)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.max_head_bytes:
+            self._refuse_too_large()
+            raise _HeadRefused()
+
+    # -- refusals --------------------------------------------------------------------------
+
+    def _refuse_too_large(self) -> None:
+        self._refusal = (
+            431,
+            b"RequestHeaderFieldsTooLarge",
+            f"The request line and headers are larger than the limit of "
+            f"{self.max_head_bytes} bytes.",
+        )
+
+    def send_400_response(self, msg: str) -> None:
+        if self._refusal is None:
+            super().send_400_response(msg)
+            return
+        status, code, message = self._refusal
+        body = orjson.dumps({"error": {"code": code.decode(), "message": message}})
+        head = b"".join(
+            (
+                STATUS_LINE[status],
+                b"content-type: application/json\r\n",
+                b"content-length: %d\r\n" % len(body),
+                b"x-ms-request-id: %s\r\n" % str(uuid.uuid4()).encode(),
+                b"connection: close\r\n\r\n",
+            )
+        )
+        self.transport.write(head + body)
+        self.transport.close()
+
+    # -- the head timer --------------------------------------------------------------------
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if not self._in_head:
+            self.transport.close()  # connected but never started a request
+            return
+        self._refusal = (
+            408,
+            b"RequestTimeout",
+            f"The request line and headers were not received within {self.head_timeout:g} seconds.",
+        )
+        self.send_400_response("")

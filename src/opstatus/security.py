@@ -1,0 +1,103 @@
+"""Security settings: identity providers, TLS, limits and audit; one dataclass.
+
+Every field has a ``serve`` flag and an ``OPSTATUS_*`` variable (see ``cli_security``).
+Where each limit is enforced:
+
+- request rate per principal, body size, body read time, long-poll waiters: the app's
+  guard middleware (``http/guard.py``), answering in ARM's error envelope;
+- request head size and head read time: the HTTP protocol (``http/protocol.py``), before
+  the app sees the request;
+- idle keep-alive connections and the number of connections: uvicorn
+  (``timeout_keep_alive``, ``limit_concurrency``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from .auth import KEY_FILE, KeyRing, TokenVerifier, check_private_file, load_or_create_key
+from .auth.verifier import DEFAULT_SCOPE
+
+
+@dataclass
+class SecuritySettings:
+    #: JWKS files or HTTPS URLs of external identity providers.
+    jwks: tuple[str, ...] = ()
+    #: Accepted ``iss`` values of external tokens.
+    issuers: tuple[str, ...] = ()
+    #: Accepted ``aud`` values of external tokens.
+    audiences: tuple[str, ...] = ()
+    #: The scope an external token's ``scp`` must hold; empty: not checked.
+    required_scope: str = DEFAULT_SCOPE
+    #: Seconds of clock difference tolerated on ``exp``, ``nbf`` and ``iat``.
+    clock_skew: int = 30
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Requests per second each principal (or, unauthenticated, each client address) may
+    #: make on average; 0 turns the limit off.
+    rate_limit: float = 100.0
+    #: How many requests a principal may make at once above the average.
+    rate_burst: int = 200
+    #: A request over the limit gets its 429 after about this many seconds (jittered 0.5x
+    #: to 1.5x), so a flood costs the server little; at most ``max_held_rejections`` are
+    #: held at once, the others are answered at once.
+    reject_delay: float = 0.5
+    max_held_rejections: int = 256
+    #: Largest request line plus headers, in bytes (431 beyond).
+    max_header_bytes: int = 16 * 1024
+    #: Seconds a client may take to send a request's line and headers (408 beyond).
+    header_timeout: float = 10.0
+    #: Seconds a client may take to send a request's body (408 beyond).
+    body_timeout: float = 30.0
+    #: Seconds an idle keep-alive connection stays open.
+    keep_alive_timeout: int = 5
+    #: Open connections (and requests in progress) the server accepts; 503 beyond.
+    max_connections: int = 1000
+    #: Long-poll requests (``Prefer: wait``) waiting at once, in all and per principal;
+    #: beyond, a request is answered at once, without waiting.
+    max_waiters: int = 1000
+    max_waiters_per_principal: int = 100
+    #: Where audit lines go; default: standard error.
+    audit_log: Path | None = None
+
+    @property
+    def external_identity(self) -> bool:
+        return bool(self.jwks)
+
+    def check(self) -> None:
+        """Raise ValueError naming the setting when a combination cannot work."""
+        if self.jwks and not (self.issuers and self.audiences):
+            raise ValueError("--jwks needs at least one --issuer and one --audience")
+        if (self.issuers or self.audiences) and not self.jwks:
+            raise ValueError("--issuer and --audience apply to tokens checked with --jwks")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.rate_limit < 0 or self.rate_burst < 1:
+            raise ValueError("--rate-limit must be >= 0 and --rate-burst >= 1")
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost; the only addresses safe without TLS."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def build_verifier(security: SecuritySettings, home: Path) -> TokenVerifier:
+    """The server's token verifier: its local key, plus the configured identity providers."""
+    security.check()
+    key = load_or_create_key(home)
+    check_private_file(home / KEY_FILE, "The signing key")
+    return TokenVerifier(
+        key,
+        leeway=security.clock_skew,
+        keys=KeyRing.from_locations(security.jwks) if security.jwks else None,
+        issuers=security.issuers,
+        audiences=security.audiences,
+        required_scope=security.required_scope,
+    )
