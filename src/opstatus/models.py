@@ -135,6 +135,15 @@ def now_text() -> str:
     return format_time(datetime.now(UTC))
 
 
+def validate_http_status(value: object) -> int:
+    """The HTTP status the operation's own request ended with (reported by the producer)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+        raise InvalidInput(
+            "'httpStatusCode' must be an integer from 100 to 599.", target="httpStatusCode"
+        )
+    return value
+
+
 def validate_percent(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
         raise InvalidInput(
@@ -283,10 +292,20 @@ class OperationDraft:
     percent_complete: float | None = None
     properties: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    http_status_code: int | None = None
+    kind: str | None = None
+    cancelable: bool = True
+    #: None: the server's default lease; 0: no lease (see opstatus.lifecycle).
+    lease_seconds: float | None = None
 
     def digest(self) -> str:
         fields = dataclasses.asdict(self)
         fields["operation_id"] = operation_key(self.operation_id)
+        # Fields added later stay out while unset, so that digests stored before they
+        # existed still recognise a replay.
+        for name, unset in _LATER_DRAFT_FIELDS.items():
+            if fields[name] == unset:
+                del fields[name]
         return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
     def to_operation(self, now: str) -> Operation:
@@ -310,7 +329,18 @@ class OperationDraft:
             created_at=now,
             updated_at=now,
             create_digest=self.digest(),
+            http_status_code=self.http_status_code,
+            kind=self.kind,
+            cancelable=self.cancelable,
         )
+
+
+_LATER_DRAFT_FIELDS: dict[str, object] = {
+    "http_status_code": None,
+    "kind": None,
+    "cancelable": True,
+    "lease_seconds": None,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +353,9 @@ class OperationUpdate:
     end_time: str | None = None
     properties: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    http_status_code: int | None = None
+    #: A new lease length (0: drop the lease). Any update renews the lease.
+    lease_seconds: float | None = None
 
 
 def _check_error_matches_status(status: str, error: dict[str, Any] | None) -> None:
@@ -356,6 +389,8 @@ def _changed_fields(current: Operation, update: OperationUpdate, status: str) ->
             changes["error"] = update.error
     if update.end_time is not None and update.end_time != current.end_time:
         changes["end_time"] = update.end_time
+    if update.http_status_code is not None and update.http_status_code != current.http_status_code:
+        changes["http_status_code"] = update.http_status_code
     return changes
 
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .lifecycle import DAY, LifecyclePolicy
+
 
 def default_home() -> Path:
     """The per-user data folder (XDG), unless OPSTATUS_HOME says otherwise."""
@@ -26,6 +28,33 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     #: Base URL for absolute links (Azure-AsyncOperation); default: from the request's Host.
     public_url: str | None = None
+    #: Seconds a terminal operation stays readable, per status (at least a day).
+    retain_succeeded: float = 7 * DAY
+    retain_failed: float = 30 * DAY
+    retain_canceled: float = 7 * DAY
+    #: Seconds a removed operation still reads as "expired" rather than "not found".
+    tombstone_seconds: float = 30 * DAY
+    #: The lease of an operation whose producer names none (0: no lease).
+    default_lease_seconds: float = DAY
+    #: Seconds after a lease lapses before the operation is Failed with ProducerLost.
+    lease_grace_seconds: float = 300.0
+    #: Seconds between background sweeps (0: none); and how much one batch handles.
+    maintenance_interval: float = 60.0
+    maintenance_batch: int = 100
+    #: List pages: the size when the caller names none, and the most the server returns.
+    default_page_size: int = 100
+    max_page_size: int = 1000
+
+    def lifecycle_policy(self) -> LifecyclePolicy:
+        """The retention and lease rules; ValueError names a bad setting."""
+        return LifecyclePolicy(
+            retain_succeeded=self.retain_succeeded,
+            retain_failed=self.retain_failed,
+            retain_canceled=self.retain_canceled,
+            tombstone_seconds=self.tombstone_seconds,
+            default_lease_seconds=self.default_lease_seconds or None,
+            lease_grace_seconds=self.lease_grace_seconds,
+        )
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.home / 'opstatus.db'}"
