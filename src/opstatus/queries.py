@@ -30,7 +30,8 @@ def position(op: Operation) -> Position:
 
 @dataclass(frozen=True, slots=True)
 class OperationFilter:
-    """What a caller filters a list on. Time bounds: ``after`` inclusive, ``before`` not."""
+    """What a caller filters a list on. Statuses compare case-insensitively (a producer's
+    own words keep the case it gave them); time bounds: ``after`` inclusive, ``before`` not."""
 
     statuses: frozenset[str] = frozenset()
     kinds: frozenset[str] = frozenset()
@@ -41,7 +42,7 @@ class OperationFilter:
 
     def matches(self, op: Operation) -> bool:
         return (
-            (not self.statuses or op.status in self.statuses)
+            (not self.statuses or op.status.lower() in {s.lower() for s in self.statuses})
             and (not self.kinds or op.kind in self.kinds)
             and _within(op.start_time, self.started_after, self.started_before)
             and _within(op.end_time, self.ended_after, self.ended_before)

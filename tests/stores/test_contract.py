@@ -546,7 +546,7 @@ QUERIES = {
     "namespace-any-case": OperationQuery(namespace="microsoft.CACHE", limit=1000),
     "location": OperationQuery(subscription_id=SUB_A, location="eastus", limit=1000),
     "statuses": OperationQuery(
-        filter=OperationFilter(statuses=frozenset({FAILED, "Provisioning"})), limit=1000
+        filter=OperationFilter(statuses=frozenset({"failed", "PROVISIONING"})), limit=1000
     ),
     "kinds": OperationQuery(filter=OperationFilter(kinds=frozenset({"resize"})), limit=1000),
     "started": OperationQuery(

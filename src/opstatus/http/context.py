@@ -18,3 +18,5 @@ class AppContext:
     service: OperationService
     verifier: TokenVerifier
     providers: ProviderRegistry
+    #: Signs continuation tokens (derived from the server's signing key).
+    paging_key: bytes

@@ -6,24 +6,49 @@ Unknown properties are refused (``target`` names them) so that a producer's typo
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
 
 from ..errors import InvalidInput
+from ..lifecycle import validate_kind, validate_lease_seconds
 from ..models import (
     OperationDraft,
     OperationUpdate,
     normalize_status,
     parse_time,
     validate_error,
+    validate_http_status,
     validate_percent,
 )
 from .errors import RequestTooLarge, UnsupportedMediaType
 
-CREATE_FIELDS = ("status", "percentComplete", "startTime", "endTime", "properties", "error")
-UPDATE_FIELDS = ("status", "percentComplete", "resetProgress", "endTime", "properties", "error")
+T = TypeVar("T")
+
+CREATE_FIELDS = (
+    "status",
+    "percentComplete",
+    "startTime",
+    "endTime",
+    "properties",
+    "error",
+    "httpStatusCode",
+    "kind",
+    "cancelable",
+    "leaseSeconds",
+)
+UPDATE_FIELDS = (
+    "status",
+    "percentComplete",
+    "resetProgress",
+    "endTime",
+    "properties",
+    "error",
+    "httpStatusCode",
+    "leaseSeconds",
+)
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -97,7 +122,21 @@ def parse_create(
         ),
         properties=_properties(data["properties"]) if "properties" in data else None,
         error=_error(data["error"]) if "error" in data else None,
+        http_status_code=_optional(data, "httpStatusCode", validate_http_status),
+        kind=_optional(data, "kind", validate_kind),
+        cancelable=_cancelable(data.get("cancelable", True)),
+        lease_seconds=_optional(data, "leaseSeconds", validate_lease_seconds),
     )
+
+
+def _optional(data: dict[str, Any], name: str, validate: Callable[[object], T]) -> T | None:
+    return validate(data[name]) if name in data else None
+
+
+def _cancelable(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput("'cancelable' must be true or false.", target="cancelable")
+    return value
 
 
 def parse_update(data: dict[str, Any]) -> OperationUpdate:
@@ -114,4 +153,6 @@ def parse_update(data: dict[str, Any]) -> OperationUpdate:
         end_time=parse_time(data["endTime"], "endTime") if "endTime" in data else None,
         properties=_properties(data["properties"]) if "properties" in data else None,
         error=_error(data["error"]) if "error" in data else None,
+        http_status_code=_optional(data, "httpStatusCode", validate_http_status),
+        lease_seconds=_optional(data, "leaseSeconds", validate_lease_seconds),
     )

@@ -148,9 +148,10 @@ def _scope_clauses(query: OperationQuery) -> list[tuple[str, tuple[Any, ...]]]:
 
 def _filter_clauses(f: OperationFilter) -> list[tuple[str, tuple[Any, ...]]]:
     clauses: list[tuple[str, tuple[Any, ...]]] = []
-    for column, values in (("status", f.statuses), ("kind", f.kinds)):
+    statuses = sorted({status.lower() for status in f.statuses})
+    for column, values in (("lower(status)", statuses), ("kind", sorted(f.kinds))):
         if values:
-            clauses.append((f"{column} IN ({', '.join('?' * len(values))})", tuple(sorted(values))))
+            clauses.append((f"{column} IN ({', '.join('?' * len(values))})", tuple(values)))
     bounds = (
         ("start_time >= ?", f.started_after),
         ("start_time < ?", f.started_before),
