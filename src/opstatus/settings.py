@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,21 @@ def default_home() -> Path:
         return Path(os.environ["OPSTATUS_HOME"])
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "opstatus"
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*\Z")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, setting: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``24h`` or ``7d``; errors name the setting."""
+    match = _DURATION.match(text.lower())
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else math.nan
+    if not math.isfinite(seconds):
+        raise ValueError(
+            f"{setting}: expected a duration such as 90s, 15m, 24h or 7d, got {text!r}"
+        )
+    return seconds
 
 
 @dataclass
