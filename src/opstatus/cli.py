@@ -339,6 +339,12 @@ def print_status(status: OperationStatus, output: str) -> None:
     ]
     if status.percent_complete is not None:
         rows.append(("Percent Complete", f"{status.percent_complete:g}"))
+    if status.lease_state is not None:
+        rows.append(("Producer Lease", f"{status.lease_state} (until {status.lease_expires_at})"))
+    if status.cancel_requested_at is not None:
+        rows.append(("Cancel Requested", status.cancel_requested_at))
+    if status.expires_at is not None:
+        rows.append(("Expires At", status.expires_at))
     for label, value in rows:
         click.echo(f"{label + ':':<18} {value}".rstrip())
 

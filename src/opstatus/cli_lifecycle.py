@@ -164,8 +164,6 @@ def cancel(
         except (ClientError, httpx.HTTPError) as exc:
             _fail(exc)
     print_status(status, output)
-    if output == "text" and not status.terminal:
-        click.echo(f"{'Cancel Requested:':<18} {status.cancel_requested_at}")
 
 
 @main.command()
