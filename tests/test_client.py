@@ -33,8 +33,11 @@ URL = (
 class Script:
     """Answers each request with the next scripted (status, headers) and records requests."""
 
-    def __init__(self, statuses: list[str], headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, statuses: list[str], headers: dict[str, str] | None = None, changing: bool = True
+    ) -> None:
         self.statuses = statuses
+        self.changing = changing  # a new ETag on every answer, as if something changed
         self.headers = headers or {}
         self.requests: list[httpx.Request] = []
         self.times: list[float] = []
@@ -45,6 +48,7 @@ class Script:
         status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
         body = {"id": "/x/op1", "name": "op1", "status": status}
         headers = dict(self.headers)
+        headers["ETag"] = f'"{len(self.requests) if self.changing else 0}"'
         if status == "InProgress":
             headers.setdefault("Retry-After", "0")
         return httpx.Response(200, json=body, headers=headers)
@@ -70,13 +74,29 @@ def test_wait_long_polls_with_one_prefer_header_when_the_server_applies_it() -> 
     assert script.requests[1].extensions["timeout"]["read"] >= 30
 
 
+def test_a_long_poll_answered_at_once_with_nothing_changed_is_not_trusted() -> None:
+    """A server that says it applied wait but did not hold the read must not make the
+    client spin: it falls back to Retry-After."""
+    script = Script(
+        ["InProgress", "InProgress", "InProgress", "Succeeded"],
+        {"Retry-After": "0", "Preference-Applied": "wait=30"},
+        changing=False,
+    )
+    with sync_client(script) as client:
+        assert client.wait(URL).succeeded
+    gaps = [b - a for a, b in zip(script.times, script.times[1:], strict=False)]
+    assert all(gap >= 0.09 for gap in gaps[1:])  # after the first long-poll: Retry-After
+
+
 def test_wait_falls_back_to_retry_after_when_wait_is_not_applied() -> None:
-    script = Script(["InProgress", "InProgress", "Succeeded"], {"Retry-After": "0"})
+    script = Script(["InProgress", "InProgress", "InProgress", "Succeeded"], {"Retry-After": "0"})
     with sync_client(script) as client:
         final = client.wait(URL)
-    assert final.succeeded and len(script.requests) == 3
+    assert final.succeeded and len(script.requests) == 4
     gaps = [b - a for a, b in zip(script.times, script.times[1:], strict=False)]
-    assert all(gap >= 0.09 for gap in gaps)  # Retry-After 0 still means a short pause
+    # The first long-poll goes at once; ignored, the client sleeps Retry-After between reads
+    # (0 still means a short pause).
+    assert all(gap >= 0.09 for gap in gaps[1:])
 
 
 def test_wait_with_a_timeout_asks_for_no_longer_than_is_left() -> None:

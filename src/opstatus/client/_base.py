@@ -383,6 +383,14 @@ class BaseClient:
         return 1.0
 
     @staticmethod
-    def _wait_applied(response: httpx.Response) -> bool:
+    def _held(response: httpx.Response, previous: OperationStatus | None, elapsed: float) -> bool:
+        """Whether the server really held the read (``Preference-Applied: wait``), so the
+        next one may go at once. A held read that came back at once with nothing changed
+        is not trusted: that would turn waiting into a busy loop."""
         applied = response.headers.get("preference-applied", "")
-        return any(part.strip().startswith("wait") for part in applied.split(","))
+        if not any(part.strip().startswith("wait") for part in applied.split(",")):
+            return False
+        unchanged = previous is not None and response.headers.get("etag") == (
+            f'"{previous.etag}"' if previous.etag else None
+        )
+        return not unchanged or elapsed >= 0.5

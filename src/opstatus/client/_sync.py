@@ -153,7 +153,9 @@ class Client(BaseClient):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         long_poll = None
+        status: OperationStatus | None = None
         while True:
+            previous, started = status, time.monotonic()
             if long_poll is None:
                 response = self._send("GET", url)
             else:
@@ -166,9 +168,12 @@ class Client(BaseClient):
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise WaitTimeout(status)
+            held = long_poll is not None and self._held(
+                response, previous, time.monotonic() - started
+            )
             long_poll = None if interval is not None else self._wait_request(remaining)
-            if long_poll is not None and self._wait_applied(response):
-                continue  # the server held the read until something changed
+            if long_poll is not None and (held or previous is None):
+                continue  # a long-poll next: at once after the first read or a held one
             delay = self._delay(status, interval)
             time.sleep(delay if remaining is None else min(delay, remaining))
 
