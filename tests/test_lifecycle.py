@@ -13,6 +13,8 @@ import pytest
 
 from opstatus.errors import (
     InvalidInput,
+    NotCancelable,
+    OperationExpired,
     OperationNotFound,
     PreconditionFailed,
     TerminalStatusFinal,
@@ -20,8 +22,6 @@ from opstatus.errors import (
 from opstatus.lifecycle import (
     DAY,
     LifecyclePolicy,
-    NotCancelable,
-    OperationExpired,
     add_seconds,
     validate_kind,
     validate_lease_seconds,

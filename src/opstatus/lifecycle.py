@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from .errors import Conflict, InvalidInput, OperationNotFound, TerminalStatusFinal
+from .errors import InvalidInput, NotCancelable, OperationExpired, TerminalStatusFinal
 from .models import (
     CANCELED,
     FAILED,
@@ -52,18 +52,6 @@ _KIND = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}\Z")
 
 LeaseState = Literal["Active", "Lapsed"]
 RemovalReason = Literal["Expired", "Purged"]
-
-
-class OperationExpired(OperationNotFound):
-    """The operation existed but its retention period is over; its status is gone."""
-
-    code = "OperationExpired"
-
-
-class NotCancelable(Conflict):
-    """The producer declared the operation not cancelable."""
-
-    code = "OperationNotCancelable"
 
 
 def parse_moment(text: str) -> datetime:

@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import OperationExists, OperationNotFound, PreconditionFailed
+from .errors import OperationExists, OperationExpired, OperationNotFound, PreconditionFailed
 from .lifecycle import Clock, LifecyclePolicy, Tombstone, expired_error
 from .models import (
     Operation,
@@ -151,9 +151,9 @@ class OperationService:
 
         try:
             return await self.store.update(ref.subscription_id, ref.key, change)
-        except OperationNotFound as exc:
-            if exc.code != "ResourceNotFound":
-                raise
+        except OperationExpired:
+            raise
+        except OperationNotFound:
             await self.get(ref)  # says "expired" if it is
             raise _not_found(ref) from None
 
@@ -168,9 +168,9 @@ class OperationService:
 
         try:
             return await self.store.update(ref.subscription_id, ref.key, change)
-        except OperationNotFound as exc:
-            if exc.code != "ResourceNotFound":
-                raise
+        except OperationExpired:
+            raise
+        except OperationNotFound:
             await self.get(ref)
             raise _not_found(ref) from None
 
