@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,8 @@ import xmlschema
 
 from opstatus.auth import load_or_create_key, mint_token
 from opstatus.http.app import create_app
+from opstatus.lifecycle import Clock
+from opstatus.models import format_time, now_text
 from opstatus.settings import Settings
 from opstatus.stores.base import Store
 
@@ -71,12 +74,35 @@ def bearer(home: Path, role: str = "Owner", scope: str = "/", subject: str = "al
     return {"Authorization": f"Bearer {token(home, role, scope, subject)}"}
 
 
+class FakeClock:
+    """A clock that only moves when told to: ``clock()`` is now, ``advance()`` moves it."""
+
+    def __init__(self, start: str = "2030-01-01T00:00:00.000Z") -> None:
+        self.now = datetime.fromisoformat(start.replace("Z", "+00:00"))
+
+    def __call__(self) -> str:
+        return format_time(self.now)
+
+    def advance(
+        self, seconds: float = 0, *, minutes: float = 0, hours: float = 0, days: float = 0
+    ) -> str:
+        self.now += timedelta(seconds=seconds, minutes=minutes, hours=hours, days=days)
+        return self()
+
+    def set(self, moment: str) -> None:
+        self.now = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(UTC)
+
+
 @contextlib.asynccontextmanager
 async def app_client(
-    home: Path, store: Store | None = None, **settings: object
+    home: Path, store: Store | None = None, clock: Clock = now_text, **settings: object
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app in-process (its lifespan run), reached through httpx.ASGITransport."""
-    app = create_app(Settings(home=home, **settings), store=store)  # type: ignore[arg-type]
+    app = create_app(
+        Settings(home=home, **settings),  # type: ignore[arg-type]
+        store=store,
+        clock=clock,
+    )
     inner = app.app
     async with inner.router.lifespan_context(inner):
         transport = httpx.ASGITransport(app=app)

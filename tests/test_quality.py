@@ -21,15 +21,24 @@ def test_public_api_is_pinned() -> None:
             "FAILED",
             "IN_PROGRESS",
             "SUCCEEDED",
+            "AsyncClient",
+            "AsyncOperationPoller",
+            "AsyncProducer",
+            "CancelRequested",
             "Client",
             "ClientError",
             "Operation",
+            "OperationFailed",
+            "OperationPoller",
             "OperationStatus",
+            "Producer",
             "WaitTimeout",
         ]
     )
     for name in opstatus.__all__:
         assert hasattr(opstatus, name)
+    for name in opstatus.client.__all__:
+        assert hasattr(opstatus.client, name)
 
 
 def test_every_package_folder_is_a_package() -> None:

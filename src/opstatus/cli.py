@@ -30,7 +30,7 @@ from .client import (
 from .errors import InvalidInput
 from .output import ALIASES, FORMATS, render
 from .security import SecuritySettings
-from .settings import Settings, default_home
+from .settings import Settings, default_home, parse_duration
 
 EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4
 
@@ -42,6 +42,52 @@ home_option = click.option(
     help="Server home folder (database, signing key). [env: OPSTATUS_HOME; default: per-user "
     "data folder]",
 )
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> float:
+    """Seconds, written 90, 90s, 15m, 24h or 7d."""
+    try:
+        return parse_duration(str(value), f"--{(param.name or '').replace('_', '-')}")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def lifecycle_options(func: Any) -> Any:
+    """serve's retention, lease, sweep and paging settings (see opstatus.lifecycle)."""
+    specs = [
+        ("--retain-succeeded", "7d", "How long a Succeeded operation stays readable (>= 24h)."),
+        ("--retain-failed", "30d", "How long a Failed operation stays readable (>= 24h)."),
+        ("--retain-canceled", "7d", "How long a Canceled operation stays readable (>= 24h)."),
+        ("--tombstone-for", "30d", "How long an expired operation still reads as expired."),
+        ("--default-lease", "24h", "Lease of operations whose producer names none (0: none)."),
+        ("--lease-grace", "5m", "Time after a lapsed lease before Failed with ProducerLost."),
+        ("--maintenance-interval", "60s", "Time between background sweeps (0: none)."),
+    ]
+    options = [
+        click.option(
+            flag,
+            callback=_duration,
+            default=default,
+            metavar="DURATION",
+            show_default=True,
+            envvar="OPSTATUS_" + flag[2:].upper().replace("-", "_"),
+            help=f"{text} [env: OPSTATUS_{flag[2:].upper().replace('-', '_')}]",
+        )
+        for flag, default, text in specs
+    ]
+    options.append(
+        click.option(
+            "--max-page-size",
+            type=click.IntRange(1, 10_000),
+            default=1000,
+            show_default=True,
+            envvar="OPSTATUS_MAX_PAGE_SIZE",
+            help="Most operations one list page returns. [env: OPSTATUS_MAX_PAGE_SIZE]",
+        )
+    )
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -103,6 +149,7 @@ def main() -> None:
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
 @security_options
+@lifecycle_options
 def serve(
     host: str,
     port: int,
@@ -114,6 +161,14 @@ def serve(
     log_level: str,
     max_body_bytes: int,
     security: SecuritySettings,
+    retain_succeeded: float,
+    retain_failed: float,
+    retain_canceled: float,
+    tombstone_for: float,
+    default_lease: float,
+    lease_grace: float,
+    maintenance_interval: float,
+    max_page_size: int,
 ) -> None:
     """Run the operation-status server."""
     import uvicorn
@@ -128,6 +183,14 @@ def serve(
         public_url=public_url,
         max_body_bytes=max_body_bytes,
         security=security,
+        retain_succeeded=retain_succeeded,
+        retain_failed=retain_failed,
+        retain_canceled=retain_canceled,
+        tombstone_seconds=tombstone_for,
+        default_lease_seconds=default_lease,
+        lease_grace_seconds=lease_grace,
+        maintenance_interval=maintenance_interval,
+        max_page_size=max_page_size,
     )
     check_serve(host, security)
     try:
@@ -620,3 +683,7 @@ class ProgressLine:
 
     def done(self) -> None:
         click.echo("", err=True)
+
+
+# list, cancel and purge live in their own module, which registers them on ``main``.
+from . import cli_lifecycle  # noqa: E402, F401

@@ -7,10 +7,12 @@ The tree, drawn once::
     ├── NotAuthenticated        no valid credentials                  (HTTP 401)
     ├── NotAuthorized           valid caller, no fitting role         (HTTP 403)
     ├── OperationNotFound       no such operation for this tenant     (HTTP 404)
+    │   └── OperationExpired    it existed; its retention is over
     ├── Conflict                the request contradicts stored state  (HTTP 409)
     │   ├── OperationExists     create with a different body
     │   ├── TerminalStatusFinal change to a terminal operation
-    │   └── ProgressRegression  percentComplete going down
+    │   ├── ProgressRegression  percentComplete going down
+    │   └── NotCancelable       cancel of an operation declared not cancelable
     ├── PreconditionFailed      If-Match did not match                (HTTP 412)
     └── StoreError              the store failed; retryable           (HTTP 503)
 
@@ -64,6 +66,12 @@ class OperationNotFound(OpstatusError):
     code = "ResourceNotFound"
 
 
+class OperationExpired(OperationNotFound):
+    """The operation existed but its retention period is over; its status is gone."""
+
+    code = "OperationExpired"
+
+
 class Conflict(OpstatusError):
     """The request contradicts the operation's stored state."""
 
@@ -86,6 +94,12 @@ class ProgressRegression(Conflict):
     """percentComplete may only grow unless the producer resets it explicitly."""
 
     code = "PercentCompleteRegression"
+
+
+class NotCancelable(Conflict):
+    """The producer declared the operation not cancelable."""
+
+    code = "OperationNotCancelable"
 
 
 class PreconditionFailed(OpstatusError):

@@ -293,14 +293,19 @@ class OperationDraft:
     properties: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     http_status_code: int | None = None
+    kind: str | None = None
+    cancelable: bool = True
+    #: None: the server's default lease; 0: no lease (see opstatus.lifecycle).
+    lease_seconds: float | None = None
 
     def digest(self) -> str:
         fields = dataclasses.asdict(self)
         fields["operation_id"] = operation_key(self.operation_id)
-        if fields["http_status_code"] is None:
-            # Keep the digests of creates stored before this field existed: their replays
-            # must still be recognised.
-            del fields["http_status_code"]
+        # Fields added later stay out while unset, so that digests stored before they
+        # existed still recognise a replay.
+        for name, unset in _LATER_DRAFT_FIELDS.items():
+            if fields[name] == unset:
+                del fields[name]
         return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
     def to_operation(self, now: str) -> Operation:
@@ -321,11 +326,21 @@ class OperationDraft:
             percent_complete=100.0 if self.status == SUCCEEDED else self.percent_complete,
             properties=self.properties,
             error=self.error or default_error(self.status),
-            http_status_code=self.http_status_code,
             created_at=now,
             updated_at=now,
             create_digest=self.digest(),
+            http_status_code=self.http_status_code,
+            kind=self.kind,
+            cancelable=self.cancelable,
         )
+
+
+_LATER_DRAFT_FIELDS: dict[str, object] = {
+    "http_status_code": None,
+    "kind": None,
+    "cancelable": True,
+    "lease_seconds": None,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +354,8 @@ class OperationUpdate:
     properties: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     http_status_code: int | None = None
+    #: A new lease length (0: drop the lease). Any update renews the lease.
+    lease_seconds: float | None = None
 
 
 def _check_error_matches_status(status: str, error: dict[str, Any] | None) -> None:

@@ -44,6 +44,17 @@ def rows(status: OperationStatus) -> list[tuple[str, str]]:
     ]
 
 
+def lifecycle_rows(status: OperationStatus) -> list[tuple[str, str]]:
+    """What the table adds when something needs a person's attention: a producer whose lease
+    lapsed, or a cancel request not yet acted on (the published rows stay as they were)."""
+    extra = []
+    if status.lease_state == "Lapsed":
+        extra.append(("Producer Lease", f"Lapsed (since {status.lease_expires_at})"))
+    if status.cancel_requested_at is not None:
+        extra.append(("Cancel Requested", status.cancel_requested_at))
+    return extra
+
+
 def variable_name(label: str) -> str:
     """``Error Code`` -> ``ERROR_CODE``."""
     return label.upper().replace(" ", "_")
@@ -56,4 +67,5 @@ def render(status: OperationStatus, output: str) -> str:
     if output == "env":
         return "\n".join(f"{variable_name(k)}={shlex.quote(v)}" for k, v in rows(status))
     shown = [(k, v) for k, v in rows(status) if v or k not in _OPTIONAL_IN_TABLE]
+    shown += lifecycle_rows(status)
     return "\n".join(f"{label + ':':<18} {value}".rstrip() for label, value in shown)

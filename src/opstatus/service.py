@@ -1,18 +1,26 @@
-"""The rules for creating, reading, updating and deleting operations, over any store.
+"""The rules for creating, reading, updating, canceling, listing and retiring operations.
 
 The service knows no HTTP and no SQL. It resolves an operation by its full reference
 (subscription, namespace, location, id) so that an operation can only be reached through
 the URL it was created under: anything else is indistinguishable from an id that never
 existed. The classic form addresses an operation by subscription and request id alone (the
 request id is the operation id), so its references leave namespace and location open.
+
+Every answer is true at the service's clock: an operation whose producer's lease ran out of
+grace is Failed (``ProducerLost``) the moment anyone looks, and one whose retention is over
+reads as expired, whether or not the background sweeps (:meth:`OperationService.maintain`)
+have caught up yet.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import OperationExists, OperationNotFound, PreconditionFailed
+from .errors import OperationExists, OperationExpired, OperationNotFound, PreconditionFailed
+from .lifecycle import Clock, LifecyclePolicy, Tombstone, expired_error
 from .models import (
     Operation,
     OperationDraft,
@@ -21,7 +29,11 @@ from .models import (
     now_text,
     operation_key,
 )
+from .queries import OperationQuery, Page, position
 from .stores.base import Store
+
+#: How many operations one step of a sweep or a purge handles in one go.
+DEFAULT_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +57,23 @@ class OperationRef:
     def key(self) -> str:
         return operation_key(self.operation_id)
 
-    def matches(self, op: Operation) -> bool:
+    def matches(self, op: Operation | Tombstone) -> bool:
         if self.namespace is None or self.location is None:
             return True
         return op.namespace.lower() == self.namespace.lower() and op.location == self.location
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceReport:
+    """What one step of the background sweeps did."""
+
+    lapsed: int = 0
+    expired: int = 0
+    forgotten: int = 0
+
+    def full(self, limit: int) -> bool:
+        """Whether a sweep filled its batch, so that more may be waiting."""
+        return max(self.lapsed, self.expired, self.forgotten) >= limit
 
 
 #: ETags the caller's If-Match accepts; ``None`` means no precondition, ``"*"`` any.
@@ -65,39 +90,99 @@ def _check_if_match(op: Operation, if_match: IfMatch) -> None:
 
 
 class OperationService:
-    def __init__(self, store: Store, clock: Callable[[], str] = now_text) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock = now_text,
+        policy: LifecyclePolicy | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.policy = policy if policy is not None else LifecyclePolicy()
 
     async def create(self, draft: OperationDraft) -> tuple[Operation, bool]:
         """Create, or recognise a replay of the same create (returns ``created=False``)."""
-        candidate = draft.to_operation(self.clock())
+        now = self.clock()
+        candidate = self.policy.on_create(draft.to_operation(now), draft.lease_seconds, now)
         stored, created = await self.store.create(candidate)
+        if not created and self.policy.is_expired(stored, now):
+            # Expired is gone, even if the sweep has not removed it yet: make room.
+            await self.store.remove([(stored.subscription_id, stored.key)], self._expiry(now))
+            stored, created = await self.store.create(candidate)
         if not created and stored.create_digest != candidate.create_digest:
             raise OperationExists(
                 f"The operation '{stored.operation_id}' already exists with different content. "
                 "Replaying the original request is allowed; changing it needs PATCH.",
             )
+        if not created:
+            stored = await self._settle(stored, now)
         return stored, created
 
     async def get(self, ref: OperationRef) -> Operation:
+        now = self.clock()
         op = await self.store.get(ref.subscription_id, ref.key)
         if op is None or not ref.matches(op):
+            tombstone = await self.store.get_tombstone(ref.subscription_id, ref.key)
+            if tombstone is not None and ref.matches(tombstone) and tombstone.forget_at > now:
+                raise expired_error(
+                    tombstone.operation_id,
+                    tombstone.status,
+                    tombstone.expired_at,
+                    purged=tombstone.reason == "Purged",
+                )
             raise _not_found(ref)
-        return op
+        return await self._settle(op, now)
+
+    async def _settle(self, op: Operation, now: str) -> Operation:
+        """``op`` as it stands now; a lost producer's operation is failed for good on the way."""
+        settled = self.policy.settle(op, now)
+        if settled is op:
+            return op
+
+        def lapse(current: Operation) -> Operation | None:
+            return self.policy.lapse(current, now)
+
+        try:
+            return await self.store.update(op.subscription_id, op.key, lapse)
+        except OperationNotFound:  # deleted meanwhile: what was read is the last word
+            return settled
 
     async def update(
         self, ref: OperationRef, update: OperationUpdate, if_match: IfMatch = None
     ) -> Operation:
+        now = self.clock()
+
         def change(current: Operation) -> Operation | None:
             if not ref.matches(current):
                 raise _not_found(ref)
             _check_if_match(current, if_match)
-            return apply_update(current, update, self.clock())
+            settled = self.policy.settle(current, now)
+            updated = apply_update(settled, update, now)
+            return self.policy.on_update(current, settled, updated, update, now)
 
         try:
             return await self.store.update(ref.subscription_id, ref.key, change)
+        except OperationExpired:
+            raise
         except OperationNotFound:
+            await self.get(ref)  # says "expired" if it is
+            raise _not_found(ref) from None
+
+    async def cancel(self, ref: OperationRef) -> Operation:
+        """Record a cancel request for the producer to act on (best effort)."""
+        now = self.clock()
+
+        def change(current: Operation) -> Operation | None:
+            if not ref.matches(current):
+                raise _not_found(ref)
+            return self.policy.request_cancel(self.policy.settle(current, now), now)
+
+        try:
+            return await self.store.update(ref.subscription_id, ref.key, change)
+        except OperationExpired:
+            raise
+        except OperationNotFound:
+            await self.get(ref)
             raise _not_found(ref) from None
 
     async def delete(self, ref: OperationRef, if_match: IfMatch = None) -> bool:
@@ -115,6 +200,113 @@ class OperationService:
                 "If-Match was given but the operation does not exist.", target="If-Match"
             )
         return deleted
+
+    # --- lists ---------------------------------------------------------------------------
+
+    async def list(self, query: OperationQuery) -> Page:
+        """One page: up to ``query.limit`` live operations after ``query.after``."""
+        now = self.clock()
+        await self._settle_lapsed(query)
+        query = dataclasses.replace(query, live_at=now, ordered=True)
+        found = await self.store.find(dataclasses.replace(query, limit=query.limit + 1))
+        operations = found[: query.limit]
+        following = position(operations[-1]) if len(found) > query.limit else None
+        return Page(operations, following)
+
+    async def counts(self, query: OperationQuery) -> dict[str, int]:
+        """Live operations per status."""
+        now = self.clock()
+        await self._settle_lapsed(query)
+        return await self.store.counts(dataclasses.replace(query, live_at=now))
+
+    async def _settle_lapsed(self, scope: OperationQuery) -> None:
+        """Fail the lost producers' operations in ``scope`` first, so no list shows them
+        running (the same rule a read applies, and the sweep later)."""
+        for _ in range(100):  # bounded: a list must answer even under a flood of lapses
+            if await self.fail_lapsed(DEFAULT_BATCH, scope) < DEFAULT_BATCH:
+                return
+
+    async def purge(self, query: OperationQuery, batch: int = DEFAULT_BATCH) -> int:
+        """Remove the terminal operations matching ``query`` now, leaving tombstones.
+
+        Running operations are never purged: that would tell their producers and readers
+        that they never existed.
+        """
+        now = self.clock()
+        query = dataclasses.replace(query, terminal=True, ordered=True, after=None, limit=batch)
+        purged = 0
+        while True:
+            candidates = await self.store.find(query)
+            if not candidates:
+                return purged
+
+            def decide(current: Operation, selection: OperationQuery = query) -> Tombstone | None:
+                if not selection.matches(current):
+                    return None
+                return self.policy.tombstone(current, now, "Purged")
+
+            keys = [(op.subscription_id, op.key) for op in candidates]
+            purged += len(await self.store.remove(keys, decide))
+            if len(candidates) < batch:
+                return purged
+            query = dataclasses.replace(query, after=position(candidates[-1]))
+
+    # --- background sweeps (see opstatus.maintenance) ---------------------------------
+
+    async def fail_lapsed(
+        self, limit: int = DEFAULT_BATCH, scope: OperationQuery | None = None
+    ) -> int:
+        """Fail (ProducerLost) up to ``limit`` operations whose producer's lease ran out of
+        grace; returns how many candidates were looked at."""
+        now = self.clock()
+        scope = scope or OperationQuery()
+        query = OperationQuery(
+            subscription_id=scope.subscription_id,
+            namespace=scope.namespace,
+            location=scope.location,
+            lapsed_at=self.policy.lapse_cutoff(now),
+            ordered=False,
+            limit=limit,
+        )
+        candidates = await self.store.find(query)
+
+        def lapse(current: Operation) -> Operation | None:
+            return self.policy.lapse(current, now)
+
+        for op in candidates:
+            with contextlib.suppress(OperationNotFound):  # deleted meanwhile
+                await self.store.update(op.subscription_id, op.key, lapse)
+        return len(candidates)
+
+    async def purge_expired(self, limit: int = DEFAULT_BATCH) -> int:
+        """Remove up to ``limit`` operations whose retention is over, leaving tombstones."""
+        now = self.clock()
+        query = OperationQuery(expired_at=now, ordered=False, limit=limit)
+        candidates = await self.store.find(query)
+        if not candidates:
+            return 0
+        keys = [(op.subscription_id, op.key) for op in candidates]
+        return len(await self.store.remove(keys, self._expiry(now)))
+
+    def _expiry(self, now: str) -> Callable[[Operation], Tombstone | None]:
+        def decide(current: Operation) -> Tombstone | None:
+            if not self.policy.is_expired(current, now):
+                return None  # replaced by a new operation meanwhile
+            return self.policy.tombstone(current, now, "Expired")
+
+        return decide
+
+    async def forget_tombstones(self, limit: int = DEFAULT_BATCH) -> int:
+        """Drop up to ``limit`` tombstones whose own period is over."""
+        return await self.store.forget_tombstones(self.clock(), limit)
+
+    async def maintain(self, limit: int = DEFAULT_BATCH) -> MaintenanceReport:
+        """One step of every sweep, each over at most ``limit`` items."""
+        return MaintenanceReport(
+            lapsed=await self.fail_lapsed(limit),
+            expired=await self.purge_expired(limit),
+            forgotten=await self.forget_tombstones(limit),
+        )
 
 
 def _not_found(ref: OperationRef) -> OperationNotFound:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .lifecycle import DAY, LifecyclePolicy
 from .security import SecuritySettings
 
 
@@ -15,6 +18,21 @@ def default_home() -> Path:
         return Path(os.environ["OPSTATUS_HOME"])
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "opstatus"
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*\Z")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, setting: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``24h`` or ``7d``; errors name the setting."""
+    match = _DURATION.match(text.lower())
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else math.nan
+    if not math.isfinite(seconds):
+        raise ValueError(
+            f"{setting}: expected a duration such as 90s, 15m, 24h or 7d, got {text!r}"
+        )
+    return seconds
 
 
 @dataclass
@@ -30,6 +48,33 @@ class Settings:
     public_url: str | None = None
     #: Identity providers, TLS, limits and audit (see security.py).
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    #: Seconds a terminal operation stays readable, per status (at least a day).
+    retain_succeeded: float = 7 * DAY
+    retain_failed: float = 30 * DAY
+    retain_canceled: float = 7 * DAY
+    #: Seconds a removed operation still reads as "expired" rather than "not found".
+    tombstone_seconds: float = 30 * DAY
+    #: The lease of an operation whose producer names none (0: no lease).
+    default_lease_seconds: float = DAY
+    #: Seconds after a lease lapses before the operation is Failed with ProducerLost.
+    lease_grace_seconds: float = 300.0
+    #: Seconds between background sweeps (0: none); and how much one batch handles.
+    maintenance_interval: float = 60.0
+    maintenance_batch: int = 100
+    #: List pages: the size when the caller names none, and the most the server returns.
+    default_page_size: int = 100
+    max_page_size: int = 1000
+
+    def lifecycle_policy(self) -> LifecyclePolicy:
+        """The retention and lease rules; ValueError names a bad setting."""
+        return LifecyclePolicy(
+            retain_succeeded=self.retain_succeeded,
+            retain_failed=self.retain_failed,
+            retain_canceled=self.retain_canceled,
+            tombstone_seconds=self.tombstone_seconds,
+            default_lease_seconds=self.default_lease_seconds or None,
+            lease_grace_seconds=self.lease_grace_seconds,
+        )
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.home / 'opstatus.db'}"

@@ -491,7 +491,14 @@ async def test_store_survives_sql_in_every_segment(
     [
         pytest.param("POST", status_path(), id="POST-operation"),
         pytest.param("PUT", collection_path(), id="PUT-collection"),
-        pytest.param("GET", collection_path(), id="GET-collection"),
+        pytest.param("PATCH", collection_path(), id="PATCH-collection"),
+        pytest.param("GET", status_path(op_id="op1/cancel"), id="GET-cancel"),
+        pytest.param(
+            "PUT",
+            f"/subscriptions/{SUB_A}/providers/Microsoft.Cache/locations/westus/operationResults"
+            "/op1?api-version=2025-07-01",
+            id="PUT-result",
+        ),
         pytest.param("DELETE", collection_path(), id="DELETE-collection"),
         pytest.param("DELETE", "/healthz", id="DELETE-healthz"),
         pytest.param("POST", "/healthz", id="POST-healthz"),
@@ -517,7 +524,7 @@ async def test_wrong_method_is_405_in_the_envelope(
         "/nope",
         "/subscriptions",
         f"/subscriptions/{SUB_A}",
-        f"/subscriptions/{SUB_A}/providers/Microsoft.Cache/locations/westus/operationResults/op1"
+        f"/subscriptions/{SUB_A}/providers/Microsoft.Cache/locations/westus/operationResult/op1"
         "?api-version=2025-07-01",
         f"/subscriptions/{SUB_A}/providers/Microsoft.Cache/locations/westus/operationsStatus/op1"
         "/extra?api-version=2025-07-01",

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import random
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from opstatus.errors import (
     ProgressRegression,
     TerminalStatusFinal,
 )
+from opstatus.lifecycle import Tombstone
 from opstatus.models import (
     CANCELED,
     FAILED,
@@ -34,6 +38,7 @@ from opstatus.models import (
     default_error,
     operation_key,
 )
+from opstatus.queries import OperationFilter, OperationQuery, Position, position
 from opstatus.service import OperationRef, OperationService
 from opstatus.stores import MemoryStore, SQLiteStore
 from opstatus.stores.base import Store
@@ -501,3 +506,251 @@ async def test_two_store_instances_race_creates(make_store: Callable[[], Store])
         winners = [op for op, created in results if created]
         assert len(winners) == 1
         assert all(op == winners[0] for op, _ in results)
+
+
+# --- find and counts: every backend agrees with the domain's definition ----------------------
+
+STATUSES = (IN_PROGRESS, "Provisioning", SUCCEEDED, FAILED, CANCELED)
+TIMES = [f"2024-05-0{day}T1{hour}:00:00.000Z" for day in range(1, 4) for hour in range(4)]
+
+
+def varied_operations(count: int = 90, seed: int = 7) -> list[Operation]:
+    """Operations covering every field a query looks at, with ties in ``created_at``."""
+    rng = random.Random(seed)
+    ops = []
+    for i in range(count):
+        status = rng.choice(STATUSES)
+        terminal = status in (SUCCEEDED, FAILED, CANCELED)
+        ops.append(
+            make_op(
+                f"Op-{i:03d}",
+                rng.choice((SUB_A, SUB_A, SUB_B)),
+                status,
+                namespace=rng.choice((NAMESPACE, "Contoso.Widgets")),
+                location=rng.choice((LOCATION, "eastus")),
+                created_at=rng.choice(TIMES),  # few distinct values: ties on purpose
+                start_time=rng.choice((*TIMES, None)),
+                end_time=rng.choice(TIMES) if terminal else None,
+                kind=rng.choice((None, "resize", "backup")),
+                expires_at=rng.choice((None, *TIMES)) if terminal else None,
+                lease_expires_at=None if terminal else rng.choice((None, *TIMES)),
+            )
+        )
+    return ops
+
+
+QUERIES = {
+    "everything": OperationQuery(limit=1000),
+    "first-page": OperationQuery(limit=10),
+    "subscription": OperationQuery(subscription_id=SUB_A, limit=1000),
+    "namespace-any-case": OperationQuery(namespace="microsoft.CACHE", limit=1000),
+    "location": OperationQuery(subscription_id=SUB_A, location="eastus", limit=1000),
+    "statuses": OperationQuery(
+        filter=OperationFilter(statuses=frozenset({"failed", "PROVISIONING"})), limit=1000
+    ),
+    "kinds": OperationQuery(filter=OperationFilter(kinds=frozenset({"resize"})), limit=1000),
+    "started": OperationQuery(
+        filter=OperationFilter(started_after=TIMES[2], started_before=TIMES[7]), limit=1000
+    ),
+    "ended": OperationQuery(
+        filter=OperationFilter(ended_after=TIMES[4], ended_before=TIMES[10]), limit=1000
+    ),
+    "terminal": OperationQuery(terminal=True, limit=1000),
+    "running": OperationQuery(terminal=False, limit=1000),
+    "live": OperationQuery(live_at=TIMES[5], limit=1000),
+    "after": OperationQuery(
+        subscription_id=SUB_A, after=Position(TIMES[6], SUB_A, "op-050"), limit=1000
+    ),
+    "after-across-subscriptions": OperationQuery(
+        after=Position(TIMES[6], SUB_A, "op-050"), limit=1000
+    ),
+    "everything-at-once": OperationQuery(
+        subscription_id=SUB_A,
+        namespace=NAMESPACE,
+        filter=OperationFilter(statuses=frozenset({SUCCEEDED, FAILED, IN_PROGRESS})),
+        live_at=TIMES[3],
+        after=Position(TIMES[9], SUB_A, "op-070"),
+        limit=5,
+    ),
+}
+SWEEPS = {
+    "expired": OperationQuery(expired_at=TIMES[6], ordered=False, limit=1000),
+    "expired-batch": OperationQuery(expired_at=TIMES[11], ordered=False, limit=3),
+    "lapsed": OperationQuery(lapsed_at=TIMES[6], ordered=False, limit=1000),
+    "lapsed-in-scope": OperationQuery(
+        subscription_id=SUB_B, lapsed_at=TIMES[11], ordered=False, limit=1000
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(QUERIES))
+async def test_find_returns_exactly_what_the_query_selects(store: Store, name: str) -> None:
+    ops = varied_operations()
+    for op in ops:
+        await store.create(op)
+    query = QUERIES[name]
+    expected = query.select(ops)
+    assert expected or name == "everything-at-once", "the data should exercise the query"
+    assert await store.find(query) == expected
+
+
+@pytest.mark.parametrize("name", list(SWEEPS))
+async def test_unordered_find_returns_matching_operations(store: Store, name: str) -> None:
+    ops = varied_operations()
+    for op in ops:
+        await store.create(op)
+    query = SWEEPS[name]
+    matching = {op.key: op for op in ops if query.matches(op)}
+    assert matching
+    found = await store.find(query)
+    assert len(found) == min(query.limit, len(matching))
+    assert all(matching[op.key] == op for op in found)
+
+
+async def test_keyset_pages_return_every_operation_once_newest_first(store: Store) -> None:
+    ops = varied_operations(120, seed=11)
+    for op in ops:
+        await store.create(op)
+    query = OperationQuery(subscription_id=SUB_A, limit=7)
+    seen: list[Operation] = []
+    while True:
+        page = await store.find(query)
+        seen.extend(page)
+        if len(page) < query.limit:
+            break
+        query = dataclasses.replace(query, after=position(page[-1]))
+    in_a = [op for op in ops if op.subscription_id == SUB_A]
+    assert len(seen) == len(in_a) == len({op.key for op in seen})
+    assert seen == sorted(in_a, key=position, reverse=True)
+
+
+@pytest.mark.parametrize("name", ["everything", "subscription", "statuses", "live", "after"])
+async def test_counts_per_status(store: Store, name: str) -> None:
+    ops = varied_operations()
+    for op in ops:
+        await store.create(op)
+    query = QUERIES[name]
+    unbounded = dataclasses.replace(query, after=None)
+    expected = Counter(op.status for op in ops if unbounded.matches(op))
+    assert await store.counts(query) == dict(expected)
+    assert await store.counts(OperationQuery(subscription_id="no-such")) == {}
+
+
+# --- remove and tombstones ------------------------------------------------------------------
+
+
+def tombstone_of(op: Operation, forget_at: str = T1, reason: str = "Expired") -> Tombstone:
+    return Tombstone(
+        subscription_id=op.subscription_id,
+        operation_id=op.operation_id,
+        namespace=op.namespace,
+        location=op.location,
+        status=op.status,
+        end_time=op.end_time,
+        expired_at=T0,
+        reason=reason,  # type: ignore[arg-type]
+        forget_at=forget_at,
+    )
+
+
+async def test_remove_replaces_decided_operations_with_tombstones(store: Store) -> None:
+    keep = make_op("keep", status=SUCCEEDED, end_time=T0)
+    drop = make_op("Drop-Me", status=FAILED, end_time=T0, error={"code": "X", "message": "x"})
+    other = make_op("drop-me", SUB_B, status=SUCCEEDED)
+    for op in (keep, drop, other):
+        await store.create(op)
+    seen: list[Operation] = []
+
+    def decide(current: Operation) -> Tombstone | None:
+        seen.append(current)
+        return tombstone_of(current) if current.key == "drop-me" else None
+
+    keys = [(SUB_A, "keep"), (SUB_A, "drop-me"), (SUB_A, "missing"), (SUB_A, "drop-me")]
+    removed = await store.remove(keys, decide)
+    assert removed == [tombstone_of(drop)]
+    assert sorted(op.key for op in seen) == ["drop-me", "keep"]  # once each, none for missing
+    assert await store.get(SUB_A, "drop-me") is None
+    assert await store.get(SUB_A, "keep") == keep
+    assert await store.get(SUB_B, "drop-me") == other
+    assert await store.get_tombstone(SUB_A, "drop-me") == tombstone_of(drop)
+    assert await store.get_tombstone(SUB_B, "drop-me") is None
+    assert await store.get_tombstone(SUB_A, "keep") is None
+    assert await store.find(OperationQuery(subscription_id=SUB_A)) == [keep]
+
+
+async def test_remove_is_all_or_nothing_when_decide_raises(store: Store) -> None:
+    first, second = make_op("first"), make_op("second")
+    await store.create(first)
+    await store.create(second)
+    raised = PreconditionFailed("changed", target="If-Match")
+
+    def decide(current: Operation) -> Tombstone | None:
+        if current.key == "second":
+            raise raised
+        return tombstone_of(current)
+
+    with pytest.raises(PreconditionFailed) as info:
+        await store.remove([(SUB_A, "first"), (SUB_A, "second")], decide)
+    assert info.value is raised
+    assert await store.get(SUB_A, "first") == first
+    assert await store.get_tombstone(SUB_A, "first") is None
+    assert await store.remove([(SUB_A, "first")], tombstone_of) == [tombstone_of(first)]
+
+
+async def test_create_clears_the_tombstone_under_its_key(store: Store) -> None:
+    old = make_op("reused", status=SUCCEEDED)
+    await store.create(old)
+    await store.remove([(SUB_A, "reused")], tombstone_of)
+    assert await store.get_tombstone(SUB_A, "reused") is not None
+
+    new = make_op("REUSED", create_digest="new")
+    assert await store.create(new) == (new, True)
+    assert await store.get_tombstone(SUB_A, "reused") is None
+    # A replayed create leaves other keys' tombstones alone.
+    gone = make_op("gone", status=SUCCEEDED)
+    await store.create(gone)
+    await store.remove([(SUB_A, "gone")], tombstone_of)
+    await store.create(new)
+    assert await store.get_tombstone(SUB_A, "gone") == tombstone_of(gone)
+
+
+async def test_forget_tombstones_by_time_and_limit(store: Store) -> None:
+    times = ["2024-05-01T00:00:00.000Z", "2024-05-02T00:00:00.000Z", "2024-05-03T00:00:00.000Z"]
+    for i, forget_at in enumerate(times * 2):
+        op = make_op(f"t{i}", status=SUCCEEDED)
+        await store.create(op)
+        await store.remove([(SUB_A, op.key)], functools.partial(tombstone_of, forget_at=forget_at))
+
+    assert await store.forget_tombstones("2024-04-30T23:59:59.999Z", 10) == 0
+    assert await store.forget_tombstones(times[1], 3) == 3  # four are due; the limit holds
+    assert await store.forget_tombstones(times[1], 3) == 1
+    left = [i for i in range(6) if await store.get_tombstone(SUB_A, f"t{i}") is not None]
+    assert left == [2, 5]
+    assert await store.forget_tombstones(times[2], 10) == 2
+
+
+async def test_round_trip_of_lifecycle_fields(store: Store) -> None:
+    op = make_op(
+        "lifecycle",
+        kind="backup/full",
+        cancelable=False,
+        cancel_requested_at=T1,
+        lease_seconds=90.5,
+        lease_expires_at=T1,
+        http_status_code=409,
+    )
+    await store.create(op)
+    assert await store.get(SUB_A, op.key) == op
+    ended = op.evolve(status=SUCCEEDED, lease_expires_at=None, expires_at=T1, cancelable=True)
+    assert await store.update(SUB_A, op.key, lambda cur: ended) == ended
+    assert await store.get(SUB_A, op.key) == ended
+
+
+@pytest.mark.parametrize("make_store", PERSISTENT, indirect=True)
+async def test_tombstones_survive_close_and_reopen(make_store: Callable[[], Store]) -> None:
+    op = make_op("durable-tombstone", status=SUCCEEDED)
+    async with opened(make_store) as first:
+        await first.create(op)
+        await first.remove([(SUB_A, op.key)], functools.partial(tombstone_of, reason="Purged"))
+    async with opened(make_store) as second:
+        assert await second.get_tombstone(SUB_A, op.key) == tombstone_of(op, reason="Purged")

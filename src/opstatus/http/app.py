@@ -1,4 +1,5 @@
-"""The ASGI app factory: routes, error mapping, ARM headers, and a lifespan for the store.
+"""The ASGI app factory: routes, error mapping, ARM headers, and a lifespan for the store
+and the background sweeps.
 
 Two forms share one store: ARM's ``operationsStatus`` resource (JSON, :mod:`.arm`) and the
 classic Service Management ``operations`` resource (XML, :mod:`.classic`).
@@ -6,6 +7,7 @@ classic Service Management ``operations`` resource (XML, :mod:`.classic`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -20,13 +22,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import errors
+from ..auth import load_or_create_key
+from ..lifecycle import Clock
+from ..maintenance import run_maintenance
+from ..models import now_text
 from ..providers import ProviderRegistry
 from ..security import build_verifier
 from ..service import OperationService
 from ..settings import Settings
 from ..stores import open_store
 from ..stores.base import Store
-from . import arm, classic
+from . import arm, classic, continuation, lists, results
 from .classic_errors import speaks_classic
 from .context import AppContext
 from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
@@ -36,7 +42,8 @@ from .limits import WaiterSlots
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
-ARM_BASE = "/subscriptions/{subscription_id}/providers/{namespace}/locations/{location}"
+ARM_PROVIDER = "/subscriptions/{subscription_id}/providers/{namespace}"
+ARM_BASE = ARM_PROVIDER + "/locations/{location}"
 
 
 class CaselessRoute(Route):
@@ -45,6 +52,15 @@ class CaselessRoute(Route):
     def __init__(self, path: str, endpoint: Any) -> None:
         # Every method reaches the endpoint, which answers 405 itself (see by_method).
         super().__init__(path, endpoint, methods=ALL_METHODS)
+        self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+
+
+class CaselessPostRoute(Route):
+    """A POST-only action beside an item route (``operationsStatus/purge``): other methods
+    fall through to the item route, so an operation may still be called "purge"."""
+
+    def __init__(self, path: str, endpoint: Any) -> None:
+        super().__init__(path, endpoint, methods=["POST"])
         self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
 
 
@@ -73,19 +89,26 @@ async def healthz(request: Request) -> Response:
     return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
 
 
-def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMiddleware:
+def create_app(
+    settings: Settings, store: Store | None = None, clock: Clock = now_text
+) -> ArmHeadersMiddleware:
+    """The app; ``clock`` is the service's and the sweeps' notion of now (tests pass a
+    controllable one)."""
     store = store if store is not None else open_store(settings.resolved_store_url())
     providers = (
         ProviderRegistry.from_file(settings.providers_file)
         if settings.providers_file
         else ProviderRegistry()
     )
+    key = load_or_create_key(settings.home)
+    service = OperationService(store, clock, settings.lifecycle_policy())
     ctx = AppContext(
         settings=settings,
         store=store,
-        service=OperationService(store),
+        service=service,
         verifier=build_verifier(settings.security, settings.home),
         providers=providers,
+        paging_key=continuation.paging_key(key),
         waiters=WaiterSlots(
             settings.security.max_waiters, settings.security.max_waiters_per_principal
         ),
@@ -94,9 +117,18 @@ def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMidd
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        sweeps = None
+        if settings.maintenance_interval > 0:
+            sweeps = asyncio.create_task(
+                run_maintenance(service, settings.maintenance_interval, settings.maintenance_batch)
+            )
         try:
             yield
         finally:
+            if sweeps is not None:
+                sweeps.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeps
             await store.close()
 
     status_item = {
@@ -111,10 +143,30 @@ def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMidd
         "PATCH": classic.patch_operation,
         "DELETE": classic.delete_operation,
     }
+    collection = {"GET": lists.list_operations, "POST": arm.post_operation}
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        CaselessPostRoute(f"{ARM_BASE}/operationsStatus/purge", lists.purge_operations),
         CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", by_method(status_item)),
-        CaselessRoute(f"{ARM_BASE}/operationsStatus", by_method({"POST": arm.post_operation})),
+        CaselessRoute(
+            f"{ARM_BASE}/operationsStatus/{{operation_id}}/cancel",
+            by_method({"POST": arm.cancel_operation}),
+        ),
+        CaselessRoute(f"{ARM_BASE}/operationsStatus", by_method(collection)),
+        CaselessRoute(
+            f"{ARM_BASE}/operationsStatusCounts", by_method({"GET": lists.count_operations})
+        ),
+        CaselessRoute(
+            f"{ARM_BASE}/operationResults/{{operation_id}}",
+            by_method({"GET": results.get_operation_result}),
+        ),
+        CaselessPostRoute(f"{ARM_PROVIDER}/operationsStatus/purge", lists.purge_operations),
+        CaselessRoute(
+            f"{ARM_PROVIDER}/operationsStatus", by_method({"GET": lists.list_operations})
+        ),
+        CaselessRoute(
+            f"{ARM_PROVIDER}/operationsStatusCounts", by_method({"GET": lists.count_operations})
+        ),
         CaselessRoute(classic.CLASSIC_PATH, speaks_classic(by_method(classic_item))),
     ]
     app = Starlette(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -25,11 +26,12 @@ from ..models import (
     validate_subscription_id,
 )
 from ..providers import Provider
+from ..queries import OperationQuery
 from ..service import IfMatch, OperationRef
 from .context import AppContext
 from .guard import principal_of
 from .payloads import parse_create, parse_update, read_json_object
-from .representation import arm_body, resource_id
+from .representation import arm_body, resource_id, result_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,32 +47,73 @@ class Target:
         return parse_create(data, sub, self.provider.namespace, self.location, operation_id)
 
 
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A collection: a provider's operations in a subscription, maybe in one location."""
+
+    subscription_id: str
+    provider: Provider
+    location: str | None
+    api_version: str
+
+    def query(self) -> OperationQuery:
+        return OperationQuery(
+            subscription_id=self.subscription_id,
+            namespace=self.provider.namespace,
+            location=self.location,
+        )
+
+    def path(self) -> str:
+        base = f"/subscriptions/{self.subscription_id}/providers/{self.provider.namespace}"
+        return base + (f"/locations/{self.location}" if self.location else "")
+
+
 def _printable(value: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in value[:300])
 
 
-def resolve(request: Request, action: str, verb: str, with_id: bool = True) -> Target:
+def resolve_scope(request: Request, action: str, verb: str, resource: str) -> Scope:
+    """Authenticate, check the path in ARM's order (see the module docstring), authorize.
+
+    ``resource`` is the path below the location (or below the provider when the path has no
+    location), for the 403 message; ``verb`` completes the ARM action name.
+    """
     ctx: AppContext = request.app.state.ctx
     principal = principal_of(request)
     params = request.path_params
     subscription_id = validate_subscription_id(params["subscription_id"])
-    namespace, location = params["namespace"], params["location"]
-    operation_id = params.get("operation_id", "")
-    scope = (
-        f"/subscriptions/{subscription_id}/providers/{_printable(namespace)}/locations/"
-        f"{_printable(location)}/operationsStatus"
-        + (f"/{_printable(operation_id)}" if with_id else "")
-    )
-    arm_action = f"{_printable(namespace)}/locations/operationsStatus/{verb}"
-    authorize(principal, action, subscription_id, scope, arm_action)
+    namespace, location = params["namespace"], params.get("location")
+    scope = f"/subscriptions/{subscription_id}/providers/{_printable(namespace)}"
+    if location is not None:
+        scope += f"/locations/{_printable(location)}"
+    resource_type = resource.split("/", 1)[0]
+    arm_action = f"{_printable(namespace)}/locations/{resource_type}/{verb}"
+    authorize(principal, action, subscription_id, f"{scope}/{resource}", arm_action)
     provider = ctx.providers.lookup(namespace)
-    location = normalize_location(location)
+    if location is not None:
+        location = normalize_location(location)
     api_version = request.query_params.get("api-version", "")
-    provider.check_api_version(api_version, location)
+    provider.check_api_version(api_version, location or "all")
+    return Scope(subscription_id, provider, location, api_version)
+
+
+def resolve(
+    request: Request,
+    action: str,
+    verb: str,
+    with_id: bool = True,
+    resource_type: str = "operationsStatus",
+) -> Target:
+    operation_id = request.path_params.get("operation_id", "")
+    resource = resource_type + (f"/{_printable(operation_id)}" if with_id else "")
+    scope = resolve_scope(request, action, verb, resource)
     if with_id:
         operation_id = validate_operation_id(operation_id)
-    ref = OperationRef(subscription_id, provider.namespace, location, operation_id)
-    return Target(ref, provider, location, api_version)
+    assert scope.location is not None
+    ref = OperationRef(
+        scope.subscription_id, scope.provider.namespace, scope.location, operation_id
+    )
+    return Target(ref, scope.provider, scope.location, scope.api_version)
 
 
 def if_match(request: Request) -> IfMatch:
@@ -84,6 +127,17 @@ def if_match(request: Request) -> IfMatch:
 FULL_DETAIL = "opstatus-detail=full"
 
 
+def wants_full_detail(request: Request) -> bool:
+    return FULL_DETAIL in request.headers.get("prefer", "")
+
+
+def body_of(request: Request, op: Operation, provider: Provider, full: bool) -> dict[str, Any]:
+    ctx: AppContext = request.app.state.ctx
+    service = ctx.service
+    lease_state = service.policy.lease_state(op, service.clock()) if full else None
+    return arm_body(op, provider.error_shape, full, lease_state)
+
+
 def operation_response(
     request: Request,
     op: Operation,
@@ -93,7 +147,7 @@ def operation_response(
 ) -> Response:
     ctx: AppContext = request.app.state.ctx
     all_headers = {"ETag": f'"{op.etag}"'}
-    full = FULL_DETAIL in request.headers.get("prefer", "")
+    full = wants_full_detail(request)
     if full:
         all_headers["Preference-Applied"] = FULL_DETAIL
     if not op.terminal:
@@ -101,7 +155,7 @@ def operation_response(
     if headers:
         all_headers.update(headers)
     return Response(
-        orjson.dumps(arm_body(op, provider.error_shape, full)),
+        orjson.dumps(body_of(request, op, provider, full)),
         status_code=status,
         media_type="application/json",
         headers=all_headers,
@@ -148,8 +202,25 @@ async def delete_operation(request: Request) -> Response:
     return Response(status_code=200 if deleted else 204)
 
 
-def status_url(request: Request, op: Operation, api_version: str) -> str:
-    """Absolute, as ARM requires of Azure-AsyncOperation; --public-url wins over Host."""
+async def cancel_operation(request: Request) -> Response:
+    """Record a cancel request: 202 while the producer has yet to act on it."""
+    target = resolve(request, "write", "cancel/action")
+    ctx: AppContext = request.app.state.ctx
+    op = await ctx.service.cancel(target.ref)
+    links = {
+        "Azure-AsyncOperation": status_url(request, op, target.api_version),
+        "Location": absolute_url(request, result_path(op), target.api_version),
+    }
+    return operation_response(request, op, target.provider, 200 if op.terminal else 202, links)
+
+
+def absolute_url(request: Request, path: str, api_version: str) -> str:
+    """Absolute, as ARM requires of its links; --public-url wins over Host."""
     ctx: AppContext = request.app.state.ctx
     base = ctx.settings.public_url or str(request.base_url)
-    return f"{base.rstrip('/')}{resource_id(op)}?api-version={api_version}"
+    link = quote(path, safe="/:=+@")
+    return f"{base.rstrip('/')}{link}?api-version={quote(api_version, safe='')}"
+
+
+def status_url(request: Request, op: Operation, api_version: str) -> str:
+    return absolute_url(request, resource_id(op), api_version)

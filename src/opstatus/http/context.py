@@ -19,5 +19,7 @@ class AppContext:
     service: OperationService
     verifier: TokenVerifier
     providers: ProviderRegistry
+    #: Signs continuation tokens (derived from the server's signing key).
+    paging_key: bytes
     #: Long-poll waiters (Prefer: wait) ask here for a slot; see limits.WaiterSlots.
     waiters: WaiterSlots = field(default_factory=WaiterSlots)

@@ -6,12 +6,14 @@ Unknown properties are refused (``target`` names them) so that a producer's typo
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
 
 from ..errors import InvalidInput
+from ..lifecycle import validate_kind, validate_lease_seconds
 from ..models import (
     OperationDraft,
     OperationUpdate,
@@ -23,6 +25,8 @@ from ..models import (
 )
 from .errors import RequestTooLarge, UnsupportedMediaType
 
+T = TypeVar("T")
+
 CREATE_FIELDS = (
     "status",
     "percentComplete",
@@ -31,6 +35,9 @@ CREATE_FIELDS = (
     "properties",
     "error",
     "httpStatusCode",
+    "kind",
+    "cancelable",
+    "leaseSeconds",
 )
 UPDATE_FIELDS = (
     "status",
@@ -40,6 +47,7 @@ UPDATE_FIELDS = (
     "properties",
     "error",
     "httpStatusCode",
+    "leaseSeconds",
 )
 
 
@@ -97,13 +105,6 @@ def _properties(value: object) -> dict[str, Any]:
     return value
 
 
-def _http_status_code(data: dict[str, Any]) -> int | None:
-    """What the producer's original request answered, for the classic HttpStatusCode."""
-    if "httpStatusCode" not in data:
-        return None
-    return validate_http_status_code(data["httpStatusCode"])
-
-
 def parse_create(
     data: dict[str, Any], subscription_id: str, namespace: str, location: str, operation_id: str
 ) -> OperationDraft:
@@ -121,8 +122,21 @@ def parse_create(
         ),
         properties=_properties(data["properties"]) if "properties" in data else None,
         error=_error(data["error"]) if "error" in data else None,
-        http_status_code=_http_status_code(data),
+        http_status_code=_optional(data, "httpStatusCode", validate_http_status_code),
+        kind=_optional(data, "kind", validate_kind),
+        cancelable=_cancelable(data.get("cancelable", True)),
+        lease_seconds=_optional(data, "leaseSeconds", validate_lease_seconds),
     )
+
+
+def _optional(data: dict[str, Any], name: str, validate: Callable[[object], T]) -> T | None:
+    return validate(data[name]) if name in data else None
+
+
+def _cancelable(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput("'cancelable' must be true or false.", target="cancelable")
+    return value
 
 
 def parse_update(data: dict[str, Any]) -> OperationUpdate:
@@ -139,5 +153,6 @@ def parse_update(data: dict[str, Any]) -> OperationUpdate:
         end_time=parse_time(data["endTime"], "endTime") if "endTime" in data else None,
         properties=_properties(data["properties"]) if "properties" in data else None,
         error=_error(data["error"]) if "error" in data else None,
-        http_status_code=_http_status_code(data),
+        http_status_code=_optional(data, "httpStatusCode", validate_http_status_code),
+        lease_seconds=_optional(data, "leaseSeconds", validate_lease_seconds),
     )

@@ -8,14 +8,22 @@ from ..models import SUCCEEDED, Operation
 from ..providers import ErrorShape
 
 
+def location_path(op: Operation) -> str:
+    return f"/subscriptions/{op.subscription_id}/providers/{op.namespace}/locations/{op.location}"
+
+
 def resource_id(op: Operation) -> str:
-    return (
-        f"/subscriptions/{op.subscription_id}/providers/{op.namespace}/locations/{op.location}"
-        f"/operationsStatus/{op.operation_id}"
-    )
+    return f"{location_path(op)}/operationsStatus/{op.operation_id}"
 
 
-def arm_body(op: Operation, shape: ErrorShape, full: bool = False) -> dict[str, Any]:
+def result_path(op: Operation) -> str:
+    """The Location half of ARM's pattern: 202 while running, then the outcome."""
+    return f"{location_path(op)}/operationResults/{op.operation_id}"
+
+
+def arm_body(
+    op: Operation, shape: ErrorShape, full: bool = False, lease_state: str | None = None
+) -> dict[str, Any]:
     """Keys in the order of the published example; absent values are left out, not null.
 
     The nested (swagger) shape carries only the swagger's keys, unless the caller asked for
@@ -37,4 +45,23 @@ def arm_body(op: Operation, shape: ErrorShape, full: bool = False) -> dict[str, 
         body["httpStatusCode"] = op.http_status_code
     if op.error is not None:
         body["error"] = op.error if shape == "flat" else {"error": op.error}
+    if full:
+        body.update(lifecycle_detail(op, lease_state))
     return body
+
+
+def lifecycle_detail(op: Operation, lease_state: str | None) -> dict[str, Any]:
+    """opstatus's own fields: for producers (cancel requests, leases) and for readers who
+    want to know how long the status will be kept."""
+    values: dict[str, Any] = {
+        "kind": op.kind,
+        "cancelable": op.cancelable,
+        "cancelRequestedAt": op.cancel_requested_at,
+        "httpStatusCode": op.http_status_code,
+    }
+    if not op.terminal:
+        values["leaseSeconds"] = op.lease_seconds
+        values["leaseExpiresAt"] = op.lease_expires_at
+        values["leaseState"] = lease_state
+    values["expiresAt"] = op.expires_at
+    return {key: value for key, value in values.items() if value is not None}

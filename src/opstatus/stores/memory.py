@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from collections import Counter
+from collections.abc import Sequence
 
 from ..errors import OperationNotFound
+from ..lifecycle import Tombstone
 from ..models import Operation
-from .base import Change, DeleteCheck
+from ..queries import OperationQuery
+from .base import Change, DeleteCheck, Removal
 from .roles import MemoryRoleAssignments
 
 
@@ -14,6 +19,7 @@ class MemoryStore(MemoryRoleAssignments):
     def __init__(self) -> None:
         super().__init__()
         self._operations: dict[tuple[str, str], Operation] = {}
+        self._tombstones: dict[tuple[str, str], Tombstone] = {}
         # The app is single-threaded asyncio, but a lock keeps the store honest if a caller
         # shares it between threads (tests do).
         self._lock = threading.Lock()
@@ -34,6 +40,7 @@ class MemoryStore(MemoryRoleAssignments):
             if existing is not None:
                 return existing, False
             self._operations[key] = operation
+            self._tombstones.pop(key, None)
             return operation, True
 
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
@@ -60,3 +67,39 @@ class MemoryStore(MemoryRoleAssignments):
             check(current)
             del self._operations[key]
             return True
+
+    async def find(self, query: OperationQuery) -> list[Operation]:
+        with self._lock:
+            operations = list(self._operations.values())
+        return query.select(operations)
+
+    async def counts(self, query: OperationQuery) -> dict[str, int]:
+        with self._lock:
+            operations = list(self._operations.values())
+        unbounded = dataclasses.replace(query, after=None)
+        return dict(Counter(op.status for op in operations if unbounded.matches(op)))
+
+    async def remove(self, keys: Sequence[tuple[str, str]], decide: Removal) -> list[Tombstone]:
+        with self._lock:
+            decided: list[tuple[tuple[str, str], Tombstone]] = []
+            for key in dict.fromkeys(keys):
+                current = self._operations.get(key)
+                if current is None:
+                    continue
+                tombstone = decide(current)
+                if tombstone is not None:
+                    decided.append((key, tombstone))
+            for key, tombstone in decided:
+                del self._operations[key]
+                self._tombstones[key] = tombstone
+            return [tombstone for _, tombstone in decided]
+
+    async def get_tombstone(self, subscription_id: str, operation_key: str) -> Tombstone | None:
+        return self._tombstones.get((subscription_id, operation_key))
+
+    async def forget_tombstones(self, before: str, limit: int) -> int:
+        with self._lock:
+            due = [k for k, t in self._tombstones.items() if t.forget_at <= before][:limit]
+            for key in due:
+                del self._tombstones[key]
+            return len(due)

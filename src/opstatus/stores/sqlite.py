@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from typing import Any
 import orjson
 
 from ..errors import OperationNotFound, StoreError
+from ..lifecycle import Tombstone
 from ..models import Operation
-from .base import Change, DeleteCheck
+from ..queries import OperationFilter, OperationQuery
+from .base import Change, DeleteCheck, Removal
 from .sqlite_roles import SQLiteRoleAssignments
 
 SCHEMA_VERSION = 1
@@ -59,6 +62,32 @@ CREATE TABLE IF NOT EXISTS role_assignments (
     created_at          TEXT NOT NULL,
     PRIMARY KEY (principal_id, scope, role)
 ) WITHOUT ROWID;
+-- Lists: newest first within a subscription (keyset paging).
+CREATE INDEX IF NOT EXISTS operations_by_created
+    ON operations (subscription_id, created_at, operation_key);
+-- The background sweeps: retention over, leases lapsed.
+CREATE INDEX IF NOT EXISTS operations_by_expiry
+    ON operations (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS operations_by_lease
+    ON operations (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+-- Before a list answers, the lapsed leases in its subscription.
+CREATE INDEX IF NOT EXISTS operations_by_subscription_lease
+    ON operations (subscription_id, lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+-- What is left of removed operations, so that reads can say "expired".
+CREATE TABLE IF NOT EXISTS tombstones (
+    subscription_id     TEXT NOT NULL,
+    operation_key       TEXT NOT NULL,
+    operation_id        TEXT NOT NULL,
+    namespace           TEXT NOT NULL,
+    location            TEXT NOT NULL,
+    status              TEXT NOT NULL,
+    end_time            TEXT,
+    expired_at          TEXT NOT NULL,
+    reason              TEXT NOT NULL,
+    forget_at           TEXT NOT NULL,
+    PRIMARY KEY (subscription_id, operation_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tombstones_by_forget_at ON tombstones (forget_at);
 """
 #: Operation fields in column order; ``operation_key`` is derived and stored beside them.
 FIELDS = tuple(f.name for f in dataclasses.fields(Operation))
@@ -72,6 +101,86 @@ _UPDATE = (
     "WHERE subscription_id = ? AND operation_key = ?"
 )
 _DELETE = "DELETE FROM operations WHERE subscription_id = ? AND operation_key = ?"
+TOMBSTONE_FIELDS = tuple(f.name for f in dataclasses.fields(Tombstone))
+_TOMBSTONE_COLUMNS = ", ".join(("operation_key", *TOMBSTONE_FIELDS))
+_SELECT_TOMBSTONE = (
+    f"SELECT {_TOMBSTONE_COLUMNS} FROM tombstones WHERE subscription_id = ? AND operation_key = ?"
+)
+_PUT_TOMBSTONE = (
+    f"INSERT OR REPLACE INTO tombstones ({_TOMBSTONE_COLUMNS}) "
+    f"VALUES ({', '.join('?' * (len(TOMBSTONE_FIELDS) + 1))})"
+)
+_DELETE_TOMBSTONE = "DELETE FROM tombstones WHERE subscription_id = ? AND operation_key = ?"
+_FORGET_TOMBSTONES = (
+    "DELETE FROM tombstones WHERE (subscription_id, operation_key) IN "
+    "(SELECT subscription_id, operation_key FROM tombstones WHERE forget_at <= ? LIMIT ?)"
+)
+_TERMINAL = "status IN ('Succeeded', 'Failed', 'Canceled')"
+
+
+def _where(query: OperationQuery) -> tuple[str, list[Any]]:
+    """``query.matches`` as SQL (NULL never satisfies a comparison, as None doesn't there)."""
+    clauses: list[tuple[str, tuple[Any, ...]]] = [
+        *_scope_clauses(query),
+        *_filter_clauses(query.filter),
+        *_lifecycle_clauses(query),
+    ]
+    after = query.after
+    if after is not None:
+        if query.subscription_id == after.subscription_id:
+            # Same order within one subscription, and the form the index can seek on.
+            clauses.append(
+                ("(created_at, operation_key) < (?, ?)", (after.created_at, after.operation_key))
+            )
+        else:
+            clauses.append(
+                (
+                    "(created_at, subscription_id, operation_key) < (?, ?, ?)",
+                    (after.created_at, after.subscription_id, after.operation_key),
+                )
+            )
+    if not clauses:
+        return "", []
+    where = " WHERE " + " AND ".join(clause for clause, _ in clauses)
+    return where, [value for _, values in clauses for value in values]
+
+
+def _scope_clauses(query: OperationQuery) -> list[tuple[str, tuple[Any, ...]]]:
+    scope = (
+        ("subscription_id = ?", query.subscription_id),
+        ("namespace = ? COLLATE NOCASE", query.namespace),
+        ("location = ?", query.location),
+    )
+    return [(clause, (value,)) for clause, value in scope if value is not None]
+
+
+def _filter_clauses(f: OperationFilter) -> list[tuple[str, tuple[Any, ...]]]:
+    clauses: list[tuple[str, tuple[Any, ...]]] = []
+    statuses = sorted({status.lower() for status in f.statuses})
+    for column, values in (("lower(status)", statuses), ("kind", sorted(f.kinds))):
+        if values:
+            clauses.append((f"{column} IN ({', '.join('?' * len(values))})", tuple(values)))
+    bounds = (
+        ("start_time >= ?", f.started_after),
+        ("start_time < ?", f.started_before),
+        ("end_time >= ?", f.ended_after),
+        ("end_time < ?", f.ended_before),
+    )
+    clauses.extend((clause, (value,)) for clause, value in bounds if value is not None)
+    return clauses
+
+
+def _lifecycle_clauses(query: OperationQuery) -> list[tuple[str, tuple[Any, ...]]]:
+    clauses: list[tuple[str, tuple[Any, ...]]] = []
+    if query.terminal is not None:
+        clauses.append((_TERMINAL if query.terminal else f"NOT {_TERMINAL}", ()))
+    if query.live_at is not None:
+        clauses.append(("(expires_at IS NULL OR expires_at > ?)", (query.live_at,)))
+    if query.expired_at is not None:
+        clauses.append(("expires_at <= ?", (query.expired_at,)))
+    if query.lapsed_at is not None:
+        clauses.append((f"lease_expires_at <= ? AND NOT {_TERMINAL}", (query.lapsed_at,)))
+    return clauses
 
 
 def _key(op: Operation) -> tuple[str, str]:
@@ -146,11 +255,21 @@ class SQLiteStore(SQLiteRoleAssignments):
         self._read(_SELECT, ("", ""))
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        rows = self._read_all(sql, params, one=True)
+        return rows[0] if rows else None
+
+    def _read_all(
+        self, sql: str, params: tuple[Any, ...] | list[Any], one: bool = False
+    ) -> list[tuple[Any, ...]]:
         if self._reader is None:
             raise StoreError("The store is not open.")
         try:
-            row: tuple[Any, ...] | None = self._reader.execute(sql, params).fetchone()
-            return row
+            cursor = self._reader.execute(sql, params)
+            if one:
+                row = cursor.fetchone()
+                return [] if row is None else [row]
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
         except sqlite3.Error as exc:
             raise StoreError(f"The store could not be read: {exc}") from exc
 
@@ -184,6 +303,7 @@ class SQLiteStore(SQLiteRoleAssignments):
             if row is not None:
                 return _from_row(row), False
             conn.execute(_INSERT, _to_row(operation))
+            conn.execute(_DELETE_TOMBSTONE, _key(operation))
             return operation, True
 
         result: tuple[Operation, bool] = await self._write(lambda: self._transaction(body))
@@ -219,4 +339,50 @@ class SQLiteStore(SQLiteRoleAssignments):
             return True
 
         result: bool = await self._write(lambda: self._transaction(body))
+        return result
+
+    async def find(self, query: OperationQuery) -> list[Operation]:
+        where, params = _where(query)
+        order = (
+            " ORDER BY created_at DESC, subscription_id DESC, operation_key DESC"
+            if query.ordered
+            else ""
+        )
+        sql = f"SELECT {COLUMNS} FROM operations{where}{order} LIMIT ?"
+        return [_from_row(row) for row in self._read_all(sql, [*params, query.limit])]
+
+    async def counts(self, query: OperationQuery) -> dict[str, int]:
+        where, params = _where(dataclasses.replace(query, after=None))
+        sql = f"SELECT status, COUNT(*) FROM operations{where} GROUP BY status"
+        return {status: count for status, count in self._read_all(sql, params)}
+
+    async def remove(self, keys: Sequence[tuple[str, str]], decide: Removal) -> list[Tombstone]:
+        def body(conn: sqlite3.Connection) -> list[Tombstone]:
+            removed = []
+            for key in dict.fromkeys(keys):
+                row = conn.execute(_SELECT, key).fetchone()
+                if row is None:
+                    continue
+                tombstone = decide(_from_row(row))
+                if tombstone is None:
+                    continue
+                conn.execute(_DELETE, key)
+                conn.execute(_PUT_TOMBSTONE, (tombstone.key, *dataclasses.astuple(tombstone)))
+                removed.append(tombstone)
+            return removed
+
+        result: list[Tombstone] = await self._write(lambda: self._transaction(body))
+        return result
+
+    async def get_tombstone(self, subscription_id: str, operation_key: str) -> Tombstone | None:
+        row = self._read(_SELECT_TOMBSTONE, (subscription_id, operation_key))
+        if row is None:
+            return None
+        return Tombstone(**dict(zip(TOMBSTONE_FIELDS, row[1:], strict=True)))
+
+    async def forget_tombstones(self, before: str, limit: int) -> int:
+        def body(conn: sqlite3.Connection) -> int:
+            return conn.execute(_FORGET_TOMBSTONES, (before, limit)).rowcount
+
+        result: int = await self._write(lambda: self._transaction(body))
         return result

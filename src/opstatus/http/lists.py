@@ -1,0 +1,129 @@
+"""Collections of operations: list (ARM's list shape, keyset paging), counts, purge.
+
+``GET .../operationsStatus`` answers ``{"value": [...], "nextLink": "..."}`` (nextLink only
+when there is more). The same filters serve all three:
+
+- ``status`` and ``kind``: comma-separated, or repeated; any of them matches.
+- ``startedAfter``/``startedBefore``, ``endedAfter``/``endedBefore``: ISO 8601 date-times;
+  "after" is inclusive, "before" is not.
+- ``maxpagesize`` (Azure guidelines' name): the page size, capped at the server's maximum.
+- ``$skipToken``: from a nextLink; it carries the filters, so a request that also gives
+  filters must give the same ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import InvalidInput
+from ..lifecycle import validate_kind
+from ..models import normalize_status, parse_time
+from ..queries import OperationFilter
+from . import continuation
+from .arm import Scope, absolute_url, body_of, resolve_scope, wants_full_detail
+from .context import AppContext
+
+_TIME_PARAMS = {
+    "startedafter": ("startedAfter", "started_after"),
+    "startedbefore": ("startedBefore", "started_before"),
+    "endedafter": ("endedAfter", "ended_after"),
+    "endedbefore": ("endedBefore", "ended_before"),
+}
+FILTER_PARAMS = frozenset({"status", "kind", *_TIME_PARAMS})
+
+
+def _params(request: Request) -> dict[str, list[str]]:
+    """Query parameters by lower-cased name (ARM compares names case-insensitively)."""
+    params: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        params.setdefault(name.lower(), []).append(value)
+    return params
+
+
+def _listed(values: list[str]) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def parse_filter(params: dict[str, list[str]]) -> OperationFilter:
+    times = {
+        field: parse_time(params[name][-1], wire)
+        for name, (wire, field) in _TIME_PARAMS.items()
+        if name in params
+    }
+    return OperationFilter(
+        statuses=frozenset(normalize_status(s) for s in _listed(params.get("status", []))),
+        kinds=frozenset(validate_kind(k) for k in _listed(params.get("kind", []))),
+        **times,
+    )
+
+
+def _page_size(params: dict[str, list[str]], ctx: AppContext, default: int) -> int:
+    if "maxpagesize" not in params:
+        return min(default, ctx.settings.max_page_size)
+    value = params["maxpagesize"][-1]
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidInput(
+            "'maxpagesize' must be a whole number of at least 1.", target="maxpagesize"
+        )
+    return min(int(value), ctx.settings.max_page_size)
+
+
+def _scope_key(scope: Scope) -> tuple[str, str, str]:
+    return (scope.subscription_id, scope.provider.namespace.lower(), scope.location or "")
+
+
+async def list_operations(request: Request) -> Response:
+    scope = resolve_scope(request, "read", "read", "operationsStatus")
+    ctx: AppContext = request.app.state.ctx
+    params = _params(request)
+    query = scope.query()
+    page_size = _page_size(params, ctx, ctx.settings.default_page_size)
+    token_text = params["$skiptoken"][-1] if "$skiptoken" in params else None
+    if token_text is None:
+        query = dataclasses.replace(query, filter=parse_filter(params))
+    else:
+        token = continuation.decode(ctx.paging_key, token_text)
+        if token.scope != _scope_key(scope):
+            raise continuation.invalid("it was issued for another list")
+        if FILTER_PARAMS & set(params) and parse_filter(params) != token.filter:
+            raise continuation.invalid("it was issued for other filters")
+        page_size = _page_size(params, ctx, token.page_size)
+        query = dataclasses.replace(query, filter=token.filter, after=token.after)
+    page = await ctx.service.list(dataclasses.replace(query, limit=page_size))
+    full = wants_full_detail(request)
+    body: dict[str, object] = {
+        "value": [body_of(request, op, scope.provider, full) for op in page.operations]
+    }
+    if page.next is not None:
+        next_token = continuation.encode(
+            ctx.paging_key,
+            continuation.Continuation(_scope_key(scope), query.filter, page_size, page.next),
+        )
+        link = absolute_url(request, f"{scope.path()}/operationsStatus", scope.api_version)
+        body["nextLink"] = f"{link}&$skipToken={next_token}"
+    headers = {"Preference-Applied": "opstatus-detail=full"} if full else None
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+
+async def count_operations(request: Request) -> Response:
+    """How many live operations there are per status: ``{"counts": {...}, "total": n}``."""
+    scope = resolve_scope(request, "read", "read", "operationsStatusCounts")
+    ctx: AppContext = request.app.state.ctx
+    query = dataclasses.replace(scope.query(), filter=parse_filter(_params(request)))
+    counts = await ctx.service.counts(query)
+    body = {"counts": dict(sorted(counts.items())), "total": sum(counts.values())}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def purge_operations(request: Request) -> Response:
+    """Owners only: remove the terminal operations matching the filters now, leaving
+    tombstones (reads then say OperationExpired). Running operations are never purged."""
+    scope = resolve_scope(request, "admin", "purge/action", "operationsStatus/purge")
+    ctx: AppContext = request.app.state.ctx
+    query = dataclasses.replace(scope.query(), filter=parse_filter(_params(request)))
+    purged = await ctx.service.purge(query, ctx.settings.maintenance_batch)
+    return Response(orjson.dumps({"purged": purged}), media_type="application/json")
