@@ -13,6 +13,7 @@ The tree, drawn once::
     │   └── ProgressRegression  percentComplete going down
     ├── PreconditionFailed      If-Match did not match                (HTTP 412)
     └── StoreError              the store failed; retryable           (HTTP 503)
+        └── SchemaMismatch      no schema, or not this version's
 
 Each error carries an ARM-style ``code`` (PascalCase, unlocalized) and a human message;
 ``target`` names the field at fault where there is one. The HTTP layer maps the classes to
@@ -98,3 +99,8 @@ class StoreError(OpstatusError):
     """The store could not answer; the request may be retried."""
 
     code = "ServiceUnavailable"
+
+
+class SchemaMismatch(StoreError):
+    """The store's schema is missing, older or newer than this opstatus; the message says what
+    to run (``opstatus migrate``, or an upgrade of opstatus)."""

@@ -3,15 +3,18 @@
 The seam is at the domain level (create, get, update, delete), not at the SQL level, so that
 the in-memory store cannot drift from the real ones: every backend runs the same contract
 suite (``tests/stores/test_contract.py``). Rules live in :mod:`opstatus.models`; a store only
-promises to apply them atomically.
+promises to apply them atomically, and to tell its :class:`Notifier` when an operation
+changes so that waiting readers wake.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..models import Operation
+from .migrations import Plan
+from .notifier import Notifier
 
 #: Given the current operation, returns the changed one, or None when nothing changes.
 #: May raise a domain error, which aborts the change and reaches the caller unchanged.
@@ -21,8 +24,12 @@ DeleteCheck = Callable[[Operation], None]
 
 
 class Store(Protocol):
+    #: Wakes readers waiting on an operation after it changed (in this process or, for a
+    #: shared store, in any); says how often they must read again anyway.
+    notifier: Notifier
+
     async def open(self) -> None:
-        """Connect and create the schema if needed."""
+        """Connect, and check the schema (SQLite also creates or migrates it)."""
 
     async def close(self) -> None: ...
 
@@ -47,3 +54,27 @@ class Store(Protocol):
 
     async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
         """Delete after ``check`` passes; False when there was nothing to delete."""
+
+
+@runtime_checkable
+class Migratable(Protocol):
+    """A store whose data outlives the process, in a versioned schema (``migrations.py``).
+
+    Both methods work on a store that is not open, with a connection of their own.
+    """
+
+    #: Which ``stores/sql/<dialect>/`` files apply.
+    dialect: str
+    #: True when :meth:`Store.open` migrates by itself (the embedded SQLite store); False
+    #: when the schema belongs to ``opstatus migrate`` and opening refuses an old one.
+    migrates_on_open: bool
+
+    def describe(self) -> str:
+        """Where the data lives, for messages (no password)."""
+
+    async def schema_version(self) -> int | None:
+        """The schema version (0: no opstatus schema); None when the database does not exist
+        yet. Raises StoreError when the store cannot be reached."""
+
+    async def migrate(self) -> Plan:
+        """Bring the schema to the latest version; returns what it applied."""

@@ -7,6 +7,7 @@ import threading
 from ..errors import OperationNotFound
 from ..models import Operation
 from .base import Change, DeleteCheck
+from .notifier import Notifier
 
 
 class MemoryStore:
@@ -15,6 +16,8 @@ class MemoryStore:
         # The app is single-threaded asyncio, but a lock keeps the store honest if a caller
         # shares it between threads (tests do).
         self._lock = threading.Lock()
+        # Every write goes through this object, so every waiter hears of it: no polling.
+        self.notifier = Notifier()
 
     async def open(self) -> None:
         pass
@@ -32,7 +35,8 @@ class MemoryStore:
             if existing is not None:
                 return existing, False
             self._operations[key] = operation
-            return operation, True
+        self.notifier.notify(*key)
+        return operation, True
 
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
         return self._operations.get((subscription_id, operation_key))
@@ -47,7 +51,8 @@ class MemoryStore:
             if changed is None:
                 return current
             self._operations[key] = changed
-            return changed
+        self.notifier.notify(*key)
+        return changed
 
     async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
         key = (subscription_id, operation_key)
@@ -57,4 +62,5 @@ class MemoryStore:
                 return False
             check(current)
             del self._operations[key]
-            return True
+        self.notifier.notify(*key)
+        return True
