@@ -6,6 +6,7 @@ Exit codes: 0 success (``wait``: Succeeded), 1 the operation Failed or was Cance
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from .client import (
 )
 from .errors import InvalidInput
 from .settings import Settings, default_home
+from .stores import open_store
 
 EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4
 
@@ -86,6 +88,15 @@ def main() -> None:
     help="Seconds to tell clients between polls. [env: OPSTATUS_RETRY_AFTER]",
 )
 @click.option(
+    "--max-wait",
+    default=60,
+    show_default=True,
+    type=click.IntRange(0, 3600),
+    envvar="OPSTATUS_MAX_WAIT",
+    help="Longest a status GET with 'Prefer: wait=N' is held, in seconds; 0 turns waiting "
+    "off. [env: OPSTATUS_MAX_WAIT]",
+)
+@click.option(
     "--public-url",
     default=None,
     envvar="OPSTATUS_PUBLIC_URL",
@@ -104,6 +115,7 @@ def serve(
     store_url: str,
     providers_file: Path | None,
     retry_after: int,
+    max_wait: int,
     public_url: str | None,
     log_level: str,
 ) -> None:
@@ -117,14 +129,24 @@ def serve(
         store_url=store_url,
         providers_file=providers_file,
         retry_after=retry_after,
+        max_wait=max_wait,
         public_url=public_url,
     )
     try:
-        app = create_app(settings)
+        store = open_store(settings.resolved_store_url())
+        app = create_app(settings, store)
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(f"opstatus: home {settings.home}, store {settings.resolved_store_url()}", err=True)
-    uvicorn.run(
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Held GETs (Prefer: wait) answer now, not when their wait runs out: uvicorn waits
+            # for every open request before it shuts the app down.
+            store.notifier.close()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -135,6 +157,11 @@ def serve(
         server_header=False,
         access_log=log_level == "debug",
     )
+    server = Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn's own code for "could not start"
 
 
 @main.command()
@@ -467,7 +494,8 @@ def delete(
     "--interval",
     type=click.FloatRange(0.05),
     default=None,
-    help="Seconds between polls. Default: the server's Retry-After.",
+    help="Seconds between polls when the server does not hold requests (Prefer: wait). "
+    "Default: the server's Retry-After.",
 )
 @client_options
 @output_option

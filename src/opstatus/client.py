@@ -1,8 +1,9 @@
 """A Python client for opstatus: read, create, update, delete and wait on operations.
 
 Requests are built and responses parsed in :class:`BaseClient`, so that a sync and an async
-face can share them (httpx's own layout). Waiting is plain polling that honours
-``Retry-After``: it always works, whatever the server offers.
+face can share them (httpx's own layout). Waiting asks the server to hold each GET until the
+operation changes (RFC 7240 ``Prefer: wait``); a server that does not is polled, honouring
+``Retry-After``, so waiting works whatever the server offers.
 """
 
 from __future__ import annotations
@@ -23,16 +24,28 @@ DEFAULT_API_VERSION = "2025-07-01"
 #: Ask the server for percentComplete and properties even where the provider's public shape
 #: leaves them out (an opstatus extension; other clients never send it).
 PREFER_FULL = "opstatus-detail=full"
+#: How long one GET of a wait asks the server to hold it; servers cap it (--max-wait). Kept
+#: below the idle timeouts common in load balancers (60 s).
+HOLD_SECONDS = 30
 
 
 class ClientError(Exception):
     """The service answered with an error (``status_code``, ARM ``code`` and ``message``)."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status_code} {code}: {message}")
         self.status_code = status_code
         self.code = code
         self.message = message
+        #: Seconds the service asked to wait before retrying, when it said so.
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """The service is briefly unable to answer (503, 429) and said when to come back."""
+        return self.status_code in (429, 503) and self.retry_after is not None
 
 
 class WaitTimeout(Exception):
@@ -75,7 +88,6 @@ def parse_status(response: httpx.Response) -> OperationStatus:
     error = body.get("error") or {}
     if isinstance(error.get("error"), dict):  # the nested (swagger) shape
         error = error["error"]
-    retry_after = response.headers.get("retry-after")
     return OperationStatus(
         id=body.get("id", ""),
         name=body.get("name", ""),
@@ -87,10 +99,20 @@ def parse_status(response: httpx.Response) -> OperationStatus:
         error_message=error.get("message"),
         properties=body.get("properties"),
         etag=(response.headers.get("etag") or "").strip('"') or None,
-        retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+        retry_after=_retry_after(response),
         url=response.headers.get("azure-asyncoperation") or str(response.request.url),
         body=body,
     )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    return float(value) if value and value.isdigit() else None
+
+
+def held(response: httpx.Response) -> bool:
+    """The server held the GET until a change or its wait ran out (it applied ``wait``)."""
+    return "wait=" in response.headers.get("preference-applied", "")
 
 
 def raise_for_error(response: httpx.Response) -> None:
@@ -101,7 +123,7 @@ def raise_for_error(response: httpx.Response) -> None:
         code, message = str(error["code"]), str(error.get("message", ""))
     except (ValueError, KeyError, TypeError):
         code, message = "HttpError", response.text[:500] or response.reason_phrase
-    raise ClientError(response.status_code, code, message)
+    raise ClientError(response.status_code, code, message, _retry_after(response))
 
 
 class BaseClient:
@@ -177,6 +199,7 @@ class Client(BaseClient):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(endpoint, token, namespace=namespace, api_version=api_version)
+        self._timeout = timeout
         self._http = httpx.Client(headers=self.headers, timeout=timeout, transport=transport)
 
     def __enter__(self) -> Client:
@@ -189,9 +212,19 @@ class Client(BaseClient):
         self._http.close()
 
     def _send(
-        self, method: str, url: str, json: Any = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        hold: int = 0,
     ) -> httpx.Response:
-        response = self._http.request(method, url, json=json, headers=headers)
+        if hold > 0:
+            headers = {**(headers or {}), "Prefer": f"{PREFER_FULL}, wait={hold}"}
+            timeout = httpx.Timeout(self._timeout + hold)
+            response = self._http.request(method, url, json=json, headers=headers, timeout=timeout)
+        else:
+            response = self._http.request(method, url, json=json, headers=headers)
         raise_for_error(response)
         return response
 
@@ -227,26 +260,45 @@ class Client(BaseClient):
         on_update: Callable[[OperationStatus], None] | None = None,
         interval: float | None = None,
     ) -> OperationStatus:
-        """Poll until terminal. Sleeps for ``interval``, else the server's Retry-After, else 1 s.
+        """Until terminal. After a first read, each GET asks the server to hold it until the
+        operation changes, so ``on_update`` sees every state as it comes.
 
-        No hidden default timeout: ``None`` waits as long as it takes.
+        A server that answers at once instead is polled every ``interval``, else its
+        Retry-After, else 1 s; a 503 (or 429) with Retry-After is retried after that many
+        seconds. No hidden default timeout: ``None`` waits as long as it takes.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        status: OperationStatus | None = None
+        first = True
         while True:
-            status = self.get(url)
-            if on_update is not None:
-                on_update(status)
-            if status.terminal:
-                return status
-            if interval is not None:
-                delay = interval
-            elif status.retry_after is not None:
-                delay = max(status.retry_after, 0.1)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            # The first GET answers at once (the state now); later ones wait for a change.
+            hold = HOLD_SECONDS if remaining is None else min(HOLD_SECONDS, int(remaining))
+            if first:
+                hold = 0
+            try:
+                response = self._send("GET", url, hold=hold)
+            except ClientError as exc:
+                if not exc.retryable or (remaining is not None and remaining <= 0):
+                    raise
+                delay = exc.retry_after or 1.0
+                status = None
             else:
-                delay = 1.0
+                status = parse_status(response)
+                if on_update is not None:
+                    on_update(status)
+                if status.terminal:
+                    return status
+                if first or held(response):
+                    delay = 0.0  # next: a held GET; or the server did the waiting
+                elif interval is not None:
+                    delay = interval
+                else:
+                    delay = 1.0 if status.retry_after is None else max(status.retry_after, 0.1)
+            first = False
             if deadline is not None:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 and status is not None:
                     raise WaitTimeout(status)
-                delay = min(delay, remaining)
+                delay = min(delay, max(remaining, 0.0))
             time.sleep(delay)

@@ -8,6 +8,8 @@ existed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,6 +75,30 @@ class OperationService:
         op = await self.store.get(ref.subscription_id, ref.key)
         if op is None or not ref.matches(op):
             raise _not_found(ref)
+        return op
+
+    async def wait(self, ref: OperationRef, seconds: float) -> Operation:
+        """Read, then hold until the operation changes (new ETag), ends, or ``seconds`` pass.
+
+        Answers with a fresh read whatever woke it: the store's notifier only says when to
+        look again, and when pushes are not trusted (``poll_interval``) it looks on a timer.
+        """
+        notifier = self.store.notifier
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        with notifier.watch(ref.subscription_id, ref.key) as maybe_changed:
+            op = await self.get(ref)  # after watch(): a change from here on still wakes us
+            seen = op.etag
+            while not op.terminal and op.etag == seen and not notifier.closed:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                interval = notifier.poll_interval
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(remaining, interval or remaining)):
+                        await maybe_changed.wait()
+                maybe_changed.clear()
+                op = await self.get(ref)
         return op
 
     async def update(

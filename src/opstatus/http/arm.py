@@ -26,6 +26,7 @@ from ..providers import Provider
 from ..service import IfMatch, OperationRef
 from .context import AppContext
 from .payloads import parse_create, parse_update, read_json_object
+from .prefer import FULL_DETAIL, preferences, wait_seconds, wants_full_detail
 from .representation import arm_body, resource_id
 
 
@@ -72,21 +73,21 @@ def if_match(request: Request) -> IfMatch:
     return frozenset(tags)
 
 
-FULL_DETAIL = "opstatus-detail=full"
-
-
 def operation_response(
     request: Request,
     op: Operation,
     provider: Provider,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    applied: tuple[str, ...] = (),
 ) -> Response:
     ctx: AppContext = request.app.state.ctx
     all_headers = {"ETag": f'"{op.etag}"'}
-    full = FULL_DETAIL in request.headers.get("prefer", "")
+    full = wants_full_detail(preferences(request))
     if full:
-        all_headers["Preference-Applied"] = FULL_DETAIL
+        applied = (FULL_DETAIL, *applied)
+    if applied:
+        all_headers["Preference-Applied"] = ", ".join(applied)
     if not op.terminal:
         all_headers["Retry-After"] = str(ctx.settings.retry_after)
     if headers:
@@ -100,8 +101,13 @@ def operation_response(
 
 
 async def get_operation(request: Request) -> Response:
+    """Operations Status - Get; with ``Prefer: wait=N``, held until the operation changes."""
     target = resolve(request, "read", "read")
     ctx: AppContext = request.app.state.ctx
+    wait = wait_seconds(preferences(request), ctx.settings.max_wait)
+    if wait:
+        op = await ctx.service.wait(target.ref, wait)
+        return operation_response(request, op, target.provider, applied=(f"wait={wait}",))
     op = await ctx.service.get(target.ref)
     return operation_response(request, op, target.provider)
 
