@@ -6,6 +6,7 @@ Exit codes: 0 success (``wait``: Succeeded), 1 the operation Failed or was Cance
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 import click
 import httpx
 
-from . import auth
+from . import admin, auth
 from .client import (
     DEFAULT_API_VERSION,
     DEFAULT_ENDPOINT,
@@ -25,9 +26,10 @@ from .client import (
     OperationStatus,
     WaitTimeout,
 )
-from .errors import InvalidInput
+from .errors import InvalidInput, StoreError
 from .settings import Settings, default_home
 from .stores import open_store
+from .stores.migrations import latest_version, redact
 
 EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4
 
@@ -38,6 +40,23 @@ home_option = click.option(
     default=None,
     help="Server home folder (database, signing key). [env: OPSTATUS_HOME; default: per-user "
     "data folder]",
+)
+
+
+store_option = click.option(
+    "--store",
+    "store_url",
+    default="",
+    envvar="OPSTATUS_STORE",
+    help="Store URL: sqlite:///PATH, postgresql://USER@HOST:PORT/DB or memory:. "
+    "[env: OPSTATUS_STORE; default: sqlite in the home folder]",
+)
+providers_option = click.option(
+    "--providers",
+    "providers_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="OPSTATUS_PROVIDERS",
+    help="TOML file registering more resource providers. [env: OPSTATUS_PROVIDERS]",
 )
 
 
@@ -64,21 +83,8 @@ def main() -> None:
     help="Port to bind. [env: OPSTATUS_PORT]",
 )
 @home_option
-@click.option(
-    "--store",
-    "store_url",
-    default="",
-    envvar="OPSTATUS_STORE",
-    help="Store URL: sqlite:///PATH or memory:. [env: OPSTATUS_STORE; default: "
-    "sqlite in the home folder]",
-)
-@click.option(
-    "--providers",
-    "providers_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    envvar="OPSTATUS_PROVIDERS",
-    help="TOML file registering more resource providers. [env: OPSTATUS_PROVIDERS]",
-)
+@store_option
+@providers_option
 @click.option(
     "--retry-after",
     default=10,
@@ -137,7 +143,13 @@ def serve(
         app = create_app(settings, store)
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
-    click.echo(f"opstatus: home {settings.home}, store {settings.resolved_store_url()}", err=True)
+    try:
+        asyncio.run(admin.preflight(store))
+    except StoreError as exc:
+        click.echo(f"opstatus: {exc.message}", err=True)
+        sys.exit(EXIT_FAILED)
+    shown = redact(settings.resolved_store_url())
+    click.echo(f"opstatus: home {settings.home}, store {shown}", err=True)
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
@@ -215,6 +227,58 @@ def token(
 
 def _canonical_role(role: str) -> str:
     return next(r for r in auth.ROLES if r.lower() == role.lower())
+
+
+@main.command()
+@home_option
+@store_option
+@providers_option
+def check(home: Path | None, store_url: str, providers_file: Path | None) -> None:
+    """Say whether config, store connection and schema are OK, and what to run if not.
+
+    Exit 0 when everything is OK, 1 otherwise.
+    """
+    settings = Settings(
+        home=home or default_home(), store_url=store_url, providers_file=providers_file
+    )
+    findings = asyncio.run(admin.check(settings))
+    for finding in findings:
+        mark = {True: "OK", False: "FAIL", None: "--"}[finding.ok]
+        detail = finding.detail or ("not checked" if finding.ok is None else "")
+        click.echo(f"{finding.topic:<7} {mark:<5} {detail}")
+        if finding.fix:
+            click.echo(f"{'':<13} {finding.fix}")
+    sys.exit(0 if all(f.ok for f in findings) else EXIT_FAILED)
+
+
+@main.command()
+@home_option
+@store_option
+def migrate(home: Path | None, store_url: str) -> None:
+    """Create the store's schema, or bring it to this version of opstatus.
+
+    Safe to run again, and from several machines at once. Exit 0 when the schema is up to
+    date, 1 when it could not be migrated.
+    """
+    settings = Settings(home=home or default_home(), store_url=store_url)
+    try:
+        store, done = asyncio.run(admin.migrate(settings))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except StoreError as exc:
+        click.echo(f"opstatus: {exc.message}", err=True)
+        sys.exit(EXIT_FAILED)
+    if store is None or done is None:
+        click.echo("The memory store keeps nothing: there is no schema to migrate.")
+        return
+    latest = latest_version(store.dialect)
+    if done.schema is not None:
+        click.echo(f"Created the opstatus schema (version {latest}) in {store.describe()}.")
+    elif done.steps:
+        applied = ", ".join(step.label for step in done.steps)
+        click.echo(f"Applied {applied}: {store.describe()} is at version {latest}.")
+    else:
+        click.echo(f"The opstatus schema in {store.describe()} is up to date (version {latest}).")
 
 
 # --- the client side: endpoint and token from flags or OPSTATUS_ENDPOINT / OPSTATUS_TOKEN ---

@@ -19,8 +19,8 @@ from opstatus.errors import SchemaMismatch, StoreError, TerminalStatusFinal
 from opstatus.models import SUCCEEDED, Operation
 from opstatus.service import OperationService
 from opstatus.stores import PostgreSQLStore
-from opstatus.stores.migrations import latest_version, migrations
-from opstatus.stores.postgresql import MIGRATIONS_DDL, MIGRATIONS_TABLE, POLL_SECONDS, redact
+from opstatus.stores.migrations import latest_version, migrations, redact
+from opstatus.stores.postgresql import MIGRATIONS_DDL, MIGRATIONS_TABLE, POLL_SECONDS
 from tests import pg
 from tests.stores.test_contract import SUB_A, make_op, ref
 from tests.support import free_port
@@ -77,6 +77,7 @@ async def test_a_store_refuses_a_database_without_the_schema(pg_empty_url: str) 
     store = PostgreSQLStore(pg_empty_url)
     with pytest.raises(SchemaMismatch) as info:
         await store.open()
+    assert info.value.message.startswith("The PostgreSQL database postgresql://")
     assert "has no opstatus schema" in info.value.message
     assert f"opstatus migrate --store '{pg_empty_url}'" in info.value.message
     assert await store.schema_version() == 0

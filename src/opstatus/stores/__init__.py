@@ -7,7 +7,8 @@ from pathlib import Path
 
 from .base import Store
 from .memory import MemoryStore
-from .postgresql import PostgreSQLStore, redact
+from .migrations import redact
+from .postgresql import PostgreSQLStore
 from .sqlite import SQLiteStore
 
 

@@ -65,6 +65,8 @@ class Migratable(Protocol):
 
     #: Which ``stores/sql/<dialect>/`` files apply.
     dialect: str
+    #: The store's URL, as ``open_store`` takes it.
+    url: str
     #: True when :meth:`Store.open` migrates by itself (the embedded SQLite store); False
     #: when the schema belongs to ``opstatus migrate`` and opening refuses an old one.
     migrates_on_open: bool

@@ -19,6 +19,7 @@ import functools
 import re
 from dataclasses import dataclass
 from importlib.resources import files
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import SchemaMismatch
 
@@ -100,7 +101,9 @@ def require_latest(dialect: str, current: int | None, where: str, migrate_hint: 
     """Raise SchemaMismatch, naming the command that fixes it, unless ``current`` is the latest."""
     latest = latest_version(dialect)
     if not current:
-        raise SchemaMismatch(f"{where} has no opstatus schema. Create it with: {migrate_hint}")
+        raise SchemaMismatch(
+            f"{where[:1].upper()}{where[1:]} has no opstatus schema. Create it with: {migrate_hint}"
+        )
     if current < latest:
         raise SchemaMismatch(
             f"The opstatus schema in {where} is version {current}; this opstatus needs "
@@ -108,3 +111,17 @@ def require_latest(dialect: str, current: int | None, where: str, migrate_hint: 
         )
     if current > latest:
         raise newer_schema(current, latest, where)
+
+
+def redact(url: str) -> str:
+    """A store URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def migrate_command(url: str) -> str:
+    """The command that migrates the store at ``url`` (password left out)."""
+    return f"opstatus migrate --store '{redact(url)}'"

@@ -28,7 +28,6 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -36,7 +35,7 @@ import orjson
 from ..errors import OperationNotFound, StoreError
 from ..models import Operation
 from .base import Change, DeleteCheck
-from .migrations import Plan, plan, require_latest
+from .migrations import Plan, migrate_command, plan, redact, require_latest
 from .notifier import Notifier
 
 DIALECT = "postgresql"
@@ -115,16 +114,6 @@ def _from_row(row: asyncpg.Record) -> Operation:
     return Operation(**values)
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
 async def schema_version(conn: asyncpg.Connection[Any] | Any) -> int:
     """The last migration recorded; 0 when the database has no opstatus schema."""
     if await conn.fetchval("SELECT to_regclass($1)::text", MIGRATIONS_TABLE) is None:
@@ -157,9 +146,6 @@ class PostgreSQLStore:
     def describe(self) -> str:
         return f"the PostgreSQL database {redact(self.url)}"
 
-    def migrate_hint(self) -> str:
-        return f"opstatus migrate --store '{redact(self.url)}'"
-
     async def _connect(self) -> asyncpg.Connection[asyncpg.Record]:
         try:
             return await asyncpg.connect(
@@ -186,7 +172,7 @@ class PostgreSQLStore:
         try:
             async with self._connection() as conn:
                 version = await schema_version(conn)
-            require_latest(DIALECT, version, self.describe(), self.migrate_hint())
+            require_latest(DIALECT, version, self.describe(), migrate_command(self.url))
             self._listener = Listener(self._connect, self.notifier)
             await self._listener.start()
         except BaseException:

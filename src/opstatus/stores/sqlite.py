@@ -140,6 +140,10 @@ class SQLiteStore:
             raise
         self._writer = writer
 
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
     def describe(self) -> str:
         return f"the SQLite database {self.path}"
 
