@@ -82,10 +82,12 @@ class Script:
         self.answers = list(answers)
         self.times: list[float] = []
         self.prefer: list[str | None] = []
+        self.if_none_match: list[str | None] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.times.append(time.monotonic())
         self.prefer.append(request.headers.get("prefer"))
+        self.if_none_match.append(request.headers.get("if-none-match"))
         answer = self.answers.pop(0)
         assert callable(answer)
         response = answer(request)
@@ -119,12 +121,15 @@ def test_a_server_that_does_not_hold_is_polled_per_retry_after() -> None:
 def test_held_answers_are_followed_at_once() -> None:
     held = {"Retry-After": "30", "Preference-Applied": "opstatus-detail=full, wait=30"}
     script = Script(
-        lambda r: running(r, **held), lambda r: running(r, **held), lambda r: running(r, "Failed")
+        lambda r: running(r, **held, ETag='"e1"'),
+        lambda r: running(r, **held, ETag='"e2"'),
+        lambda r: running(r, "Failed"),
     )
     with client_for(script) as client:
         final = client.wait(URL)
     assert final.status == "Failed"
     assert script.prefer == ["opstatus-detail=full"] + ["opstatus-detail=full, wait=30"] * 2
+    assert script.if_none_match == [None, '"e1"', '"e2"']  # held while it is the one seen
     assert all(gap < 0.5 for gap in script.gaps()), script.gaps()
 
 

@@ -269,6 +269,7 @@ class Client(BaseClient):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         status: OperationStatus | None = None
+        etag: str | None = None
         first = True
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -276,8 +277,11 @@ class Client(BaseClient):
             hold = HOLD_SECONDS if remaining is None else min(HOLD_SECONDS, int(remaining))
             if first:
                 hold = 0
+            # Held: until the version differs from the one last seen (If-None-Match), so a
+            # change between two GETs is not missed.
+            seen = {"If-None-Match": f'"{etag}"'} if etag and hold > 0 else None
             try:
-                response = self._send("GET", url, hold=hold)
+                response = self._send("GET", url, headers=seen, hold=hold)
             except ClientError as exc:
                 if not exc.retryable or (remaining is not None and remaining <= 0):
                     raise
@@ -285,6 +289,7 @@ class Client(BaseClient):
                 status = None
             else:
                 status = parse_status(response)
+                etag = status.etag
                 if on_update is not None:
                     on_update(status)
                 if status.terminal:

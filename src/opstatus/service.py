@@ -77,19 +77,21 @@ class OperationService:
             raise _not_found(ref)
         return op
 
-    async def wait(self, ref: OperationRef, seconds: float) -> Operation:
-        """Read, then hold until the operation changes (new ETag), ends, or ``seconds`` pass.
+    async def wait(self, ref: OperationRef, seconds: float, known: IfMatch = None) -> Operation:
+        """Read, then hold until the operation changes, ends, or ``seconds`` pass.
 
-        Answers with a fresh read whatever woke it: the store's notifier only says when to
-        look again, and when pushes are not trusted (``poll_interval``) it looks on a timer.
+        "Changes" means its ETag is no longer one the caller ``known`` has (If-None-Match),
+        or without that, no longer the one read first. Answers with a fresh read whatever
+        woke it: the store's notifier only says when to look again, and when pushes are not
+        trusted (``poll_interval``) it looks on a timer.
         """
         notifier = self.store.notifier
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         with notifier.watch(ref.subscription_id, ref.key) as maybe_changed:
             op = await self.get(ref)  # after watch(): a change from here on still wakes us
-            seen = op.etag
-            while not op.terminal and op.etag == seen and not notifier.closed:
+            unchanged = known if known and "*" not in known else frozenset({op.etag})
+            while not op.terminal and op.etag in unchanged and not notifier.closed:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break

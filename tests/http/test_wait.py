@@ -137,6 +137,34 @@ async def test_preference_parsing_follows_rfc_7240(client: httpx.AsyncClient) ->
         assert response.headers["preference-applied"] == "wait=3", headers
 
 
+async def test_if_none_match_names_the_version_the_caller_has(
+    client: httpx.AsyncClient,
+) -> None:
+    """A caller that saw version 1 while version 2 exists is answered at once, not held."""
+    first = await create(client)
+    second = (await client.patch(status_path(), json={"percentComplete": 5})).headers["etag"]
+
+    behind, elapsed = await timed_get(client, {"Prefer": "wait=5", "If-None-Match": first})
+    assert elapsed < 0.5
+    assert behind.status_code == 200 and behind.headers["etag"] == second
+    assert behind.headers["preference-applied"] == "wait=5"
+
+    (current, elapsed), patched = await asyncio.gather(
+        timed_get(client, {"Prefer": "wait=5", "If-None-Match": f'W/{second}, "other"'}),
+        patch_later(client, 0.2, {"percentComplete": 9}),
+    )
+    assert 0.15 < elapsed < 2
+    assert current.headers["etag"] == patched.headers["etag"]
+
+    # "*" says nothing about a version: the first read is the baseline, as without it.
+    latest = patched.headers["etag"]
+    star, elapsed = await timed_get(client, {"Prefer": "wait=1", "If-None-Match": "*"})
+    assert elapsed > 0.9 and star.headers["etag"] == latest
+    # Without Prefer: wait, If-None-Match changes nothing (no 304).
+    plain, elapsed = await timed_get(client, {"If-None-Match": latest})
+    assert plain.status_code == 200 and elapsed < 0.5
+
+
 async def test_without_prefer_nothing_is_held_or_announced(client: httpx.AsyncClient) -> None:
     await create(client)
     response, elapsed = await timed_get(client, {})

@@ -65,8 +65,8 @@ def resolve(request: Request, action: str, verb: str, with_id: bool = True) -> T
     return Target(ref, provider, api_version)
 
 
-def if_match(request: Request) -> IfMatch:
-    header = request.headers.get("if-match")
+def if_match(request: Request, header_name: str = "if-match") -> IfMatch:
+    header = request.headers.get(header_name)
     if header is None:
         return None
     tags = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
@@ -106,7 +106,9 @@ async def get_operation(request: Request) -> Response:
     ctx: AppContext = request.app.state.ctx
     wait = wait_seconds(preferences(request), ctx.settings.max_wait)
     if wait:
-        op = await ctx.service.wait(target.ref, wait)
+        # If-None-Match names the versions the caller has: wait only while it is one of them.
+        # (It never makes a 304: a GET answers as it would without it.)
+        op = await ctx.service.wait(target.ref, wait, if_match(request, "if-none-match"))
         return operation_response(request, op, target.provider, applied=(f"wait={wait}",))
     op = await ctx.service.get(target.ref)
     return operation_response(request, op, target.provider)
