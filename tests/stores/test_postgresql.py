@@ -43,9 +43,7 @@ def schema_dump(url: str) -> str:
     )
 
 
-async def test_schema_file_equals_all_migrations_applied(
-    pg_url: str, pg_empty_url: str
-) -> None:
+async def test_schema_file_equals_all_migrations_applied(pg_url: str, pg_empty_url: str) -> None:
     """A new database takes schema.sql; an old one the migrations: both end the same.
 
     ``pg_url`` is a copy of the session's template, which ``opstatus migrate`` made from
