@@ -26,11 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from ..errors import OperationNotFound, StoreError
 from ..models import Operation
@@ -114,7 +115,10 @@ def _from_row(row: asyncpg.Record) -> Operation:
     return Operation(**values)
 
 
-async def schema_version(conn: asyncpg.Connection[Any] | Any) -> int:
+Connection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+
+
+async def schema_version(conn: Connection) -> int:
     """The last migration recorded; 0 when the database has no opstatus schema."""
     if await conn.fetchval("SELECT to_regclass($1)::text", MIGRATIONS_TABLE) is None:
         return 0
@@ -122,7 +126,7 @@ async def schema_version(conn: asyncpg.Connection[Any] | Any) -> int:
     return int(version)
 
 
-async def apply_plan(conn: asyncpg.Connection[Any], steps: Plan) -> None:
+async def apply_plan(conn: Connection, steps: Plan) -> None:
     """Run a plan's SQL and record its migrations, inside the caller's transaction."""
     await conn.execute(MIGRATIONS_DDL)
     for sql in [steps.schema] if steps.schema is not None else [m.sql for m in steps.steps]:
@@ -213,7 +217,7 @@ class PostgreSQLStore:
             await conn.close()
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
+    async def _connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
         """A pooled connection; driver errors inside become StoreError, others pass unchanged."""
         if self._pool is None:
             raise StoreError("The store is not open.")
@@ -279,7 +283,10 @@ class Listener:
     """
 
     def __init__(
-        self, connect: Any, notifier: Notifier, check_seconds: float = LISTENER_CHECK_SECONDS
+        self,
+        connect: Callable[[], Awaitable[asyncpg.Connection[asyncpg.Record]]],
+        notifier: Notifier,
+        check_seconds: float = LISTENER_CHECK_SECONDS,
     ) -> None:
         self._connect = connect
         self.notifier = notifier
@@ -301,7 +308,7 @@ class Listener:
         self._lost()
 
     async def _listen(self) -> None:
-        conn: asyncpg.Connection[asyncpg.Record] = await self._connect()
+        conn = await self._connect()
         try:
             await conn.add_listener(CHANNEL, self._on_notification)
         except BaseException:
