@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
@@ -115,7 +115,9 @@ def _from_row(row: asyncpg.Record) -> Operation:
     return Operation(**values)
 
 
-Connection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+#: A connection of its own, or one lent by the pool (asyncpg's types are not subscriptable
+#: at run time, hence the string).
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 
 async def schema_version(conn: Connection) -> int:
