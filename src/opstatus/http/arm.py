@@ -80,10 +80,11 @@ def operation_response(
     status: int = 200,
     headers: dict[str, str] | None = None,
     applied: tuple[str, ...] = (),
+    prefer: dict[str, str] | None = None,
 ) -> Response:
     ctx: AppContext = request.app.state.ctx
     all_headers = {"ETag": f'"{op.etag}"'}
-    full = wants_full_detail(preferences(request))
+    full = wants_full_detail(preferences(request) if prefer is None else prefer)
     if full:
         applied = (FULL_DETAIL, *applied)
     if applied:
@@ -104,14 +105,16 @@ async def get_operation(request: Request) -> Response:
     """Operations Status - Get; with ``Prefer: wait=N``, held until the operation changes."""
     target = resolve(request, "read", "read")
     ctx: AppContext = request.app.state.ctx
-    wait = wait_seconds(preferences(request), ctx.settings.max_wait)
+    prefer = preferences(request)
+    wait = wait_seconds(prefer, ctx.settings.max_wait)
     if wait:
         # If-None-Match names the versions the caller has: wait only while it is one of them.
         # (It never makes a 304: a GET answers as it would without it.)
         op = await ctx.service.wait(target.ref, wait, if_match(request, "if-none-match"))
-        return operation_response(request, op, target.provider, applied=(f"wait={wait}",))
+        applied = (f"wait={wait}",)
+        return operation_response(request, op, target.provider, applied=applied, prefer=prefer)
     op = await ctx.service.get(target.ref)
-    return operation_response(request, op, target.provider)
+    return operation_response(request, op, target.provider, prefer=prefer)
 
 
 async def put_operation(request: Request) -> Response:
