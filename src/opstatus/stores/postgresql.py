@@ -203,7 +203,7 @@ class PostgreSQLStore:
         except DRIVER_ERRORS as exc:
             raise StoreError(f"{self.describe()} could not be read: {_reason(exc)}") from exc
         finally:
-            conn.terminate()
+            await _close(conn)
 
     async def migrate(self) -> Plan:
         conn = await self._connect()
@@ -216,7 +216,7 @@ class PostgreSQLStore:
         except DRIVER_ERRORS as exc:
             raise StoreError(f"{self.describe()} could not be migrated: {_reason(exc)}") from exc
         finally:
-            await conn.close()
+            await _close(conn)
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
@@ -272,6 +272,14 @@ class PostgreSQLStore:
             return True
 
 
+async def _close(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Say goodbye if the connection still works; it is closed either way."""
+    with contextlib.suppress(*DRIVER_ERRORS):
+        await conn.close(timeout=CONNECT_TIMEOUT)
+    if not conn.is_closed():
+        conn.terminate()
+
+
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
@@ -307,6 +315,8 @@ class Listener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._conn is not None:
+            await _close(self._conn)
         self._lost()
 
     async def _listen(self) -> None:
@@ -322,7 +332,8 @@ class Listener:
 
     def _lost(self) -> None:
         if self._conn is not None:
-            self._conn.terminate()
+            if not self._conn.is_closed():
+                self._conn.terminate()
             self._conn = None
         self.notifier.poll_interval = POLL_SECONDS
         self.notifier.notify_all()
