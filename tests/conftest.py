@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def server(home: Path) -> Iterator[ServerProcess]:
 def pg_databases() -> Iterator[pg.Databases]:
     """Copies of a database that opstatus migrated once per session (the template)."""
     pg.check_server()
+    asyncio.run(pg.drop_leftovers())
     template = pg.make_template()
     databases = pg.Databases(template)
     yield databases

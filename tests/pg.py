@@ -158,6 +158,31 @@ def _drop_sql(url: str) -> str:
     return f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'
 
 
+async def drop_leftovers() -> None:
+    """Drop databases that test sessions which died (no cleanup) left on the server."""
+    conn = await asyncpg.connect(ADMIN_URL, timeout=5)
+    try:
+        names = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'opstatus\\_test\\_%'"
+        )
+        for (name,) in names:
+            pid = name.split("_")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def make_template() -> str:
     """A database with the schema, migrated by opstatus itself; returns its name."""
     url = new_database()
