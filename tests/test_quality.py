@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,18 @@ def test_every_package_folder_is_a_package() -> None:
     for folder in (ROOT / "src" / "opstatus").rglob("*"):
         if folder.is_dir() and folder.name != "__pycache__":
             assert (folder / "__init__.py").exists(), folder
+
+
+def test_every_data_file_is_package_data() -> None:
+    """SQL files reach a `pip install .` only if pyproject's package-data names them."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["opstatus"]
+    package = ROOT / "src" / "opstatus"
+    data = [p for p in package.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert any(p.suffix == ".sql" for p in data)
+    for path in data:
+        relative = path.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")

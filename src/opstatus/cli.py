@@ -7,6 +7,8 @@ reached.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ from urllib.parse import urlsplit
 import click
 import httpx
 
-from . import auth
+from . import admin, auth
 from .cli_security import check_serve, configure_audit, role, security_options, uvicorn_options
 from .client import (
     DEFAULT_API_VERSION,
@@ -27,10 +29,12 @@ from .client import (
     OperationStatus,
     WaitTimeout,
 )
-from .errors import InvalidInput
+from .errors import InvalidInput, StoreError
 from .output import ALIASES, FORMATS, render
 from .security import SecuritySettings
 from .settings import Settings, default_home, parse_duration
+from .stores import open_store
+from .stores.migrations import latest_version, redact
 
 EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4
 
@@ -90,6 +94,23 @@ def lifecycle_options(func: Any) -> Any:
     return func
 
 
+store_option = click.option(
+    "--store",
+    "store_url",
+    default="",
+    envvar="OPSTATUS_STORE",
+    help="Store URL: sqlite:///PATH, postgresql://USER@HOST:PORT/DB or memory:. "
+    "[env: OPSTATUS_STORE; default: sqlite in the home folder]",
+)
+providers_option = click.option(
+    "--providers",
+    "providers_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="OPSTATUS_PROVIDERS",
+    help="TOML file registering more resource providers. [env: OPSTATUS_PROVIDERS]",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="opstatus")
 def main() -> None:
@@ -113,21 +134,8 @@ def main() -> None:
     help="Port to bind. [env: OPSTATUS_PORT]",
 )
 @home_option
-@click.option(
-    "--store",
-    "store_url",
-    default="",
-    envvar="OPSTATUS_STORE",
-    help="Store URL: sqlite:///PATH or memory:. [env: OPSTATUS_STORE; default: "
-    "sqlite in the home folder]",
-)
-@click.option(
-    "--providers",
-    "providers_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    envvar="OPSTATUS_PROVIDERS",
-    help="TOML file registering more resource providers. [env: OPSTATUS_PROVIDERS]",
-)
+@store_option
+@providers_option
 @click.option(
     "--retry-after",
     default=10,
@@ -135,6 +143,15 @@ def main() -> None:
     type=click.IntRange(0, 600),
     envvar="OPSTATUS_RETRY_AFTER",
     help="Seconds to tell clients between polls. [env: OPSTATUS_RETRY_AFTER]",
+)
+@click.option(
+    "--max-wait",
+    default=60,
+    show_default=True,
+    type=click.IntRange(0, 3600),
+    envvar="OPSTATUS_MAX_WAIT",
+    help="Longest a status GET with 'Prefer: wait=N' is held, in seconds; 0 turns waiting "
+    "off. [env: OPSTATUS_MAX_WAIT]",
 )
 @click.option(
     "--public-url",
@@ -157,6 +174,7 @@ def serve(
     store_url: str,
     providers_file: Path | None,
     retry_after: int,
+    max_wait: int,
     public_url: str | None,
     log_level: str,
     max_body_bytes: int,
@@ -180,6 +198,7 @@ def serve(
         store_url=store_url,
         providers_file=providers_file,
         retry_after=retry_after,
+        max_wait=max_wait,
         public_url=public_url,
         max_body_bytes=max_body_bytes,
         security=security,
@@ -194,12 +213,27 @@ def serve(
     )
     check_serve(host, security)
     try:
-        app = create_app(settings)
+        store = open_store(settings.resolved_store_url())
+        app = create_app(settings, store)
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
     configure_audit(security.audit_log)
-    click.echo(f"opstatus: home {settings.home}, store {settings.resolved_store_url()}", err=True)
-    uvicorn.run(
+    try:
+        asyncio.run(admin.preflight(store))
+    except StoreError as exc:
+        click.echo(f"opstatus: {exc.message}", err=True)
+        sys.exit(EXIT_FAILED)
+    shown = redact(settings.resolved_store_url())
+    click.echo(f"opstatus: home {settings.home}, store {shown}", err=True)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Held GETs (Prefer: wait) answer now, not when their wait runs out: uvicorn waits
+            # for every open request before it shuts the app down.
+            store.notifier.close()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -210,6 +244,11 @@ def serve(
         access_log=log_level == "debug",
         **uvicorn_options(security),
     )
+    server = Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn's own code for "could not start"
 
 
 @main.command()
@@ -266,6 +305,58 @@ def _canonical_role(role: str) -> str:
 
 
 main.add_command(role)
+
+
+@main.command()
+@home_option
+@store_option
+@providers_option
+def check(home: Path | None, store_url: str, providers_file: Path | None) -> None:
+    """Say whether config, store connection and schema are OK, and what to run if not.
+
+    Exit 0 when everything is OK, 1 otherwise.
+    """
+    settings = Settings(
+        home=home or default_home(), store_url=store_url, providers_file=providers_file
+    )
+    findings = asyncio.run(admin.check(settings))
+    for finding in findings:
+        mark = {True: "OK", False: "FAIL", None: "--"}[finding.ok]
+        detail = finding.detail or ("not checked" if finding.ok is None else "")
+        click.echo(f"{finding.topic:<7} {mark:<5} {detail}")
+        if finding.fix:
+            click.echo(f"{'':<13} {finding.fix}")
+    sys.exit(0 if all(f.ok for f in findings) else EXIT_FAILED)
+
+
+@main.command()
+@home_option
+@store_option
+def migrate(home: Path | None, store_url: str) -> None:
+    """Create the store's schema, or bring it to this version of opstatus.
+
+    Safe to run again, and from several machines at once. Exit 0 when the schema is up to
+    date, 1 when it could not be migrated.
+    """
+    settings = Settings(home=home or default_home(), store_url=store_url)
+    try:
+        store, done = asyncio.run(admin.migrate(settings))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except StoreError as exc:
+        click.echo(f"opstatus: {exc.message}", err=True)
+        sys.exit(EXIT_FAILED)
+    if store is None or done is None:
+        click.echo("The memory store keeps nothing: there is no schema to migrate.")
+        return
+    latest = latest_version(store.dialect)
+    if done.schema is not None:
+        click.echo(f"Created the opstatus schema (version {latest}) in {store.describe()}.")
+    elif done.steps:
+        applied = ", ".join(step.label for step in done.steps)
+        click.echo(f"Applied {applied}: {store.describe()} is at version {latest}.")
+    else:
+        click.echo(f"The opstatus schema in {store.describe()} is up to date (version {latest}).")
 
 
 # --- the client side: endpoint and token from flags or OPSTATUS_ENDPOINT / OPSTATUS_TOKEN ---

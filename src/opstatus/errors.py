@@ -15,6 +15,7 @@ The tree, drawn once::
     │   └── NotCancelable       cancel of an operation declared not cancelable
     ├── PreconditionFailed      If-Match did not match                (HTTP 412)
     └── StoreError              the store failed; retryable           (HTTP 503)
+        └── SchemaMismatch      no schema, or not this version's
 
 Each error carries an ARM-style ``code`` (PascalCase, unlocalized) and a human message;
 ``target`` names the field at fault where there is one. The HTTP layer maps the classes to
@@ -112,3 +113,8 @@ class StoreError(OpstatusError):
     """The store could not answer; the request may be retried."""
 
     code = "ServiceUnavailable"
+
+
+class SchemaMismatch(StoreError):
+    """The store's schema is missing, older or newer than this opstatus; the message says what
+    to run (``opstatus migrate``, or an upgrade of opstatus)."""

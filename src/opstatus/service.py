@@ -14,6 +14,7 @@ have caught up yet.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Callable
@@ -146,6 +147,32 @@ class OperationService:
             return await self.store.update(op.subscription_id, op.key, lapse)
         except OperationNotFound:  # deleted meanwhile: what was read is the last word
             return settled
+
+    async def wait(self, ref: OperationRef, seconds: float, known: IfMatch = None) -> Operation:
+        """Read, then hold until the operation changes, ends, or ``seconds`` pass.
+
+        "Changes" means its ETag is no longer one the caller ``known`` has (If-None-Match),
+        or without that, no longer the one read first. Answers with a fresh read whatever
+        woke it: the store's notifier only says when to look again, and when pushes are not
+        trusted (``poll_interval``) it looks on a timer.
+        """
+        notifier = self.store.notifier
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        with notifier.watch(ref.subscription_id, ref.key) as maybe_changed:
+            op = await self.get(ref)  # after watch(): a change from here on still wakes us
+            unchanged = known if known and "*" not in known else frozenset({op.etag})
+            while not op.terminal and op.etag in unchanged and not notifier.closed:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                interval = notifier.poll_interval
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(remaining, interval or remaining)):
+                        await maybe_changed.wait()
+                maybe_changed.clear()
+                op = await self.get(ref)
+        return op
 
     async def update(
         self, ref: OperationRef, update: OperationUpdate, if_match: IfMatch = None

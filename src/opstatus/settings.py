@@ -42,6 +42,8 @@ class Settings:
     providers_file: Path | None = None
     #: Seconds clients are told to wait between polls of a running operation.
     retry_after: int = 10
+    #: Longest a status GET may be held by ``Prefer: wait=N``; 0 turns waiting off.
+    max_wait: int = 60
     #: Largest request body accepted; larger ones get 413.
     max_body_bytes: int = 256 * 1024
     #: Base URL for absolute links (Azure-AsyncOperation); default: from the request's Host.

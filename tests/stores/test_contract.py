@@ -2,7 +2,8 @@
 
 Every backend must pass every test here; that is what keeps the in-memory store from drifting
 from the real ones. To add a backend, add an entry to ``BACKENDS``: a factory that, given the
-test's ``tmp_path``, returns a callable building a new (not yet opened) store. Backends whose
+test's fixture request (for ``tmp_path`` or a database), returns a callable building a new
+(not yet opened) store on the test's own data. Backends whose
 data outlives one store instance, and is shared by instances as by separate processes, are
 marked ``persistent`` and also run the reopen and two-instance tests.
 """
@@ -40,7 +41,7 @@ from opstatus.models import (
 )
 from opstatus.queries import OperationFilter, OperationQuery, Position, position
 from opstatus.service import OperationRef, OperationService
-from opstatus.stores import MemoryStore, SQLiteStore
+from opstatus.stores import MemoryStore, PostgreSQLStore, SQLiteStore
 from opstatus.stores.base import Store
 
 pytestmark = pytest.mark.anyio
@@ -55,26 +56,37 @@ T1 = "2024-05-01T10:05:00.123Z"
 
 @dataclass(frozen=True)
 class Backend:
-    #: Given tmp_path, a callable that builds a new store on the same backing data.
-    factory: Callable[[Path], Callable[[], Store]]
+    #: Given the test's fixture request, a callable that builds a new store on the test's data.
+    factory: Callable[[pytest.FixtureRequest], Callable[[], Store]]
     #: Data outlives a store instance and is shared between instances (as between processes).
     persistent: bool
 
 
+def sqlite_file(request: pytest.FixtureRequest) -> Path:
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    return tmp_path / "db" / "ops.sqlite"
+
+
 BACKENDS: dict[str, Backend] = {
-    "memory": Backend(factory=lambda tmp_path: MemoryStore, persistent=False),
+    "memory": Backend(factory=lambda request: MemoryStore, persistent=False),
     "sqlite": Backend(
-        factory=lambda tmp_path: functools.partial(SQLiteStore, tmp_path / "db" / "ops.sqlite"),
+        factory=lambda request: functools.partial(SQLiteStore, sqlite_file(request)),
         persistent=True,
     ),
-    # "postgresql": Backend(factory=..., persistent=True),
+    # A fresh database per test (tests/conftest.py), skipped where no PostgreSQL answers.
+    "postgresql": Backend(
+        factory=lambda request: functools.partial(
+            PostgreSQLStore, request.getfixturevalue("pg_url")
+        ),
+        persistent=True,
+    ),
 }
 PERSISTENT = [name for name, backend in BACKENDS.items() if backend.persistent]
 
 
 @pytest.fixture(params=list(BACKENDS))
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    return BACKENDS[request.param].factory(tmp_path)
+def make_store(request: pytest.FixtureRequest) -> Callable[[], Store]:
+    return BACKENDS[request.param].factory(request)
 
 
 @contextlib.asynccontextmanager

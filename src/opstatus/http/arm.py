@@ -31,6 +31,7 @@ from ..service import IfMatch, OperationRef
 from .context import AppContext
 from .guard import principal_of
 from .payloads import parse_create, parse_update, read_json_object
+from .prefer import FULL_DETAIL, preferences, wait_seconds, wants_full_detail
 from .representation import arm_body, resource_id, result_path
 
 
@@ -116,19 +117,12 @@ def resolve(
     return Target(ref, scope.provider, scope.location, scope.api_version)
 
 
-def if_match(request: Request) -> IfMatch:
-    header = request.headers.get("if-match")
+def if_match(request: Request, header_name: str = "if-match") -> IfMatch:
+    header = request.headers.get(header_name)
     if header is None:
         return None
     tags = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
     return frozenset(tags)
-
-
-FULL_DETAIL = "opstatus-detail=full"
-
-
-def wants_full_detail(request: Request) -> bool:
-    return FULL_DETAIL in request.headers.get("prefer", "")
 
 
 def body_of(request: Request, op: Operation, provider: Provider, full: bool) -> dict[str, Any]:
@@ -144,12 +138,16 @@ def operation_response(
     provider: Provider,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    applied: tuple[str, ...] = (),
+    prefer: dict[str, str] | None = None,
 ) -> Response:
     ctx: AppContext = request.app.state.ctx
     all_headers = {"ETag": f'"{op.etag}"'}
-    full = wants_full_detail(request)
+    full = wants_full_detail(preferences(request) if prefer is None else prefer)
     if full:
-        all_headers["Preference-Applied"] = FULL_DETAIL
+        applied = (FULL_DETAIL, *applied)
+    if applied:
+        all_headers["Preference-Applied"] = ", ".join(applied)
     if not op.terminal:
         all_headers["Retry-After"] = str(ctx.settings.retry_after)
     if headers:
@@ -163,10 +161,19 @@ def operation_response(
 
 
 async def get_operation(request: Request) -> Response:
+    """Operations Status - Get; with ``Prefer: wait=N``, held until the operation changes."""
     target = resolve(request, "read", "read")
     ctx: AppContext = request.app.state.ctx
+    prefer = preferences(request)
+    wait = wait_seconds(prefer, ctx.settings.max_wait)
+    if wait:
+        # If-None-Match names the versions the caller has: wait only while it is one of them.
+        # (It never makes a 304: a GET answers as it would without it.)
+        op = await ctx.service.wait(target.ref, wait, if_match(request, "if-none-match"))
+        applied = (f"wait={wait}",)
+        return operation_response(request, op, target.provider, applied=applied, prefer=prefer)
     op = await ctx.service.get(target.ref)
-    return operation_response(request, op, target.provider)
+    return operation_response(request, op, target.provider, prefer=prefer)
 
 
 async def put_operation(request: Request) -> Response:

@@ -24,8 +24,9 @@ from ..lifecycle import validate_kind
 from ..models import normalize_status, parse_time
 from ..queries import OperationFilter
 from . import continuation
-from .arm import Scope, absolute_url, body_of, resolve_scope, wants_full_detail
+from .arm import Scope, absolute_url, body_of, resolve_scope
 from .context import AppContext
+from .prefer import preferences, wants_full_detail
 
 _TIME_PARAMS = {
     "startedafter": ("startedAfter", "started_after"),
@@ -94,7 +95,7 @@ async def list_operations(request: Request) -> Response:
         page_size = _page_size(params, ctx, token.page_size)
         query = dataclasses.replace(query, filter=token.filter, after=token.after)
     page = await ctx.service.list(dataclasses.replace(query, limit=page_size))
-    full = wants_full_detail(request)
+    full = wants_full_detail(preferences(request))
     body: dict[str, object] = {
         "value": [body_of(request, op, scope.provider, full) for op in page.operations]
     }

@@ -1,4 +1,5 @@
-"""Stores, chosen by URL: ``memory:``, ``sqlite:///path/to/file.db`` (the default)."""
+"""Stores, chosen by URL: ``memory:``, ``sqlite:///path/to/file.db`` (the default),
+``postgresql://user@host:5432/dbname`` (or ``postgres://``; any libpq URL asyncpg accepts)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 
 from .base import Store
 from .memory import MemoryStore
+from .migrations import redact
+from .postgresql import PostgreSQLStore
 from .sqlite import SQLiteStore
 
 
@@ -17,9 +20,12 @@ def open_store(url: str) -> Store:
         return SQLiteStore(Path(url.removeprefix("sqlite:///")))
     if url.startswith("sqlite://"):
         raise ValueError(f"OPSTATUS_STORE: write sqlite URLs as sqlite:///PATH, got {url!r}")
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgreSQLStore(url)
     raise ValueError(
-        f"OPSTATUS_STORE: unsupported store URL {url!r}; use 'memory:' or 'sqlite:///PATH'"
+        f"OPSTATUS_STORE: unsupported store URL {redact(url)!r}; use 'memory:', "
+        "'sqlite:///PATH' or 'postgresql://USER@HOST:PORT/DATABASE'"
     )
 
 
-__all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
+__all__ = ["MemoryStore", "PostgreSQLStore", "SQLiteStore", "Store", "open_store"]

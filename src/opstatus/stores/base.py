@@ -4,17 +4,20 @@ The seam is at the domain level (create, get, update, delete; find and counts; r
 get_tombstone and forget_tombstones for retention), not at the SQL level, so that
 the in-memory store cannot drift from the real ones: every backend runs the same contract
 suite (``tests/stores/test_contract.py``). Rules live in :mod:`opstatus.models`; a store only
-promises to apply them atomically.
+promises to apply them atomically, and to tell its :class:`Notifier` when an operation
+changes so that waiting readers wake.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..lifecycle import Tombstone
 from ..models import Operation
 from ..queries import OperationQuery
+from .migrations import Plan
+from .notifier import Notifier
 from .roles import RoleAssignmentStore
 
 #: Given the current operation, returns the changed one, or None when nothing changes.
@@ -29,8 +32,12 @@ Removal = Callable[[Operation], Tombstone | None]
 
 
 class Store(RoleAssignmentStore, Protocol):
+    #: Wakes readers waiting on an operation after it changed (in this process or, for a
+    #: shared store, in any); says how often they must read again anyway.
+    notifier: Notifier
+
     async def open(self) -> None:
-        """Connect and create the schema if needed."""
+        """Connect, and check the schema (SQLite also creates or migrates it)."""
 
     async def close(self) -> None: ...
 
@@ -85,3 +92,29 @@ class Store(RoleAssignmentStore, Protocol):
 
     async def forget_tombstones(self, before: str, limit: int) -> int:
         """Delete up to ``limit`` tombstones whose ``forget_at <= before``; returns how many."""
+
+
+@runtime_checkable
+class Migratable(Protocol):
+    """A store whose data outlives the process, in a versioned schema (``migrations.py``).
+
+    Both methods work on a store that is not open, with a connection of their own.
+    """
+
+    #: Which ``stores/sql/<dialect>/`` files apply.
+    dialect: str
+    #: The store's URL, as ``open_store`` takes it.
+    url: str
+    #: True when :meth:`Store.open` migrates by itself (the embedded SQLite store); False
+    #: when the schema belongs to ``opstatus migrate`` and opening refuses an old one.
+    migrates_on_open: bool
+
+    def describe(self) -> str:
+        """Where the data lives, for messages (no password)."""
+
+    async def schema_version(self) -> int | None:
+        """The schema version (0: no opstatus schema); None when the database does not exist
+        yet. Raises StoreError when the store cannot be reached."""
+
+    async def migrate(self) -> Plan:
+        """Bring the schema to the latest version; returns what it applied."""

@@ -12,6 +12,7 @@ from ..lifecycle import Tombstone
 from ..models import Operation
 from ..queries import OperationQuery
 from .base import Change, DeleteCheck, Removal
+from .notifier import Notifier
 from .roles import MemoryRoleAssignments
 
 
@@ -23,6 +24,8 @@ class MemoryStore(MemoryRoleAssignments):
         # The app is single-threaded asyncio, but a lock keeps the store honest if a caller
         # shares it between threads (tests do).
         self._lock = threading.Lock()
+        # Every write goes through this object, so every waiter hears of it: no polling.
+        self.notifier = Notifier()
 
     async def open(self) -> None:
         pass
@@ -41,7 +44,8 @@ class MemoryStore(MemoryRoleAssignments):
                 return existing, False
             self._operations[key] = operation
             self._tombstones.pop(key, None)
-            return operation, True
+        self.notifier.notify(*key)
+        return operation, True
 
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
         return self._operations.get((subscription_id, operation_key))
@@ -56,7 +60,8 @@ class MemoryStore(MemoryRoleAssignments):
             if changed is None:
                 return current
             self._operations[key] = changed
-            return changed
+        self.notifier.notify(*key)
+        return changed
 
     async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
         key = (subscription_id, operation_key)
@@ -66,7 +71,8 @@ class MemoryStore(MemoryRoleAssignments):
                 return False
             check(current)
             del self._operations[key]
-            return True
+        self.notifier.notify(*key)
+        return True
 
     async def find(self, query: OperationQuery) -> list[Operation]:
         with self._lock:

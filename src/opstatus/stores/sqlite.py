@@ -3,6 +3,10 @@
 Durability: WAL journal with ``synchronous=FULL``, so a commit has reached the disk before
 the caller is answered; a ``kill -9`` right after a 2xx cannot lose the write.
 
+Schema: ``stores/sql/sqlite/`` (``migrations.py``), its version in ``PRAGMA user_version``.
+Opening creates or migrates it, as an embedded default should; ``opstatus migrate`` does the
+same without starting a server.
+
 Concurrency: all writes run on one dedicated thread with its own connection, each in a
 ``BEGIN IMMEDIATE`` transaction (which also serialises writers in other processes sharing
 the file). Reads run directly on the event loop with a second connection: in WAL mode they
@@ -12,9 +16,10 @@ never wait for writers, and a primary-key lookup costs far less than a thread ho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,69 +31,15 @@ from ..lifecycle import Tombstone
 from ..models import Operation
 from ..queries import OperationFilter, OperationQuery
 from .base import Change, DeleteCheck, Removal
+from .migrations import Plan, plan
+from .notifier import Notifier
 from .sqlite_roles import SQLiteRoleAssignments
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS operations (
-    subscription_id     TEXT NOT NULL,
-    operation_key       TEXT NOT NULL,
-    operation_id        TEXT NOT NULL,
-    namespace           TEXT NOT NULL,
-    location            TEXT NOT NULL,
-    status              TEXT NOT NULL,
-    start_time          TEXT,
-    end_time            TEXT,
-    percent_complete    REAL,
-    properties          TEXT,
-    error               TEXT,
-    etag                TEXT NOT NULL,
-    created_at          TEXT NOT NULL,
-    updated_at          TEXT NOT NULL,
-    create_digest       TEXT NOT NULL,
-    http_status_code    INTEGER,
-    kind                TEXT,
-    cancelable          INTEGER NOT NULL DEFAULT 1,
-    cancel_requested_at TEXT,
-    lease_seconds       REAL,
-    lease_expires_at    TEXT,
-    expires_at          TEXT,
-    PRIMARY KEY (subscription_id, operation_key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS role_assignments (
-    principal_id        TEXT NOT NULL,
-    role                TEXT NOT NULL,
-    scope               TEXT NOT NULL,
-    created_at          TEXT NOT NULL,
-    PRIMARY KEY (principal_id, scope, role)
-) WITHOUT ROWID;
--- Lists: newest first within a subscription (keyset paging).
-CREATE INDEX IF NOT EXISTS operations_by_created
-    ON operations (subscription_id, created_at, operation_key);
--- The background sweeps: retention over, leases lapsed.
-CREATE INDEX IF NOT EXISTS operations_by_expiry
-    ON operations (expires_at) WHERE expires_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS operations_by_lease
-    ON operations (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
--- Before a list answers, the lapsed leases in its subscription.
-CREATE INDEX IF NOT EXISTS operations_by_subscription_lease
-    ON operations (subscription_id, lease_expires_at) WHERE lease_expires_at IS NOT NULL;
--- What is left of removed operations, so that reads can say "expired".
-CREATE TABLE IF NOT EXISTS tombstones (
-    subscription_id     TEXT NOT NULL,
-    operation_key       TEXT NOT NULL,
-    operation_id        TEXT NOT NULL,
-    namespace           TEXT NOT NULL,
-    location            TEXT NOT NULL,
-    status              TEXT NOT NULL,
-    end_time            TEXT,
-    expired_at          TEXT NOT NULL,
-    reason              TEXT NOT NULL,
-    forget_at           TEXT NOT NULL,
-    PRIMARY KEY (subscription_id, operation_key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tombstones_by_forget_at ON tombstones (forget_at);
-"""
+#: Other processes may write the same file, and only this process's writes wake its waiters:
+#: waiters read again this often.
+POLL_SECONDS = 1.0
+
+DIALECT = "sqlite"
 #: Operation fields in column order; ``operation_key`` is derived and stored beside them.
 FIELDS = tuple(f.name for f in dataclasses.fields(Operation))
 _JSON_FIELDS = frozenset({"properties", "error"})
@@ -207,9 +158,42 @@ def _from_row(row: tuple[Any, ...]) -> Operation:
     return Operation(**values)
 
 
+def _statements(sql: str) -> Iterator[str]:
+    """Split a schema file into statements (executescript would commit our transaction)."""
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if any(line.strip() and not line.strip().startswith("--") for line in pending.splitlines()):
+        raise RuntimeError(f"unterminated SQL statement: {pending.strip()[:80]!r}")
+
+
+def _apply(conn: sqlite3.Connection, where: str) -> Plan:
+    """Migrate to the latest version in one BEGIN IMMEDIATE transaction (one writer at a time)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        steps = plan(DIALECT, conn.execute("PRAGMA user_version").fetchone()[0], where)
+        for sql in [steps.schema] if steps.schema is not None else [m.sql for m in steps.steps]:
+            for statement in _statements(sql):
+                conn.execute(statement)
+        if not steps.empty:
+            conn.execute(f"PRAGMA user_version={steps.steps[-1].version}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return steps
+
+
 class SQLiteStore(SQLiteRoleAssignments):
+    dialect = DIALECT
+    migrates_on_open = True
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self.notifier = Notifier(poll_interval=POLL_SECONDS)
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opstatus-sqlite")
@@ -230,19 +214,40 @@ class SQLiteStore(SQLiteRoleAssignments):
         self._reader = self._connect()
 
     def _open_writer(self) -> None:
-        self._writer = self._connect()
-        version = self._writer.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"The database {self.path} has schema version {version}, newer than this "
-                f"opstatus knows ({SCHEMA_VERSION}); upgrade opstatus."
-            )
-        self._writer.execute("BEGIN IMMEDIATE")
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                self._writer.execute(statement)
-        self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._writer.execute("COMMIT")
+        writer = self._connect()
+        try:
+            _apply(writer, self.describe())
+        except BaseException:
+            writer.close()
+            raise
+        self._writer = writer
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def describe(self) -> str:
+        return f"the SQLite database {self.path}"
+
+    async def schema_version(self) -> int | None:
+        if self.path == ":memory:" or not Path(self.path).exists():
+            return None
+        try:
+            uri = f"{Path(self.path).absolute().as_uri()}?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+                return version
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.describe()} could not be read: {exc}") from exc
+
+    async def migrate(self) -> Plan:
+        """Migrate without opening the store (``opstatus migrate``); creates the file."""
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with contextlib.closing(self._connect()) as conn:
+                return _apply(conn, self.describe())
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.describe()} could not be migrated: {exc}") from exc
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -307,6 +312,8 @@ class SQLiteStore(SQLiteRoleAssignments):
             return operation, True
 
         result: tuple[Operation, bool] = await self._write(lambda: self._transaction(body))
+        if result[1]:
+            self.notifier.notify(*_key(operation))
         return result
 
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
@@ -327,6 +334,7 @@ class SQLiteStore(SQLiteRoleAssignments):
             return op
 
         result: Operation = await self._write(lambda: self._transaction(body))
+        self.notifier.notify(subscription_id, operation_key)
         return result
 
     async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
@@ -339,6 +347,8 @@ class SQLiteStore(SQLiteRoleAssignments):
             return True
 
         result: bool = await self._write(lambda: self._transaction(body))
+        if result:
+            self.notifier.notify(subscription_id, operation_key)
         return result
 
     async def find(self, query: OperationQuery) -> list[Operation]:

@@ -1,6 +1,6 @@
 """The SQLite store's role assignments (a mixin of :class:`SQLiteStore`).
 
-The table is part of the store's schema (``role_assignments`` in ``sqlite.SCHEMA``). Writes
+The table is part of the store's schema (``role_assignments``, migration 0002). Writes
 go through the store's writer thread and transactions; the per-request lookup by principal
 is a primary-key prefix read on the reader connection, which in WAL mode sees every commit,
 also those of other processes sharing the file.

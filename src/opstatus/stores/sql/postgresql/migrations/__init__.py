@@ -1,0 +1,1 @@
+"""Numbered PostgreSQL migrations, applied in order by ``opstatus migrate``."""

@@ -1,0 +1,36 @@
+-- 0002: role assignments, list and sweep indexes, and tombstones (schema version 2).
+
+-- Role assignments for principals of external identity providers (opstatus role assign).
+CREATE TABLE IF NOT EXISTS role_assignments (
+    principal_id        TEXT NOT NULL,
+    role                TEXT NOT NULL,
+    scope               TEXT NOT NULL,
+    created_at          TEXT NOT NULL,
+    PRIMARY KEY (principal_id, scope, role)
+) WITHOUT ROWID;
+-- Lists: newest first within a subscription (keyset paging).
+CREATE INDEX IF NOT EXISTS operations_by_created
+    ON operations (subscription_id, created_at, operation_key);
+-- The background sweeps: retention over, leases lapsed.
+CREATE INDEX IF NOT EXISTS operations_by_expiry
+    ON operations (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS operations_by_lease
+    ON operations (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+-- Before a list answers, the lapsed leases in its subscription.
+CREATE INDEX IF NOT EXISTS operations_by_subscription_lease
+    ON operations (subscription_id, lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+-- What is left of removed operations, so that reads can say "expired".
+CREATE TABLE IF NOT EXISTS tombstones (
+    subscription_id     TEXT NOT NULL,
+    operation_key       TEXT NOT NULL,
+    operation_id        TEXT NOT NULL,
+    namespace           TEXT NOT NULL,
+    location            TEXT NOT NULL,
+    status              TEXT NOT NULL,
+    end_time            TEXT,
+    expired_at          TEXT NOT NULL,
+    reason              TEXT NOT NULL,
+    forget_at           TEXT NOT NULL,
+    PRIMARY KEY (subscription_id, operation_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tombstones_by_forget_at ON tombstones (forget_at);

@@ -1,0 +1,1 @@
+"""Numbered SQLite migrations, applied in order when the store opens."""
