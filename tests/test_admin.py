@@ -12,7 +12,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from opstatus.cli import main
+from opstatus.stores.migrations import latest_version
 from tests.support import free_port
+
+LATEST = latest_version("sqlite")
+assert LATEST == latest_version("postgresql")
 
 
 def run(*args: str, **env: str) -> Result:
@@ -56,14 +60,14 @@ def test_migrate_creates_the_schema_then_has_nothing_to_do_and_check_passes(
     created = run("migrate", "--store", pg_empty_url)
     assert created.exit_code == 0, created.output
     assert created.output == (
-        f"Created the opstatus schema (version 1) in the PostgreSQL database {pg_empty_url}.\n"
+        f"Created the opstatus schema (version {LATEST}) in the PostgreSQL database {pg_empty_url}.\n"
     )
     again = run("migrate", OPSTATUS_STORE=pg_empty_url)
     assert again.exit_code == 0
-    assert "is up to date (version 1)" in again.output
+    assert f"is up to date (version {LATEST})" in again.output
     checked = run("check", "--store", pg_empty_url, "--home", str(home))
     assert checked.exit_code == 0, checked.output
-    assert lines(checked)[2] == "schema OK version 1, the latest"
+    assert lines(checked)[2] == f"schema OK version {LATEST}, the latest"
 
 
 def test_migrate_an_unreachable_database_fails_with_the_reason() -> None:
@@ -79,9 +83,11 @@ def test_check_and_migrate_on_embedded_stores(tmp_path: Path, home: Path) -> Non
     assert "does not exist yet; the server creates it when it starts" in before.output
     migrated = run("migrate", "--store", url)
     assert migrated.exit_code == 0
-    assert migrated.output.startswith("Created the opstatus schema (version 1) in the SQLite")
+    assert migrated.output.startswith(
+        f"Created the opstatus schema (version {LATEST}) in the SQLite"
+    )
     after = run("check", "--store", url, "--home", str(home))
-    assert lines(after)[2] == "schema OK version 1, the latest"
+    assert lines(after)[2] == f"schema OK version {LATEST}, the latest"
 
     memory = run("check", "--store", "memory:", "--home", str(home))
     assert memory.exit_code == 0

@@ -149,10 +149,15 @@ class AsyncClient(BaseClient):
         status: OperationStatus | None = None
         while True:
             previous, started = status, time.monotonic()
-            if long_poll is None:
-                response = await self._send("GET", url)
-            else:
-                response = await self._send("GET", url, headers=long_poll[0], timeout=long_poll[1])
+            try:
+                if long_poll is None:
+                    response = await self._send("GET", url)
+                else:
+                    headers, seconds = long_poll
+                    response = await self._send("GET", url, headers=headers, timeout=seconds)
+            except ClientError as exc:
+                await asyncio.sleep(self._retry_delay(exc, deadline, time.monotonic()))
+                continue
             status = parse_status(response)
             if on_update is not None:
                 on_update(status)
@@ -164,7 +169,7 @@ class AsyncClient(BaseClient):
             held = long_poll is not None and self._held(
                 response, previous, time.monotonic() - started
             )
-            long_poll = None if interval is not None else self._wait_request(remaining)
+            long_poll = None if interval is not None else self._wait_request(remaining, status.etag)
             if long_poll is not None and (held or previous is None):
                 continue  # a long-poll next: at once after the first read or a held one
             delay = self._delay(status, interval)

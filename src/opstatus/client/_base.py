@@ -35,11 +35,20 @@ _ERROR_CODE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 class ClientError(Exception):
     """The service answered with an error (``status_code``, ARM ``code`` and ``message``)."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status_code} {code}: {message}")
         self.status_code = status_code
         self.code = code
         self.message = message
+        #: Seconds the service asked to wait before retrying, when it said so.
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """The service is briefly unable to answer (503, 429) and said when to come back."""
+        return self.status_code in (429, 503) and self.retry_after is not None
 
 
 class WaitTimeout(Exception):
@@ -175,7 +184,7 @@ def raise_for_error(response: httpx.Response) -> None:
             code, message = str(error["code"]), str(error.get("message", ""))
     except (ValueError, KeyError, TypeError, ET.ParseError):
         code, message = "HttpError", response.text[:500] or response.reason_phrase
-    raise ClientError(response.status_code, code, message)
+    raise ClientError(response.status_code, code, message, retry_after_of(response.headers))
 
 
 def _swap_segment(url: str, old: str, new: str) -> str:
@@ -403,13 +412,31 @@ class BaseClient:
         body = response.json()
         return [self._from_body(item) for item in body.get("value", [])], body.get("nextLink")
 
-    def _wait_request(self, remaining: float | None) -> tuple[dict[str, str], float] | None:
-        """Headers and timeout of a long-poll, or None when too little time is left."""
+    def _wait_request(
+        self, remaining: float | None, etag: str | None = None
+    ) -> tuple[dict[str, str], float] | None:
+        """Headers and timeout of a long-poll, or None when too little time is left.
+
+        ``If-None-Match`` names the version last seen, so that a change landing between two
+        reads answers the next one at once instead of being waited through.
+        """
         seconds = MAX_WAIT_SECONDS if remaining is None else min(MAX_WAIT_SECONDS, remaining)
         if seconds < 1:
             return None
         seconds = math.floor(seconds)
-        return {"Prefer": f"{PREFER_FULL}, wait={seconds}"}, seconds + 15.0
+        headers = {"Prefer": f"{PREFER_FULL}, wait={seconds}"}
+        if etag:
+            headers["If-None-Match"] = f'"{etag}"'
+        return headers, seconds + 15.0
+
+    @staticmethod
+    def _retry_delay(exc: ClientError, deadline: float | None, now: float) -> float:
+        """How long to sleep before retrying a read the service refused for now; re-raises
+        ``exc`` when it is not retryable or the deadline has come."""
+        if not exc.retryable or (deadline is not None and now >= deadline):
+            raise exc
+        delay = exc.retry_after or 1.0
+        return delay if deadline is None else min(delay, deadline - now)
 
     @staticmethod
     def _delay(status: OperationStatus, interval: float | None) -> float:
