@@ -131,8 +131,20 @@ def parse_time(value: object, target: str) -> str:
     return format_time(moment)
 
 
+_now_cache: tuple[int, str] = (-1, "")
+
+
 def now_text() -> str:
-    return format_time(datetime.now(UTC))
+    """:func:`format_time` of now. Cached for the millisecond: the read path asks for it on
+    every request (expiry and lease checks), and formatting costs more than the rest."""
+    global _now_cache
+    seconds = time.time()
+    millis = int(seconds * 1000)
+    cached_millis, text = _now_cache
+    if millis != cached_millis:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis % 1000:03d}Z"
+        _now_cache = (millis, text)
+    return text
 
 
 def validate_percent(value: object) -> float:

@@ -84,12 +84,14 @@ def resolve_scope(request: Request, action: str, verb: str, resource: str) -> Sc
     params = request.path_params
     subscription_id = validate_subscription_id(params["subscription_id"])
     namespace, location = params["namespace"], params.get("location")
-    scope = f"/subscriptions/{subscription_id}/providers/{_printable(namespace)}"
-    if location is not None:
-        scope += f"/locations/{_printable(location)}"
-    resource_type = resource.split("/", 1)[0]
-    arm_action = f"{_printable(namespace)}/locations/{resource_type}/{verb}"
-    authorize(principal, action, subscription_id, f"{scope}/{resource}", arm_action)
+    if not principal.can(action, subscription_id):
+        # The 403's text is built only when it is needed: the read path never pays for it.
+        scope = f"/subscriptions/{subscription_id}/providers/{_printable(namespace)}"
+        if location is not None:
+            scope += f"/locations/{_printable(location)}"
+        resource_type = resource.split("/", 1)[0]
+        arm_action = f"{_printable(namespace)}/locations/{resource_type}/{verb}"
+        authorize(principal, action, subscription_id, f"{scope}/{_printable(resource)}", arm_action)
     provider = ctx.providers.lookup(namespace)
     if location is not None:
         location = normalize_location(location)
@@ -106,7 +108,7 @@ def resolve(
     resource_type: str = "operationsStatus",
 ) -> Target:
     operation_id = request.path_params.get("operation_id", "")
-    resource = resource_type + (f"/{_printable(operation_id)}" if with_id else "")
+    resource = resource_type + (f"/{operation_id}" if with_id else "")
     scope = resolve_scope(request, action, verb, resource)
     if with_id:
         operation_id = validate_operation_id(operation_id)
