@@ -97,6 +97,15 @@ def main() -> None:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    envvar="OPSTATUS_LOG_FORMAT",
+    type=click.Choice(["text", "json"]),
+    help="text, or one JSON object per line with the request's x-ms-request-id. "
+    "[env: OPSTATUS_LOG_FORMAT]",
+)
 def serve(
     host: str,
     port: int,
@@ -106,11 +115,13 @@ def serve(
     retry_after: int,
     public_url: str | None,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Run the operation-status server."""
     import uvicorn
 
     from .http.app import create_app
+    from .logs import log_config
 
     settings = Settings(
         home=home or default_home(),
@@ -129,6 +140,7 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config("json" if log_format == "json" else "text", log_level),
         http="httptools",
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         date_header=False,

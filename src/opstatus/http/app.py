@@ -7,15 +7,16 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import errors
 from ..auth import TokenVerifier, load_or_create_key
+from ..metrics import InstrumentedStore, Metrics
 from ..providers import ProviderRegistry
 from ..service import OperationService
 from ..settings import Settings
@@ -25,6 +26,7 @@ from . import arm
 from .context import AppContext
 from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
 from .headers import ArmHeadersMiddleware
+from .operability import MetricsMiddleware, operability_routes
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
@@ -55,18 +57,10 @@ def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
     return endpoint
 
 
-async def healthz(request: Request) -> Response:
-    ctx: AppContext = request.app.state.ctx
-    try:
-        await ctx.store.ping()
-    except errors.StoreError as exc:
-        body = {"status": "unavailable", "store": exc.message}
-        return Response(orjson.dumps(body), 503, media_type="application/json")
-    return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
-
-
 def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMiddleware:
     store = store if store is not None else open_store(settings.resolved_store_url())
+    metrics = Metrics()
+    store = InstrumentedStore(store, metrics)
     providers = (
         ProviderRegistry.from_file(settings.providers_file)
         if settings.providers_file
@@ -95,13 +89,14 @@ def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMidd
         "DELETE": arm.delete_operation,
     }
     routes = [
-        Route("/healthz", healthz, methods=["GET"]),
+        *operability_routes(),
         CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", by_method(status_item)),
         CaselessRoute(f"{ARM_BASE}/operationsStatus", by_method({"POST": arm.post_operation})),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         exception_handlers={
             errors.OpstatusError: handle_opstatus_error,
             HTTPException: handle_http_exception,
@@ -109,4 +104,5 @@ def create_app(settings: Settings, store: Store | None = None) -> ArmHeadersMidd
         },
     )
     app.state.ctx = ctx
+    app.state.metrics = metrics
     return ArmHeadersMiddleware(app)
