@@ -1,6 +1,6 @@
 """Schemathesis against a live ``opstatus serve``: no 5xx, every answer as the document says.
 
-    python scripts/fuzz.py --examples 300 --seed 7      # the long run: >= 10,000 cases
+    python scripts/fuzz.py --examples 200 --max-time 600 --seed 7   # the long run: >= 10,000 cases
 
 Starts a real server on a fresh home (SQLite) and a loopback port, mints an Owner token,
 and runs ``st run`` on the server's own ``/openapi.json`` with every phase (examples,
@@ -86,7 +86,12 @@ def served_by_status(url: str) -> tuple[int, int]:
 
 
 def run(
-    home: Path, examples: int, seed: int, workers: int = 2, timeout: float = 3600
+    home: Path,
+    examples: int,
+    seed: int,
+    workers: int = 1,
+    timeout: float = 3600,
+    max_time: float | None = None,
 ) -> FuzzResult:
     server = ServerProcess(home, "--retry-after", "1").start()
     report_dir = home.parent / "schemathesis"
@@ -112,6 +117,7 @@ def run(
             str(report_dir),
             "--request-timeout",
             "30",
+            *(["--max-time", str(int(max_time))] if max_time else []),
         ]
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, cwd=home.parent
@@ -142,14 +148,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=300, help="max examples per operation")
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--max-time", type=float, default=None, help="repeat fuzzing/stateful for this long (s)"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="give up after (s)")
     parser.add_argument("--min-cases", type=int, default=10_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="opstatus-fuzz-") as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
-        result = run(home, args.examples, args.seed, args.workers, args.timeout)
+        result = run(home, args.examples, args.seed, args.workers, args.timeout, args.max_time)
     print(result.output[-3000:])
     print(f"seed                      {args.seed}")
     print(f"examples per operation    {args.examples}")

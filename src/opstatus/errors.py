@@ -13,6 +13,7 @@ The tree, drawn once::
     │   └── ProgressRegression  percentComplete going down
     ├── PreconditionFailed      If-Match did not match                (HTTP 412)
     └── StoreError              the store failed; retryable           (HTTP 503)
+        └── CorruptRecord       a stored row cannot be read back
 
 Each error carries an ARM-style ``code`` (PascalCase, unlocalized) and a human message;
 ``target`` names the field at fault where there is one. The HTTP layer maps the classes to
@@ -98,3 +99,12 @@ class StoreError(OpstatusError):
     """The store could not answer; the request may be retried."""
 
     code = "ServiceUnavailable"
+
+
+class CorruptRecord(StoreError):
+    """A stored operation cannot be read back (hand-edited or damaged); the row is kept."""
+
+    def __init__(self, message: str, *, operation_id: str):
+        super().__init__(message)
+        #: The id of the operation whose record is damaged, safe to show to the caller.
+        self.operation_id = operation_id

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .errors import StoreError
+from .errors import CorruptRecord, StoreError
 from .models import Operation
 from .stores.base import Change, DeleteCheck, Store
 
@@ -162,7 +162,7 @@ class InstrumentedStore:
         except StoreError as exc:
             self._observe(call, "error", time.perf_counter() - start)
             self.metrics.store_errors.labels(call).inc()
-            if write:
+            if write and not isinstance(exc, CorruptRecord):
                 self.write_failure = exc.message
             raise
         except BaseException:  # a domain error (not found, conflict): the store answered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 from ..errors import OperationNotFound
 from ..models import Operation
@@ -48,6 +49,10 @@ class MemoryStore:
                 return current
             self._operations[key] = changed
             return changed
+
+    async def count_by_status(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(op.status for op in self._operations.values()))
 
     async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
         key = (subscription_id, operation_key)
