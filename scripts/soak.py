@@ -96,42 +96,52 @@ class Workload:
 
     def _one(self, client: httpx.Client, rng: random.Random) -> None:
         roll = rng.random()
-        if roll < 0.60:
-            op = self._pick(rng, self.running if rng.random() < 0.5 else self.finished)
-            if op is not None:
-                self._check(client.get(status_path(op_id=op)), (200,))
-                return
+        if roll < 0.60 and self._read(client, rng):
+            return
         if roll < 0.72 or not self.running:
-            op = f"soak-{next(self.ids)}"
-            response = client.put(status_path(op_id=op), json={"percentComplete": 0})
-            if self._check(response, (201,)):
-                with self.lock:
-                    if len(self.running) == self.running.maxlen:
-                        self.finished.append(self.running.popleft())
-                    self.running.append(op)
-            return
-        if roll < 0.90:
-            op = self._pick(rng, self.running)
-            if op is None:
-                return
-            if rng.random() < 0.25:
-                body: dict[str, object] = {"status": rng.choice(TERMINAL)}
-            else:
-                body = {"percentComplete": rng.randint(1, 99), "resetProgress": True}
-            response = client.patch(status_path(op_id=op), json=body)
-            if self._check(response, (200,)) and "status" in body:
-                with self.lock:
-                    if op in self.running:
-                        self.running.remove(op)
-                        self.finished.append(op)
-            return
-        if roll < 0.95:
+            self._create(client)
+        elif roll < 0.90:
+            self._update(client, rng)
+        elif roll >= 0.95 or not self._delete(client):
+            self._wait(client, rng)
+
+    def _read(self, client: httpx.Client, rng: random.Random) -> bool:
+        op = self._pick(rng, self.running if rng.random() < 0.5 else self.finished)
+        if op is not None:
+            self._check(client.get(status_path(op_id=op)), (200,))
+        return op is not None
+
+    def _create(self, client: httpx.Client) -> None:
+        op = f"soak-{next(self.ids)}"
+        response = client.put(status_path(op_id=op), json={"percentComplete": 0})
+        if self._check(response, (201,)):
             with self.lock:
-                op = self.finished.popleft() if len(self.finished) > 1000 else None
-            if op is not None:
-                self._check(client.delete(status_path(op_id=op)), (200, 204))
-                return
-        self._wait(client, rng)
+                if len(self.running) == self.running.maxlen:
+                    self.finished.append(self.running.popleft())
+                self.running.append(op)
+
+    def _update(self, client: httpx.Client, rng: random.Random) -> None:
+        op = self._pick(rng, self.running)
+        if op is None:
+            return
+        if rng.random() < 0.25:
+            body: dict[str, object] = {"status": rng.choice(TERMINAL)}
+        else:
+            body = {"percentComplete": rng.randint(1, 99), "resetProgress": True}
+        response = client.patch(status_path(op_id=op), json=body)
+        if self._check(response, (200,)) and "status" in body:
+            with self.lock:
+                if op in self.running:
+                    self.running.remove(op)
+                    self.finished.append(op)
+
+    def _delete(self, client: httpx.Client) -> bool:
+        """Delete the oldest finished operation once there are enough; False if none."""
+        with self.lock:
+            op = self.finished.popleft() if len(self.finished) > 1000 else None
+        if op is not None:
+            self._check(client.delete(status_path(op_id=op)), (200, 204))
+        return op is not None
 
     def _wait(self, client: httpx.Client, rng: random.Random) -> None:
         op = self._pick(rng, self.running)
