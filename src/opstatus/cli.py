@@ -106,6 +106,15 @@ def main() -> None:
     help="text, or one JSON object per line with the request's x-ms-request-id. "
     "[env: OPSTATUS_LOG_FORMAT]",
 )
+@click.option(
+    "--drain-timeout",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 3600),
+    envvar="OPSTATUS_DRAIN_TIMEOUT",
+    help="On SIGTERM, seconds to let requests in flight finish before exiting. "
+    "[env: OPSTATUS_DRAIN_TIMEOUT]",
+)
 def serve(
     host: str,
     port: int,
@@ -116,6 +125,7 @@ def serve(
     public_url: str | None,
     log_level: str,
     log_format: str,
+    drain_timeout: int,
 ) -> None:
     """Run the operation-status server."""
     import uvicorn
@@ -146,6 +156,7 @@ def serve(
         date_header=False,
         server_header=False,
         access_log=log_level == "debug",
+        timeout_graceful_shutdown=drain_timeout,
     )
 
 
