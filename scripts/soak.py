@@ -5,7 +5,8 @@
 Starts ``opstatus serve`` on a fresh home (SQLite) and a loopback port, then runs
 ``--workers`` client threads until the time is up: reads of existing operations (most of
 the traffic), creates, progress updates and finishes, deletes of finished operations (the
-live set stays bounded), and waits (polling an operation until it ends or 2 s pass). Every
+live set stays bounded), and waits (polling an operation until it ends or 2 s pass), plus a
+scraper reading /metrics and /readyz once a second. Every
 ``--interval`` seconds it samples the server's RSS, open file descriptors and threads from
 /proc, and the clients' request and error counts, and prints a row. An error is a 5xx, a
 transport failure or any answer the client did not expect (a 404 or 409 from a race between
@@ -89,6 +90,18 @@ class Workload:
                     self.counters.add(errors=1)
                     if len(self.error_samples) < 20:
                         self.error_samples.append(repr(exc))
+
+    def scraper(self) -> None:
+        """What Prometheus and a load balancer do: /metrics and /readyz once a second."""
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while time.monotonic() < self.deadline:
+                try:
+                    for path in ("/metrics", "/readyz"):
+                        self._check(client.get(path), (200,))
+                except httpx.HTTPError as exc:
+                    self.counters.add(errors=1)
+                    self.error_samples.append(repr(exc))
+                time.sleep(1)
 
     def _pick(self, rng: random.Random, pool: deque[str]) -> str | None:
         with self.lock:
@@ -178,6 +191,7 @@ def soak(home: Path, minutes: float, interval: float, workers: int) -> dict[str,
         server.url, server.token("Contributor", f"/subscriptions/{SUB_A}"), deadline, counters
     )
     threads = [threading.Thread(target=load.worker, args=(i,), daemon=True) for i in range(workers)]
+    threads.append(threading.Thread(target=load.scraper, daemon=True))
     for thread in threads:
         thread.start()
     rows: list[tuple[float, int, int, int, int, int]] = []
