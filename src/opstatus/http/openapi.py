@@ -92,17 +92,19 @@ _STATUS_WORD = {
     "final), or another PascalCase word such as Accepted or Running. The four known words "
     "match case-insensitively; 'Cancelled' is refused.",
     "type": "string",
-    "pattern": "^[A-Za-z][A-Za-z0-9]{0,63}$",
+    "pattern": "^[A-Z][A-Za-z0-9]{0,63}$",
     "examples": ["InProgress", "Succeeded", "Failed", "Canceled", "Running"],
 }
+#: Text the server stores: no control characters but tab, newline and carriage return.
+_NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
 _ERROR_LEAF: Schema = {
     "type": "object",
     "additionalProperties": False,
     "required": ["code"],
     "properties": {
         "code": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9._-]{0,127}$"},
-        "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS},
-        "target": {"type": "string", "maxLength": 1024},
+        "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS, "pattern": _NO_CONTROL},
+        "target": {"type": "string", "maxLength": 1024, "pattern": _NO_CONTROL},
     },
 }
 
