@@ -183,12 +183,21 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"The store could not be read: {exc}") from exc
 
+    def _reopen_reader(self) -> None:
+        """After read-only storage became writable: a normal reader sees the new writes."""
+        try:
+            fresh = self._connect()
+        except sqlite3.Error as exc:  # keep reading through the old one; try again later
+            log.warning("could not reopen the read connection: %s", exc)
+            return
+        self._reader_stale = False
+        stale, self._reader = self._reader, fresh
+        if stale is not None:
+            stale.close()
+
     def _read(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if self._reader_stale and self._writer is not None:
-            self._reader_stale = False
-            stale, self._reader = self._reader, self._connect()
-            if stale is not None:
-                stale.close()
+            self._reopen_reader()
         if self._reader is None:
             raise StoreError("The store is not open.")
         try:
