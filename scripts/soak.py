@@ -5,7 +5,7 @@
 Starts ``opstatus serve`` on a fresh home (SQLite) and a loopback port, then runs
 ``--workers`` client threads until the time is up: reads of existing operations (most of
 the traffic), creates, progress updates and finishes, deletes of finished operations (the
-live set stays bounded), and waits (polling an operation until it ends or 2 s pass), plus a
+live set stays bounded: each create past the bound deletes the oldest finished one), and waits (polling an operation until it ends or 2 s pass), plus a
 scraper reading /metrics and /readyz once a second. Every
 ``--interval`` seconds it samples the server's RSS, open file descriptors and threads from
 /proc, and the clients' request and error counts, and prints a row. An error is a 5xx, a
@@ -132,6 +132,7 @@ class Workload:
                 if len(self.running) == self.running.maxlen:
                     self.finished.append(self.running.popleft())
                 self.running.append(op)
+            self._delete(client)  # one out for one in: the live set stays bounded
 
     def _update(self, client: httpx.Client, rng: random.Random) -> None:
         op = self._pick(rng, self.running)
@@ -169,6 +170,10 @@ class Workload:
         self.counters.add(waits=1)
 
 
+def database_kib(home: Path) -> int:
+    return sum(p.stat().st_size for p in home.glob("opstatus.db*")) // 1024
+
+
 def sample(pid: int) -> tuple[int, int, int]:
     """(RSS in KiB, open descriptors, threads) of a process, from /proc."""
     rss = threads = 0
@@ -197,7 +202,7 @@ def soak(home: Path, minutes: float, interval: float, workers: int) -> dict[str,
     rows: list[tuple[float, int, int, int, int, int]] = []
     print(
         f"{'t (s)':>6} {'RSS MiB':>8} {'fds':>5} {'thr':>4} {'requests':>9} {'req/s':>7} "
-        f"{'errors':>6} {'races':>6} {'waits':>6}",
+        f"{'errors':>6} {'races':>6} {'waits':>6} {'db MiB':>6}",
         flush=True,
     )
     last_requests, last_t = 0, 0.0
@@ -218,7 +223,7 @@ def soak(home: Path, minutes: float, interval: float, workers: int) -> dict[str,
             rows.append((t, rss, fds, nthreads, requests, errors))
             print(
                 f"{t:6.0f} {rss / 1024:8.1f} {fds:5d} {nthreads:4d} {requests:9d} "
-                f"{rate:7.0f} {errors:6d} {races:6d} {waits:6d}",
+                f"{rate:7.0f} {errors:6d} {races:6d} {waits:6d} {database_kib(home) / 1024:6.1f}",
                 flush=True,
             )
         for thread in threads:
