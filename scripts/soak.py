@@ -5,8 +5,9 @@
 Starts ``opstatus serve`` on a fresh home (SQLite) and a loopback port, then runs
 ``--workers`` client threads until the time is up: reads of existing operations (most of
 the traffic), creates, progress updates and finishes, deletes of finished operations (the
-live set stays bounded: each create past the bound deletes the oldest finished one), and waits (polling an operation until it ends or 2 s pass), plus a
-scraper reading /metrics and /readyz once a second. Every
+live set stays bounded: each create past the bound deletes the oldest finished one), and
+waits (polling an operation until it ends or 2 s pass), plus a scraper reading /metrics and
+/readyz once a second. Every
 ``--interval`` seconds it samples the server's RSS, open file descriptors and threads from
 /proc, and the clients' request and error counts, and prints a row. An error is a 5xx, a
 transport failure or any answer the client did not expect (a 404 or 409 from a race between
