@@ -50,7 +50,7 @@ def serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "opstatus", "serve", "--port", str(port), "--log-level",
-             "warning"],
+             "warning", "--rate-limit", "0"],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -16,7 +16,7 @@ from opstatus.stores.migrations import latest_version
 from tests.support import free_port
 
 LATEST = latest_version("sqlite")
-assert LATEST == latest_version("postgresql")
+assert latest_version("postgresql") == LATEST
 
 
 def run(*args: str, **env: str) -> Result:
@@ -60,7 +60,8 @@ def test_migrate_creates_the_schema_then_has_nothing_to_do_and_check_passes(
     created = run("migrate", "--store", pg_empty_url)
     assert created.exit_code == 0, created.output
     assert created.output == (
-        f"Created the opstatus schema (version {LATEST}) in the PostgreSQL database {pg_empty_url}.\n"
+        f"Created the opstatus schema (version {LATEST}) in the PostgreSQL database "
+        f"{pg_empty_url}.\n"
     )
     again = run("migrate", OPSTATUS_STORE=pg_empty_url)
     assert again.exit_code == 0

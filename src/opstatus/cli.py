@@ -167,6 +167,24 @@ def main() -> None:
 )
 @security_options
 @lifecycle_options
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    envvar="OPSTATUS_LOG_FORMAT",
+    type=click.Choice(["text", "json"]),
+    help="text, or one JSON object per line with the request's x-ms-request-id. "
+    "[env: OPSTATUS_LOG_FORMAT]",
+)
+@click.option(
+    "--drain-timeout",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 3600),
+    envvar="OPSTATUS_DRAIN_TIMEOUT",
+    help="On SIGTERM, seconds to let requests in flight finish before exiting. "
+    "[env: OPSTATUS_DRAIN_TIMEOUT]",
+)
 def serve(
     host: str,
     port: int,
@@ -187,11 +205,14 @@ def serve(
     lease_grace: float,
     maintenance_interval: float,
     max_page_size: int,
+    log_format: str,
+    drain_timeout: int,
 ) -> None:
     """Run the operation-status server."""
     import uvicorn
 
     from .http.app import create_app
+    from .logs import log_config
 
     settings = Settings(
         home=home or default_home(),
@@ -238,11 +259,13 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config("json" if log_format == "json" else "text", log_level),
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         date_header=False,
         server_header=False,
         access_log=log_level == "debug",
         **uvicorn_options(security),
+        timeout_graceful_shutdown=drain_timeout,
     )
     server = Server(config)
     with contextlib.suppress(KeyboardInterrupt):

@@ -15,7 +15,8 @@ The tree, drawn once::
     │   └── NotCancelable       cancel of an operation declared not cancelable
     ├── PreconditionFailed      If-Match did not match                (HTTP 412)
     └── StoreError              the store failed; retryable           (HTTP 503)
-        └── SchemaMismatch      no schema, or not this version's
+        ├── SchemaMismatch      no schema, or not this version's
+        └── CorruptRecord       a stored row cannot be read back
 
 Each error carries an ARM-style ``code`` (PascalCase, unlocalized) and a human message;
 ``target`` names the field at fault where there is one. The HTTP layer maps the classes to
@@ -118,3 +119,12 @@ class StoreError(OpstatusError):
 class SchemaMismatch(StoreError):
     """The store's schema is missing, older or newer than this opstatus; the message says what
     to run (``opstatus migrate``, or an upgrade of opstatus)."""
+
+
+class CorruptRecord(StoreError):
+    """A stored operation cannot be read back (hand-edited or damaged); the row is kept."""
+
+    def __init__(self, message: str, *, operation_id: str):
+        super().__init__(message)
+        #: The id of the operation whose record is damaged, safe to show to the caller.
+        self.operation_id = operation_id

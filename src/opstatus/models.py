@@ -128,7 +128,12 @@ def parse_time(value: object, target: str) -> str:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return format_time(moment)
+    try:
+        return format_time(moment)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise InvalidInput(
+            f"'{target}' is out of range, got '{_shorten(value)}'.", target=target
+        ) from None
 
 
 _now_cache: tuple[int, str] = (-1, "")

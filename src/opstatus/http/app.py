@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -25,6 +24,7 @@ from .. import errors
 from ..auth import load_or_create_key
 from ..lifecycle import Clock
 from ..maintenance import run_maintenance
+from ..metrics import InstrumentedStore, Metrics
 from ..models import now_text
 from ..providers import ProviderRegistry
 from ..security import build_verifier
@@ -39,6 +39,7 @@ from .errors import handle_http_exception, handle_opstatus_error, handle_unexpec
 from .guard import GuardMiddleware
 from .headers import ArmHeadersMiddleware
 from .limits import WaiterSlots
+from .operability import MetricsMiddleware, operability_routes
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
@@ -79,22 +80,20 @@ def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
     return endpoint
 
 
-async def healthz(request: Request) -> Response:
-    ctx: AppContext = request.app.state.ctx
-    try:
-        await ctx.store.ping()
-    except errors.StoreError as exc:
-        body = {"status": "unavailable", "store": exc.message}
-        return Response(orjson.dumps(body), 503, media_type="application/json")
-    return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
-
-
 def create_app(
     settings: Settings, store: Store | None = None, clock: Clock = now_text
 ) -> ArmHeadersMiddleware:
     """The app; ``clock`` is the service's and the sweeps' notion of now (tests pass a
     controllable one)."""
     store = store if store is not None else open_store(settings.resolved_store_url())
+    metrics = Metrics()
+    # Store calls this wrapper does not spell out (a backend's newer ones) are passed through
+    # and timed by its __getattr__, hence the cast.
+    store = cast(Store, InstrumentedStore(store, metrics))
+    metrics = Metrics()
+    # Store calls this wrapper does not spell out (a backend's newer ones) are passed through
+    # and timed by its __getattr__, hence the cast.
+    store = cast(Store, InstrumentedStore(store, metrics))
     providers = (
         ProviderRegistry.from_file(settings.providers_file)
         if settings.providers_file
@@ -145,7 +144,7 @@ def create_app(
     }
     collection = {"GET": lists.list_operations, "POST": arm.post_operation}
     routes = [
-        Route("/healthz", healthz, methods=["GET"]),
+        *operability_routes(),
         CaselessPostRoute(f"{ARM_BASE}/operationsStatus/purge", lists.purge_operations),
         CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", by_method(status_item)),
         CaselessRoute(
@@ -172,7 +171,10 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(GuardMiddleware, ctx=ctx)],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(GuardMiddleware, ctx=ctx),
+        ],
         exception_handlers={
             errors.OpstatusError: handle_opstatus_error,
             HTTPException: handle_http_exception,
@@ -180,4 +182,5 @@ def create_app(
         },
     )
     app.state.ctx = ctx
+    app.state.metrics = metrics
     return ArmHeadersMiddleware(app)

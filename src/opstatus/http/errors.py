@@ -94,9 +94,16 @@ async def handle_opstatus_error(request: Request, exc: Exception) -> Response:
             f'Bearer authorization_uri="{CHALLENGE_AUTHORITY}", error="invalid_token", '
             f'error_description="{exc.challenge}"'
         )
+    elif isinstance(exc, errors.CorruptRecord):
+        headers["Retry-After"] = "1"
+        log.error("corrupt record: %s", exc.message)
+        exc = errors.StoreError(
+            f"The operation '{exc.operation_id}' cannot be served: its stored record is "
+            "damaged. The server has logged the details for its operator."
+        )
     elif isinstance(exc, errors.StoreError):
         headers["Retry-After"] = "1"
-        log.error("store unavailable: %s", exc.message)
+        log.error("store unavailable, request refused with 503: %s", exc.message)
         exc = errors.StoreError("The service is temporarily unavailable. Retry the request.")
     return error_response(status, exc.code, exc.message, exc.target, headers)
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..logs import request_id as request_id_var
+
 _SAFE_ECHO = re.compile(rb"[\x21-\x7e]{1,200}\Z")
 
 
@@ -62,6 +64,7 @@ class ArmHeadersMiddleware:
             extra.append((b"x-ms-client-request-id", client_request_id))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id.decode()
+        token = request_id_var.set(state["request_id"])  # for the log lines of this request
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -71,4 +74,7 @@ class ArmHeadersMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            request_id_var.reset(token)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,9 +32,12 @@ from ..lifecycle import Tombstone
 from ..models import Operation
 from ..queries import OperationFilter, OperationQuery
 from .base import Change, DeleteCheck, Removal
-from .migrations import Plan, plan
+from .migrations import Plan, latest_version, plan
 from .notifier import Notifier
+from .records import operation_from_record
 from .sqlite_roles import SQLiteRoleAssignments
+
+log = logging.getLogger("opstatus.store")
 
 #: Other processes may write the same file, and only this process's writes wake its waiters:
 #: waiters read again this often.
@@ -150,12 +154,7 @@ def _to_row(op: Operation) -> tuple[Any, ...]:
 
 
 def _from_row(row: tuple[Any, ...]) -> Operation:
-    values = dict(zip(FIELDS, row[1:], strict=True))
-    for name in _JSON_FIELDS:
-        if values[name] is not None:
-            values[name] = orjson.loads(values[name])
-    values["cancelable"] = bool(values["cancelable"])
-    return Operation(**values)
+    return operation_from_record(dict(zip(FIELDS, row[1:], strict=True)), _JSON_FIELDS)
 
 
 def _statements(sql: str) -> Iterator[str]:
@@ -196,6 +195,7 @@ class SQLiteStore(SQLiteRoleAssignments):
         self.notifier = Notifier(poll_interval=POLL_SECONDS)
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
+        self._reader_stale = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opstatus-sqlite")
 
     def _connect(self) -> sqlite3.Connection:
@@ -210,8 +210,35 @@ class SQLiteStore(SQLiteRoleAssignments):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        await self._write(self._open_writer)
+        try:
+            await self._write(self._open_writer)
+        except StoreError as exc:
+            # Read-only storage (a read-only mount, a file the service user may not write):
+            # serve reads if the database can be read, refuse writes with 503 until it can be
+            # written again.
+            await self._write(self._drop_writer)
+            self._reader = self._connect_read_only(exc)
+            log.error("the database is read-only, serving reads only: %s", exc.message)
+            return
         self._reader = self._connect()
+
+    def _connect_read_only(self, cause: StoreError) -> sqlite3.Connection:
+        for query in ("mode=ro", "immutable=1"):
+            wal = Path(f"{self.path}-wal")
+            if query == "immutable=1" and wal.exists() and wal.stat().st_size > 0:
+                break  # immutable would ignore committed writes still in the WAL
+            try:
+                conn = sqlite3.connect(
+                    f"{Path(self.path).resolve().as_uri()}?{query}",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute(_SELECT, ("", "")).fetchone()
+                return conn
+            except sqlite3.Error:
+                continue
+        raise cause
 
     def _open_writer(self) -> None:
         writer = self._connect()
@@ -252,12 +279,45 @@ class SQLiteStore(SQLiteRoleAssignments):
     async def close(self) -> None:
         if self._writer is not None:
             await self._write(self._writer.close)
+            self._writer = None
         if self._reader is not None:
             self._reader.close()
         self._executor.shutdown(wait=True)
 
     async def ping(self) -> None:
         self._read(_SELECT, ("", ""))
+        version = self._read("PRAGMA user_version", ())
+        latest = latest_version(DIALECT)
+        if version is None or version[0] != latest:
+            raise StoreError(
+                f"The database {self.path} has schema version {version and version[0]}; "
+                f"this opstatus needs {latest}."
+            )
+
+    async def count_by_status(self) -> dict[str, int]:
+        def count() -> dict[str, int]:
+            with contextlib.closing(self._connect()) as conn:
+                rows = conn.execute(
+                    "SELECT status, COUNT(*) FROM operations GROUP BY status"
+                ).fetchall()
+            return {str(status): int(n) for status, n in rows}
+
+        try:
+            return await asyncio.to_thread(count)  # a full scan: keep it off the event loop
+        except sqlite3.Error as exc:
+            raise StoreError(f"The store could not be read: {exc}") from exc
+
+    def _reopen_reader(self) -> None:
+        """After read-only storage became writable: a normal reader sees the new writes."""
+        try:
+            fresh = self._connect()
+        except sqlite3.Error as exc:  # keep reading through the old one; try again later
+            log.warning("could not reopen the read connection: %s", exc)
+            return
+        self._reader_stale = False
+        stale, self._reader = self._reader, fresh
+        if stale is not None:
+            stale.close()
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         rows = self._read_all(sql, params, one=True)
@@ -266,6 +326,8 @@ class SQLiteStore(SQLiteRoleAssignments):
     def _read_all(
         self, sql: str, params: tuple[Any, ...] | list[Any], one: bool = False
     ) -> list[tuple[Any, ...]]:
+        if self._reader_stale and self._writer is not None:
+            self._reopen_reader()
         if self._reader is None:
             raise StoreError("The store is not open.")
         try:
@@ -291,16 +353,46 @@ class SQLiteStore(SQLiteRoleAssignments):
 
     def _transaction(self, body: Any) -> Any:
         """Run ``body(conn)`` in BEGIN IMMEDIATE; roll back on any error."""
-        conn = self._writer
-        assert conn is not None
+        conn = self._writer_connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = body(conn)
+            conn.execute("COMMIT")  # disk full or I/O errors surface here, in WAL mode
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._roll_back(conn)
             raise
-        conn.execute("COMMIT")
         return result
+
+    def _roll_back(self, conn: sqlite3.Connection) -> None:
+        """Leave no transaction open: SQLite may already have rolled back (SQLITE_FULL)."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.error("rollback failed (%s); reopening the write connection", exc)
+        if conn.in_transaction:
+            self._drop_writer()
+
+    def _drop_writer(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.close()
+        self._writer = None
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        """The write connection; reopened if a failure or read-only storage closed it."""
+        if self._writer is None:
+            try:
+                self._open_writer()
+            except sqlite3.Error as exc:
+                self._drop_writer()
+                raise StoreError(
+                    f"The database {self.path} cannot be written ({exc}); writes are refused "
+                    "until it can be."
+                ) from exc
+            self._reader_stale = True  # an immutable fallback reader would miss new writes
+        assert self._writer is not None
+        return self._writer
 
     async def create(self, operation: Operation) -> tuple[Operation, bool]:
         def body(conn: sqlite3.Connection) -> tuple[Operation, bool]:

@@ -1,0 +1,444 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at ``/openapi.json``. Maintained by hand.
+
+The ARM part is the published contract: ``OperationStatus`` is transcribed from the
+Microsoft.Cache (Redis Enterprise) 2025-07-01 swagger and ``ErrorResponse``, ``ErrorDetail``
+and ``ErrorAdditionalInfo`` from ARM's common-types v2, with only the ``$ref`` targets
+rewritten (``tests/http/test_openapi.py`` compares them with a copy of the swagger). The
+producer request bodies are described as strictly as the server parses them, so that a
+generator (schemathesis) produces requests worth sending.
+
+Each registered provider gets its own paths (its namespace is a literal path segment, as in
+the swagger) with its api-versions and its registered response shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import MAX_MESSAGE_CHARS
+from ..providers import Provider, ProviderRegistry
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+#: Transcribed from the swagger (see the module docstring); keep byte-for-byte in meaning.
+ARM_SCHEMAS: dict[str, Schema] = {
+    "OperationStatus": {
+        "description": "The status of a long-running operation.",
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "The operation's unique id."},
+            "name": {"type": "string", "description": "The operation's name."},
+            "startTime": {"type": "string", "description": "The start time of the operation."},
+            "endTime": {"type": "string", "description": "The end time of the operation."},
+            "status": {"type": "string", "description": "The current status of the operation."},
+            "error": {
+                "$ref": "#/components/schemas/ErrorResponse",
+                "description": "Error response describing why the operation failed.",
+            },
+        },
+    },
+    "ErrorResponse": {
+        "title": "Error response",
+        "description": "Common error response for all Azure Resource Manager APIs to return "
+        "error details for failed operations. (This also follows the OData error response "
+        "format.).",
+        "properties": {
+            "error": {
+                "description": "The error object.",
+                "$ref": "#/components/schemas/ErrorDetail",
+            }
+        },
+    },
+    "ErrorDetail": {
+        "description": "The error detail.",
+        "properties": {
+            "code": {"readOnly": True, "type": "string", "description": "The error code."},
+            "message": {"readOnly": True, "type": "string", "description": "The error message."},
+            "target": {"readOnly": True, "type": "string", "description": "The error target."},
+            "details": {
+                "readOnly": True,
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/ErrorDetail"},
+                "description": "The error details.",
+            },
+            "additionalInfo": {
+                "readOnly": True,
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/ErrorAdditionalInfo"},
+                "description": "The error additional info.",
+            },
+        },
+    },
+    "ErrorAdditionalInfo": {
+        "properties": {
+            "type": {
+                "readOnly": True,
+                "type": "string",
+                "description": "The additional info type.",
+            },
+            "info": {"readOnly": True, "type": "object", "description": "The additional info."},
+        },
+        "description": "The resource management error additional info.",
+    },
+}
+
+_STATUS_WORD = {
+    "description": "InProgress (the default), Succeeded, Failed or Canceled (terminal and "
+    "final), or another PascalCase word such as Accepted or Running. The four known words "
+    "match case-insensitively; 'Cancelled' is refused.",
+    "type": "string",
+    "pattern": "^[A-Z][A-Za-z0-9]{0,63}$",
+    "examples": ["InProgress", "Succeeded", "Failed", "Canceled", "Running"],
+}
+#: Text the server stores: no control characters but tab, newline and carriage return.
+_NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+_ERROR_LEAF: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["code"],
+    "properties": {
+        "code": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9._-]{0,127}$"},
+        "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS, "pattern": _NO_CONTROL},
+        "target": {"type": "string", "maxLength": 1024, "pattern": _NO_CONTROL},
+    },
+}
+
+#: opstatus's own schemas: the producer's bodies and the flat (ARM RPC) operation resource.
+OWN_SCHEMAS: dict[str, Schema] = {
+    "ErrorDetailInput": {
+        "description": "Why an operation failed or was canceled (ARM's ErrorDetail). Details "
+        "may nest up to 8 levels; this document describes one.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["code"],
+        "properties": {
+            **_ERROR_LEAF["properties"],
+            "details": {"type": "array", "maxItems": 100, "items": _ERROR_LEAF},
+            "additionalInfo": {
+                "type": "array",
+                "maxItems": 100,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"type": {"type": "string"}, "info": {"type": "object"}},
+                },
+            },
+        },
+    },
+    "OperationCreate": {
+        "description": "A producer's new operation. Replaying the same body answers 200; a "
+        "different body for an existing id is 409. 'error' only with Failed or Canceled; "
+        "'endTime' only with a terminal status.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "status": _STATUS_WORD,
+            "percentComplete": {"type": "number", "minimum": 0, "maximum": 100},
+            "startTime": {"type": "string", "format": "date-time"},
+            "endTime": {"type": "string", "format": "date-time"},
+            "properties": {"type": "object", "description": "Shown once Succeeded."},
+            "error": _ref("ErrorDetailInput"),
+        },
+    },
+    "OperationUpdate": {
+        "description": "A producer's partial change. A terminal status is final (409); "
+        "percentComplete never goes down unless resetProgress is true (409).",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "status": _STATUS_WORD,
+            "percentComplete": {"type": "number", "minimum": 0, "maximum": 100},
+            "resetProgress": {"type": "boolean"},
+            "endTime": {"type": "string", "format": "date-time"},
+            "properties": {"type": "object"},
+            "error": _ref("ErrorDetailInput"),
+        },
+    },
+    "OperationResource": {
+        "description": "The ARM RPC operation resource (providers registered with the flat "
+        "error shape): error.code directly, progress, and properties once Succeeded.",
+        "type": "object",
+        "required": ["id", "name", "status"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "status": {"type": "string"},
+            "startTime": {"type": "string"},
+            "endTime": {"type": "string"},
+            "percentComplete": {"type": "number", "minimum": 0, "maximum": 100},
+            "properties": {"type": "object"},
+            "error": _ref("ErrorDetail"),
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string"}},
+    },
+}
+
+_JSON = "application/json"
+_HEADERS = {
+    "x-ms-request-id": {
+        "description": "Generated for every request; the server's log lines carry it.",
+        "schema": {"type": "string"},
+    },
+    "x-ms-correlation-request-id": {"schema": {"type": "string"}},
+}
+_OP_HEADERS = {
+    **_HEADERS,
+    "ETag": {"description": "Changes on every write.", "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "Seconds between polls; only while the operation runs.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+}
+_ERROR = {
+    "description": "ARM's error envelope. 503 (store unavailable) carries Retry-After.",
+    "headers": _HEADERS,
+    "content": {_JSON: {"schema": _ref("ErrorResponse")}},
+}
+
+
+def _parameters(provider: Provider) -> list[Schema]:
+    return [
+        {"$ref": "#/components/parameters/SubscriptionIdParameter"},
+        {"$ref": "#/components/parameters/LocationParameter"},
+        {
+            "name": "api-version",
+            "in": "query",
+            "description": "The API version to use for this operation.",
+            "required": True,
+            "schema": {"type": "string", "enum": list(provider.api_versions)},
+        },
+    ]
+
+
+def _operation_paths(provider: Provider) -> dict[str, Schema]:
+    ns = provider.namespace
+    prefix = "" if ns == "Microsoft.Cache" else ns.replace(".", "") + "_"
+    body = _ref("OperationStatus" if provider.error_shape == "nested" else "OperationResource")
+    found = {"headers": _OP_HEADERS, "content": {_JSON: {"schema": body}}}
+    prefer = {"$ref": "#/components/parameters/PreferParameter"}
+    if_match = {"$ref": "#/components/parameters/IfMatchParameter"}
+    op_id = {"$ref": "#/components/parameters/OperationIdParameter"}
+    links = {
+        name: {
+            "operationId": f"{prefix}OperationsStatus_{name.removesuffix('Operation')}",
+            "parameters": {
+                "subscriptionId": "$request.path.subscriptionId",
+                "location": "$request.path.location",
+                "operationId": "$request.path.operationId",
+                "api-version": "$request.query.api-version",
+            },
+        }
+        for name in ("GetOperation", "UpdateOperation", "DeleteOperation")
+    }
+    item = (
+        f"/subscriptions/{{subscriptionId}}/providers/{ns}/locations/{{location}}/operationsStatus"
+    )
+    write_body = {"required": False, "content": {_JSON: {"schema": _ref("OperationCreate")}}}
+    return {
+        f"{item}/{{operationId}}": {
+            "parameters": [*_parameters(provider), op_id],
+            "get": {
+                "tags": ["OperationsStatus"],
+                "operationId": f"{prefix}OperationsStatus_Get",
+                "description": "Gets the status of operation.",
+                "parameters": [prefer],
+                "responses": {
+                    "200": {"description": "The operation.", **found},
+                    "default": _ERROR,
+                },
+            },
+            "put": {
+                "tags": ["OperationsStatus"],
+                "operationId": f"{prefix}OperationsStatus_Create",
+                "description": "A producer creates an operation (idempotent).",
+                "parameters": [prefer],
+                "requestBody": write_body,
+                "responses": {
+                    "200": {"description": "A replay of the same create.", **found},
+                    "201": {"description": "Created.", **found, "links": links},
+                    "default": _ERROR,
+                },
+            },
+            "patch": {
+                "tags": ["OperationsStatus"],
+                "operationId": f"{prefix}OperationsStatus_Update",
+                "description": "A producer reports progress or the outcome.",
+                "parameters": [prefer, if_match],
+                "requestBody": {
+                    "required": False,
+                    "content": {_JSON: {"schema": _ref("OperationUpdate")}},
+                },
+                "responses": {"200": {"description": "Updated.", **found}, "default": _ERROR},
+            },
+            "delete": {
+                "tags": ["OperationsStatus"],
+                "operationId": f"{prefix}OperationsStatus_Delete",
+                "description": "Removes an operation.",
+                "parameters": [if_match],
+                "responses": {
+                    "200": {"description": "Deleted.", "headers": _HEADERS},
+                    "204": {"description": "There was nothing to delete.", "headers": _HEADERS},
+                    "default": _ERROR,
+                },
+            },
+        },
+        item: {
+            "parameters": _parameters(provider),
+            "post": {
+                "tags": ["OperationsStatus"],
+                "operationId": f"{prefix}OperationsStatus_CreateWithServerId",
+                "description": "Creates an operation with a server-chosen, time-ordered id.",
+                "parameters": [prefer],
+                "requestBody": write_body,
+                "responses": {
+                    "201": {
+                        "description": "Created; Azure-AsyncOperation is its status URL.",
+                        "headers": {
+                            **_OP_HEADERS,
+                            "Azure-AsyncOperation": {"schema": {"type": "string"}},
+                        },
+                        "content": {_JSON: {"schema": body}},
+                    },
+                    "default": _ERROR,
+                },
+            },
+        },
+    }
+
+
+def _plain(operation_id: str, description: str, responses: dict[str, Any]) -> Schema:
+    return {
+        "get": {
+            "tags": ["Operability"],
+            "operationId": operation_id,
+            "description": description,
+            "security": [],
+            "responses": responses,
+        }
+    }
+
+
+def _health(ok: str) -> dict[str, Any]:
+    content = {_JSON: {"schema": _ref("Health")}}
+    return {
+        "200": {"description": ok, "headers": _HEADERS, "content": content},
+        "503": {"description": "Not ready.", "headers": _HEADERS, "content": content},
+    }
+
+
+_OPERABILITY: dict[str, Schema] = {
+    "/healthz": _plain("Health_Live", "Liveness: the process answers.", _health("Alive.")),
+    "/readyz": _plain(
+        "Health_Ready", "Readiness: the store answers and its schema is known.", _health("Ready.")
+    ),
+    "/metrics": _plain(
+        "Metrics_Get",
+        "Prometheus metrics in the text exposition format.",
+        {
+            "200": {
+                "description": "Metrics.",
+                "headers": _HEADERS,
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    ),
+    "/openapi.json": _plain(
+        "OpenApi_Get",
+        "This document.",
+        {
+            "200": {
+                "description": "The OpenAPI 3.1 document.",
+                "headers": _HEADERS,
+                "content": {_JSON: {"schema": {"type": "object"}}},
+            }
+        },
+    ),
+}
+
+_PARAMETERS: dict[str, Schema] = {
+    "SubscriptionIdParameter": {
+        "name": "subscriptionId",
+        "in": "path",
+        "description": "The ID of the target subscription. The value must be an UUID.",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    },
+    "LocationParameter": {
+        "name": "location",
+        "in": "path",
+        "description": "The name of Azure region ('westus' and 'West US' are one location).",
+        "required": True,
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9 ]*$",
+        },
+    },
+    "OperationIdParameter": {
+        "name": "operationId",
+        "in": "path",
+        "description": "The ID of an ongoing async operation (compared case-insensitively).",
+        "required": True,
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9._~:=+@-]*$",
+        },
+    },
+    "PreferParameter": {
+        "name": "Prefer",
+        "in": "header",
+        "required": False,
+        "description": "'opstatus-detail=full' adds percentComplete and properties.",
+        "schema": {"type": "string", "enum": ["opstatus-detail=full"]},
+    },
+    "IfMatchParameter": {
+        "name": "If-Match",
+        "in": "header",
+        "required": False,
+        "description": "Only act if the operation's ETag is one of these (or '*').",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+}
+
+
+def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any]:
+    """The whole document, with paths for every registered provider."""
+    paths: dict[str, Schema] = {}
+    for provider in providers if providers is not None else ProviderRegistry():
+        paths.update(_operation_paths(provider))
+    paths.update(_OPERABILITY)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "opstatus",
+            "version": "1",
+            "description": "Long-running operations, answered in ARM's Get Operation Status "
+            "form (Microsoft.Cache operationsStatus, 2025-07-01 swagger).",
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A token from 'opstatus token' (Reader, Contributor, Owner).",
+                }
+            },
+            "parameters": _PARAMETERS,
+            "schemas": {**ARM_SCHEMAS, **OWN_SCHEMAS},
+        },
+    }

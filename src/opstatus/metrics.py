@@ -1,0 +1,225 @@
+"""Prometheus metrics: what an operator graphs and alerts on.
+
+Each app has its own registry (so that tests can build many apps in one process). Metrics:
+
+- ``opstatus_http_requests_total{route, method, status}`` and
+  ``opstatus_http_request_duration_seconds{route, method}``: labelled by route *template*,
+  never the raw path, so that a fuzzer or a scanner cannot blow up the label space;
+- ``opstatus_http_requests_in_flight``;
+- ``opstatus_store_call_duration_seconds{call, outcome}``: every store call, timed;
+- ``opstatus_store_errors_total{call}``: store calls that failed (503 to the client);
+- ``opstatus_active_waiters``: requests waiting for an operation to change (long-polls);
+- ``opstatus_operations{status}``: stored operations by status, counted at scrape time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .errors import CorruptRecord, StoreError
+from .models import Operation
+from .stores.base import Change, DeleteCheck, Store
+
+#: Seconds; the read path answers in well under a millisecond, a fsync'd write in a few.
+LATENCY_BUCKETS = (
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@runtime_checkable
+class CountsByStatus(Protocol):
+    """A store that can count its operations by status (for ``opstatus_operations``)."""
+
+    async def count_by_status(self) -> dict[str, int]: ...
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "opstatus_http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "opstatus_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "opstatus_http_requests_in_flight", "HTTP requests being answered.", registry=r
+        )
+        self.store_latency = Histogram(
+            "opstatus_store_call_duration_seconds",
+            "Time spent in the store, by call and outcome (ok, error).",
+            ["call", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "opstatus_store_errors",
+            "Store calls that failed with a store error (answered 503).",
+            ["call"],
+            registry=r,
+        )
+        self.waiters = Gauge(
+            "opstatus_active_waiters",
+            "Requests waiting for an operation to change (long-polls).",
+            registry=r,
+        )
+        self.operations = Gauge(
+            "opstatus_operations",
+            "Stored operations by status, counted when scraped.",
+            ["status"],
+            registry=r,
+        )
+        # labels() takes a lock and builds a tuple; on the hot path a dict lookup is cheaper.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            if method not in KNOWN_METHODS:
+                method = "OTHER"
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Wrap a long-poll's wait in this so ``opstatus_active_waiters`` counts it."""
+        self.waiters.inc()
+        try:
+            yield
+        finally:
+            self.waiters.dec()
+
+    async def refresh_operations(self, store: object) -> None:
+        if not isinstance(store, CountsByStatus):
+            return
+        counts = await store.count_by_status()
+        self.operations.clear()
+        for status, count in counts.items():
+            self.operations.labels(status).set(count)
+
+
+class InstrumentedStore:
+    """A store wrapper that times every call and remembers whether writes are failing.
+
+    Calls the wrapped store knows but this class does not list (a newer backend's ``list``,
+    say) are passed through and timed too.
+    """
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.inner = store
+        self.metrics = metrics
+        #: The message of the last failed write, cleared by the next write that succeeds.
+        self.write_failure: str | None = None
+        self._children: dict[tuple[str, str], Any] = {}
+
+    def _observe(self, call: str, outcome: str, seconds: float) -> None:
+        child = self._children.get((call, outcome))
+        if child is None:
+            child = self._children[(call, outcome)] = self.metrics.store_latency.labels(
+                call, outcome
+            )
+        child.observe(seconds)
+
+    async def _timed(self, call: str, write: bool, func: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            result = await func(*args)
+        except StoreError as exc:
+            self._observe(call, "error", time.perf_counter() - start)
+            self.metrics.store_errors.labels(call).inc()
+            if write and not isinstance(exc, CorruptRecord):
+                self.write_failure = exc.message
+            raise
+        except BaseException:  # a domain error (not found, conflict): the store answered
+            self._observe(call, "ok", time.perf_counter() - start)
+            raise
+        self._observe(call, "ok", time.perf_counter() - start)
+        if write:
+            self.write_failure = None
+        return result
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def ping(self) -> None:
+        await self._timed("ping", False, self.inner.ping)
+
+    async def create(self, operation: Operation) -> tuple[Operation, bool]:
+        result: tuple[Operation, bool] = await self._timed(
+            "create", True, self.inner.create, operation
+        )
+        return result
+
+    async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
+        result: Operation | None = await self._timed(
+            "get", False, self.inner.get, subscription_id, operation_key
+        )
+        return result
+
+    async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:
+        result: Operation = await self._timed(
+            "update", True, self.inner.update, subscription_id, operation_key, change
+        )
+        return result
+
+    async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
+        result: bool = await self._timed(
+            "delete", True, self.inner.delete, subscription_id, operation_key, check
+        )
+        return result
+
+    async def count_by_status(self) -> dict[str, int]:
+        if not isinstance(self.inner, CountsByStatus):
+            return {}
+        result: dict[str, int] = await self._timed(
+            "count_by_status", False, self.inner.count_by_status
+        )
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            return await self._timed(name, False, lambda: attr(*args, **kwargs))
+
+        return timed

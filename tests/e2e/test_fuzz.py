@@ -1,0 +1,24 @@
+"""Schemathesis against a real server process: at least 1,000 generated cases, zero 5xx,
+every answer conforming to the served OpenAPI document. The long run is scripts/fuzz.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scripts.fuzz import run
+
+pytestmark = pytest.mark.e2e
+
+#: Fixed, so that a failure here reproduces: ``python scripts/fuzz.py --examples 60 --seed 8``.
+SEED = 8
+
+
+def test_a_thousand_generated_requests_get_no_5xx_and_conform(home: Path) -> None:
+    result = run(home, examples=60, seed=SEED, timeout=300)
+    assert result.cases >= 1000, result.output
+    assert result.failures == 0 and result.errors == 0, result.output
+    assert result.server_errors == 0, result.output
+    assert result.requests >= result.cases
+    assert not result.log_errors, result.log_errors
+    assert result.ok, result.output
