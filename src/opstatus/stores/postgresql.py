@@ -8,8 +8,11 @@ not this version's, with a message naming the command to run.
 
 Atomicity: update and delete run the domain's callback in a transaction that holds the row
 (``SELECT ... FOR UPDATE``), so writers on every instance take turns per operation; create is
-``INSERT ... ON CONFLICT DO NOTHING``, then a read of whichever create won. Durability: the
-server's default ``synchronous_commit``: a commit is acknowledged once it is durable.
+``INSERT ... ON CONFLICT DO NOTHING`` (and, in the same transaction, the removal of any
+tombstone under the key), then a read of whichever create won. Lists, counts, retention and
+tombstones are in :mod:`.postgresql_queries`, role assignments in :mod:`.postgresql_roles`.
+Durability: the server's default ``synchronous_commit``: a commit is acknowledged once it
+is durable.
 
 Waking: every write NOTIFYs ``opstatus_operations`` with ``subscription/key`` from its own
 statement, so the notification leaves at commit and never for a rolled-back write. Each
@@ -36,6 +39,8 @@ from ..models import Operation
 from .base import Change, DeleteCheck
 from .migrations import Plan, migrate_command, plan, redact, require_latest
 from .notifier import Notifier
+from .postgresql_queries import DELETE_TOMBSTONE, PostgreSQLQueries
+from .postgresql_roles import PostgreSQLRoleAssignments
 from .postgresql_rows import (
     CHANNEL,
     DELETE,
@@ -108,7 +113,7 @@ async def apply_plan(conn: Connection, steps: Plan) -> None:
     )
 
 
-class PostgreSQLStore:
+class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
     dialect = DIALECT
     migrates_on_open = False
 
@@ -203,12 +208,19 @@ class PostgreSQLStore:
             await conn.fetchval("SELECT 1")
 
     async def create(self, operation: Operation) -> tuple[Operation, bool]:
+        key = (operation.subscription_id, operation.key)
         # Three tries: the winner of a race could be deleted before we read it.
         for _ in range(3):
             async with self._connection() as conn:
-                if await conn.fetchrow(INSERT, *to_row(operation)) is not None:
+                async with conn.transaction():
+                    created = await conn.fetchrow(INSERT, *to_row(operation)) is not None
+                    if created:
+                        # A statement of its own, so it also sees a tombstone that a removal
+                        # committed while the insert waited for it.
+                        await conn.execute(DELETE_TOMBSTONE, *key)
+                if created:
                     return operation, True
-                row = await conn.fetchrow(SELECT, operation.subscription_id, operation.key)
+                row = await conn.fetchrow(SELECT, *key)
             if row is not None:
                 return from_row(row), False
         raise StoreError(f"The operation '{operation.key}' kept changing; retry the request.")
