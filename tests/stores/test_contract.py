@@ -709,6 +709,22 @@ async def test_remove_is_all_or_nothing_when_decide_raises(store: Store) -> None
     assert await store.remove([(SUB_A, "first")], tombstone_of) == [tombstone_of(first)]
 
 
+async def test_racing_removes_remove_each_operation_once(store: Store) -> None:
+    """Batches over the same operations in opposite orders: no deadlock, no double removal."""
+    ops = [make_op(f"raced-{i:02d}", status=SUCCEEDED) for i in range(20)]
+    for op in ops:
+        await store.create(op)
+    keys = [(op.subscription_id, op.key) for op in ops]
+    batches = [keys, keys[::-1], keys[5:15], keys[::2]] * 2
+    results = await asyncio.gather(*(store.remove(batch, tombstone_of) for batch in batches))
+    removed = [tombstone for result in results for tombstone in result]
+    assert sorted(t.key for t in removed) == sorted(op.key for op in ops)
+    for result, batch in zip(results, batches, strict=True):
+        order = [key for _, key in batch]
+        assert [t.key for t in result] == sorted((t.key for t in result), key=order.index)
+    assert await store.find(OperationQuery()) == []
+
+
 async def test_create_clears_the_tombstone_under_its_key(store: Store) -> None:
     old = make_op("reused", status=SUCCEEDED)
     await store.create(old)
@@ -739,6 +755,16 @@ async def test_forget_tombstones_by_time_and_limit(store: Store) -> None:
     left = [i for i in range(6) if await store.get_tombstone(SUB_A, f"t{i}") is not None]
     assert left == [2, 5]
     assert await store.forget_tombstones(times[2], 10) == 2
+
+
+async def test_racing_forgets_forget_each_tombstone_once(store: Store) -> None:
+    for i in range(12):
+        op = make_op(f"f{i}", status=SUCCEEDED)
+        await store.create(op)
+        await store.remove([(SUB_A, op.key)], tombstone_of)
+    counts = await asyncio.gather(*(store.forget_tombstones(T1, 5) for _ in range(4)))
+    assert sum(counts) == 12 and max(counts) <= 5
+    assert await store.forget_tombstones(T1, 5) == 0
 
 
 async def test_round_trip_of_lifecycle_fields(store: Store) -> None:

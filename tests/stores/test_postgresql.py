@@ -16,13 +16,14 @@ import asyncpg
 import pytest
 
 from opstatus.errors import SchemaMismatch, StoreError, TerminalStatusFinal
+from opstatus.lifecycle import Tombstone
 from opstatus.models import SUCCEEDED, Operation
 from opstatus.service import OperationService
 from opstatus.stores import PostgreSQLStore
 from opstatus.stores.migrations import latest_version, migrations, redact
 from opstatus.stores.postgresql import MIGRATIONS_DDL, MIGRATIONS_TABLE, POLL_SECONDS
 from tests import pg
-from tests.stores.test_contract import SUB_A, make_op, ref
+from tests.stores.test_contract import SUB_A, make_op, ref, tombstone_of
 from tests.support import free_port
 
 pytestmark = pytest.mark.anyio
@@ -182,6 +183,29 @@ async def test_only_real_writes_notify(
         await one.delete(SUB_A, created.key, lambda current: None)
         async with asyncio.timeout(2):
             await changed.wait()
+
+
+async def test_a_removal_wakes_the_waiters_of_what_it_removed(
+    two_stores: tuple[PostgreSQLStore, PostgreSQLStore],
+) -> None:
+    one, two = two_stores
+    kept, _ = await one.create(make_op("kept", status=SUCCEEDED))
+    gone, _ = await one.create(make_op("gone", status=SUCCEEDED))
+
+    def decide(current: Operation) -> Tombstone | None:
+        return tombstone_of(current) if current.key == gone.key else None
+
+    with (
+        two.notifier.watch(SUB_A, kept.key) as kept_changed,
+        two.notifier.watch(SUB_A, gone.key) as gone_changed,
+    ):
+        assert await one.remove([(SUB_A, kept.key), (SUB_A, gone.key)], decide) == [
+            tombstone_of(gone)
+        ]
+        async with asyncio.timeout(2):
+            await gone_changed.wait()
+        await asyncio.sleep(0.3)
+        assert not kept_changed.is_set()
 
 
 KILL_OTHERS = (

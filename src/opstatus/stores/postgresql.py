@@ -8,8 +8,11 @@ not this version's, with a message naming the command to run.
 
 Atomicity: update and delete run the domain's callback in a transaction that holds the row
 (``SELECT ... FOR UPDATE``), so writers on every instance take turns per operation; create is
-``INSERT ... ON CONFLICT DO NOTHING``, then a read of whichever create won. Durability: the
-server's default ``synchronous_commit``: a commit is acknowledged once it is durable.
+``INSERT ... ON CONFLICT DO NOTHING`` (and, in the same transaction, the removal of any
+tombstone under the key), then a read of whichever create won. Lists, counts, retention and
+tombstones are in :mod:`.postgresql_queries`, role assignments in :mod:`.postgresql_roles`.
+Durability: the server's default ``synchronous_commit``: a commit is acknowledged once it
+is durable.
 
 Waking: every write NOTIFYs ``opstatus_operations`` with ``subscription/key`` from its own
 statement, so the notification leaves at commit and never for a rolled-back write. Each
@@ -25,12 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import asyncpg
-import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from ..errors import OperationNotFound, StoreError
@@ -38,11 +39,23 @@ from ..models import Operation
 from .base import Change, DeleteCheck
 from .migrations import Plan, migrate_command, plan, redact, require_latest
 from .notifier import Notifier
+from .postgresql_queries import DELETE_TOMBSTONE, PostgreSQLQueries
+from .postgresql_roles import PostgreSQLRoleAssignments
+from .postgresql_rows import (
+    CHANNEL,
+    DELETE,
+    INSERT,
+    LOCK,
+    MUTABLE,
+    SELECT,
+    UPDATE,
+    column,
+    from_row,
+    to_row,
+)
 
 DIALECT = "postgresql"
-TABLE = "opstatus_operations"
 MIGRATIONS_TABLE = "opstatus_schema_migrations"
-CHANNEL = "opstatus_operations"
 #: Waiters read again this often while the listening connection is down.
 POLL_SECONDS = 1.0
 CONNECT_TIMEOUT = 5.0
@@ -67,26 +80,6 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 _LISTENER_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, StoreError)
 
-#: Operation fields in column order; ``operation_key`` is derived and stored beside them.
-FIELDS = tuple(f.name for f in dataclasses.fields(Operation))
-_JSON_FIELDS = frozenset({"properties", "error"})
-_MUTABLE = tuple(f for f in FIELDS if f not in ("subscription_id", "operation_id"))
-COLUMNS = ", ".join(("operation_key", *FIELDS))
-_WHERE = "WHERE subscription_id = $1 AND operation_key = $2"
-#: Rides on each write's own statement: sent at commit, only for rows really written.
-_NOTIFY = f"pg_notify('{CHANNEL}', subscription_id || '/' || operation_key)"
-_SELECT = f"SELECT {COLUMNS} FROM {TABLE} {_WHERE}"
-_LOCK = f"{_SELECT} FOR UPDATE"
-_INSERT = (
-    f"INSERT INTO {TABLE} ({COLUMNS}) "
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(FIELDS) + 2))}) "
-    f"ON CONFLICT DO NOTHING RETURNING {_NOTIFY}"
-)
-_UPDATE = (
-    f"UPDATE {TABLE} SET {', '.join(f'{f} = ${i}' for i, f in enumerate(_MUTABLE, 3))} "
-    f"{_WHERE} RETURNING {_NOTIFY}"
-)
-_DELETE = f"DELETE FROM {TABLE} {_WHERE} RETURNING {_NOTIFY}"
 MIGRATIONS_DDL = f"""
 CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
     version    integer PRIMARY KEY,
@@ -94,25 +87,6 @@ CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
     applied_at timestamptz NOT NULL DEFAULT now()
 )
 """
-
-
-def _column(op: Operation, name: str) -> Any:
-    value = getattr(op, name)
-    if name in _JSON_FIELDS and value is not None:
-        return orjson.dumps(value).decode()
-    return value
-
-
-def _to_row(op: Operation) -> tuple[Any, ...]:
-    return (op.key, *(_column(op, name) for name in FIELDS))
-
-
-def _from_row(row: asyncpg.Record) -> Operation:
-    values = dict(zip(FIELDS, tuple(row)[1:], strict=True))
-    for name in _JSON_FIELDS:
-        if values[name] is not None:
-            values[name] = orjson.loads(values[name])
-    return Operation(**values)
 
 
 #: A connection of its own, or one lent by the pool (asyncpg's types are not subscriptable
@@ -139,7 +113,7 @@ async def apply_plan(conn: Connection, steps: Plan) -> None:
     )
 
 
-class PostgreSQLStore:
+class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
     dialect = DIALECT
     migrates_on_open = False
 
@@ -234,41 +208,48 @@ class PostgreSQLStore:
             await conn.fetchval("SELECT 1")
 
     async def create(self, operation: Operation) -> tuple[Operation, bool]:
+        key = (operation.subscription_id, operation.key)
         # Three tries: the winner of a race could be deleted before we read it.
         for _ in range(3):
             async with self._connection() as conn:
-                if await conn.fetchrow(_INSERT, *_to_row(operation)) is not None:
+                async with conn.transaction():
+                    created = await conn.fetchrow(INSERT, *to_row(operation)) is not None
+                    if created:
+                        # A statement of its own, so it also sees a tombstone that a removal
+                        # committed while the insert waited for it.
+                        await conn.execute(DELETE_TOMBSTONE, *key)
+                if created:
                     return operation, True
-                row = await conn.fetchrow(_SELECT, operation.subscription_id, operation.key)
+                row = await conn.fetchrow(SELECT, *key)
             if row is not None:
-                return _from_row(row), False
+                return from_row(row), False
         raise StoreError(f"The operation '{operation.key}' kept changing; retry the request.")
 
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
         async with self._connection() as conn:
-            row = await conn.fetchrow(_SELECT, subscription_id, operation_key)
-        return None if row is None else _from_row(row)
+            row = await conn.fetchrow(SELECT, subscription_id, operation_key)
+        return None if row is None else from_row(row)
 
     async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:
         async with self._connection() as conn, conn.transaction():
-            row = await conn.fetchrow(_LOCK, subscription_id, operation_key)
+            row = await conn.fetchrow(LOCK, subscription_id, operation_key)
             if row is None:
                 raise OperationNotFound(f"The operation '{operation_key}' was not found.")
-            current = _from_row(row)
+            current = from_row(row)
             changed = change(current)
             if changed is None:
                 return current
-            values = (_column(changed, name) for name in _MUTABLE)
-            await conn.execute(_UPDATE, subscription_id, operation_key, *values)
+            values = (column(changed, name) for name in MUTABLE)
+            await conn.execute(UPDATE, subscription_id, operation_key, *values)
             return changed
 
     async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
         async with self._connection() as conn, conn.transaction():
-            row = await conn.fetchrow(_LOCK, subscription_id, operation_key)
+            row = await conn.fetchrow(LOCK, subscription_id, operation_key)
             if row is None:
                 return False
-            check(_from_row(row))
-            await conn.execute(_DELETE, subscription_id, operation_key)
+            check(from_row(row))
+            await conn.execute(DELETE, subscription_id, operation_key)
             return True
 
 

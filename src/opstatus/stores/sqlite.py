@@ -30,10 +30,11 @@ import orjson
 from ..errors import OperationNotFound, StoreError
 from ..lifecycle import Tombstone
 from ..models import Operation
-from ..queries import OperationFilter, OperationQuery
+from ..queries import OperationQuery
 from .base import Change, DeleteCheck, Removal
 from .migrations import Plan, latest_version, plan
 from .notifier import Notifier
+from .query_sql import Parameters, counts_sql, find_sql
 from .records import operation_from_record
 from .sqlite_roles import SQLiteRoleAssignments
 
@@ -70,72 +71,6 @@ _FORGET_TOMBSTONES = (
     "DELETE FROM tombstones WHERE (subscription_id, operation_key) IN "
     "(SELECT subscription_id, operation_key FROM tombstones WHERE forget_at <= ? LIMIT ?)"
 )
-_TERMINAL = "status IN ('Succeeded', 'Failed', 'Canceled')"
-
-
-def _where(query: OperationQuery) -> tuple[str, list[Any]]:
-    """``query.matches`` as SQL (NULL never satisfies a comparison, as None doesn't there)."""
-    clauses: list[tuple[str, tuple[Any, ...]]] = [
-        *_scope_clauses(query),
-        *_filter_clauses(query.filter),
-        *_lifecycle_clauses(query),
-    ]
-    after = query.after
-    if after is not None:
-        if query.subscription_id == after.subscription_id:
-            # Same order within one subscription, and the form the index can seek on.
-            clauses.append(
-                ("(created_at, operation_key) < (?, ?)", (after.created_at, after.operation_key))
-            )
-        else:
-            clauses.append(
-                (
-                    "(created_at, subscription_id, operation_key) < (?, ?, ?)",
-                    (after.created_at, after.subscription_id, after.operation_key),
-                )
-            )
-    if not clauses:
-        return "", []
-    where = " WHERE " + " AND ".join(clause for clause, _ in clauses)
-    return where, [value for _, values in clauses for value in values]
-
-
-def _scope_clauses(query: OperationQuery) -> list[tuple[str, tuple[Any, ...]]]:
-    scope = (
-        ("subscription_id = ?", query.subscription_id),
-        ("namespace = ? COLLATE NOCASE", query.namespace),
-        ("location = ?", query.location),
-    )
-    return [(clause, (value,)) for clause, value in scope if value is not None]
-
-
-def _filter_clauses(f: OperationFilter) -> list[tuple[str, tuple[Any, ...]]]:
-    clauses: list[tuple[str, tuple[Any, ...]]] = []
-    statuses = sorted({status.lower() for status in f.statuses})
-    for column, values in (("lower(status)", statuses), ("kind", sorted(f.kinds))):
-        if values:
-            clauses.append((f"{column} IN ({', '.join('?' * len(values))})", tuple(values)))
-    bounds = (
-        ("start_time >= ?", f.started_after),
-        ("start_time < ?", f.started_before),
-        ("end_time >= ?", f.ended_after),
-        ("end_time < ?", f.ended_before),
-    )
-    clauses.extend((clause, (value,)) for clause, value in bounds if value is not None)
-    return clauses
-
-
-def _lifecycle_clauses(query: OperationQuery) -> list[tuple[str, tuple[Any, ...]]]:
-    clauses: list[tuple[str, tuple[Any, ...]]] = []
-    if query.terminal is not None:
-        clauses.append((_TERMINAL if query.terminal else f"NOT {_TERMINAL}", ()))
-    if query.live_at is not None:
-        clauses.append(("(expires_at IS NULL OR expires_at > ?)", (query.live_at,)))
-    if query.expired_at is not None:
-        clauses.append(("expires_at <= ?", (query.expired_at,)))
-    if query.lapsed_at is not None:
-        clauses.append((f"lease_expires_at <= ? AND NOT {_TERMINAL}", (query.lapsed_at,)))
-    return clauses
 
 
 def _key(op: Operation) -> tuple[str, str]:
@@ -444,19 +379,14 @@ class SQLiteStore(SQLiteRoleAssignments):
         return result
 
     async def find(self, query: OperationQuery) -> list[Operation]:
-        where, params = _where(query)
-        order = (
-            " ORDER BY created_at DESC, subscription_id DESC, operation_key DESC"
-            if query.ordered
-            else ""
-        )
-        sql = f"SELECT {COLUMNS} FROM operations{where}{order} LIMIT ?"
-        return [_from_row(row) for row in self._read_all(sql, [*params, query.limit])]
+        p = Parameters(numbered=False)
+        sql = find_sql(query, "operations", COLUMNS, p)
+        return [_from_row(row) for row in self._read_all(sql, p.values)]
 
     async def counts(self, query: OperationQuery) -> dict[str, int]:
-        where, params = _where(dataclasses.replace(query, after=None))
-        sql = f"SELECT status, COUNT(*) FROM operations{where} GROUP BY status"
-        return {status: count for status, count in self._read_all(sql, params)}
+        p = Parameters(numbered=False)
+        sql = counts_sql(query, "operations", p)
+        return {status: count for status, count in self._read_all(sql, p.values)}
 
     async def remove(self, keys: Sequence[tuple[str, str]], decide: Removal) -> list[Tombstone]:
         def body(conn: sqlite3.Connection) -> list[Tombstone]:
