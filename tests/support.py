@@ -130,7 +130,9 @@ class ServerProcess:
         self.log = home.parent / f"server-{self.port}.log"
 
     def start(self) -> ServerProcess:
-        env = dict(os.environ, OPSTATUS_HOME=str(self.home))
+        # Tests drive servers harder than one principal's default rate limit allows; the limit
+        # has tests of its own (tests/http/test_limits.py). A --rate-limit flag still wins.
+        env = {"OPSTATUS_RATE_LIMIT": "0", **os.environ, "OPSTATUS_HOME": str(self.home)}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [

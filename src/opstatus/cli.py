@@ -238,7 +238,6 @@ def serve(
         app = create_app(settings, store)
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
-    configure_audit(security.audit_log)
     try:
         asyncio.run(admin.preflight(store))
     except StoreError as exc:
@@ -267,6 +266,8 @@ def serve(
         **uvicorn_options(security),
         timeout_graceful_shutdown=drain_timeout,
     )
+    # After uvicorn.Config, whose logging setup resets the handlers of opstatus's loggers.
+    configure_audit(security.audit_log)
     server = Server(config)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()

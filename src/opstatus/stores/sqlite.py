@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import OperationNotFound, StoreError
+from ..errors import OperationNotFound, SchemaMismatch, StoreError
 from ..lifecycle import Tombstone
 from ..models import Operation
 from ..queries import OperationQuery
@@ -147,6 +147,8 @@ class SQLiteStore(SQLiteRoleAssignments):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             await self._write(self._open_writer)
+        except SchemaMismatch:
+            raise  # a schema this opstatus does not know is refused, writable or not
         except StoreError as exc:
             # Read-only storage (a read-only mount, a file the service user may not write):
             # serve reads if the database can be read, refuse writes with 503 until it can be
