@@ -15,7 +15,15 @@ from typing import Any
 import click
 import httpx
 
-from .cli import _fail, _resolve, client_options, main, make_client, print_status, target_options
+from .cli import main
+from .cli_operations import (
+    _fail,
+    _resolve,
+    client_options,
+    make_client,
+    print_status,
+    target_options,
+)
 from .client import ClientError, OperationStatus
 
 

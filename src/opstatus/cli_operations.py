@@ -1,0 +1,448 @@
+"""The client side of ``opstatus``: read, create, update, delete and wait on operations.
+
+Endpoint and token come from flags or ``OPSTATUS_ENDPOINT`` / ``OPSTATUS_TOKEN``; on the
+server's own machine a short-lived token is minted from its key. Exit codes are in
+:mod:`opstatus.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+import httpx
+
+from . import auth
+from .cli import EXIT_FAILED, EXIT_SERVICE, EXIT_TIMEOUT, home_option, main
+from .client import (
+    DEFAULT_API_VERSION,
+    DEFAULT_ENDPOINT,
+    DEFAULT_NAMESPACE,
+    Client,
+    ClientError,
+    OperationStatus,
+    WaitTimeout,
+)
+from .output import ALIASES, FORMATS, render
+from .settings import default_home
+
+LOCAL_TOKEN_SECONDS = 300
+
+
+def client_options(func: Any) -> Any:
+    options = [
+        click.option(
+            "--endpoint",
+            envvar="OPSTATUS_ENDPOINT",
+            default=DEFAULT_ENDPOINT,
+            show_default=True,
+            help="Server URL. [env: OPSTATUS_ENDPOINT]",
+        ),
+        click.option(
+            "--token",
+            envvar="OPSTATUS_TOKEN",
+            default=None,
+            help="Bearer token. [env: OPSTATUS_TOKEN; default: minted from the local "
+            "server's key when readable]",
+        ),
+        home_option,
+        click.option(
+            "--namespace",
+            default=DEFAULT_NAMESPACE,
+            show_default=True,
+            help="Resource provider namespace.",
+        ),
+        click.option("--api-version", default=DEFAULT_API_VERSION, show_default=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def target_options(func: Any) -> Any:
+    func = click.option("--location", "-l", help="Location of the operation (with an id).")(func)
+    func = click.option("--subscription", "-s", help="Subscription GUID (with an id).")(func)
+    return click.argument("target")(func)
+
+
+def make_client(
+    endpoint: str, token: str | None, home: Path | None, namespace: str, api_version: str
+) -> Client:
+    if not token:
+        token = _local_token(home or default_home())
+    return Client(endpoint, token, namespace=namespace, api_version=api_version)
+
+
+def _local_token(home: Path) -> str | None:
+    """On the server's own machine, a short-lived token from its key saves a step."""
+    try:
+        key = auth.load_key(home)
+    except (OSError, ValueError):
+        return None
+    return auth.mint_token(key, "local-cli", [("Owner", "/")], LOCAL_TOKEN_SECONDS)
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"opstatus: {exc}", err=True)
+    sys.exit(EXIT_SERVICE)
+
+
+def _resolve(client: Client, target: str, subscription: str | None, location: str | None) -> str:
+    try:
+        return client.resolve(target, subscription, location)
+    except ValueError as exc:
+        raise click.UsageError(
+            f"{exc}: pass --subscription and --location, or a status URL"
+        ) from None
+
+
+def _read_target(
+    client: Client, target: str, subscription: str | None, location: str | None, classic: bool
+) -> tuple[str, bool]:
+    """The URL to read, and whether it is a classic one.
+
+    A URL is read as given, in the form its path shows. An id needs --subscription; with
+    --location it is read in the ARM form; without one (or with --classic) through the
+    classic endpoint, which finds an operation by subscription and request id alone.
+    """
+    if classic and location:
+        raise click.UsageError("--classic reads by subscription and request id: drop --location")
+    if urlsplit(target).scheme in ("http", "https"):
+        return target, classic or client.is_classic_url(target)
+    if not subscription:
+        raise click.UsageError(
+            "an operation id needs --subscription (and --location for the ARM form), "
+            "or pass a status URL"
+        )
+    if classic or not location:
+        return client.classic_url(subscription, target), True
+    return client.status_url(subscription, location, target), False
+
+
+def print_status(status: OperationStatus, output: str) -> None:
+    click.echo(render(status, output))
+
+
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Choice([*FORMATS, *ALIASES]),
+    default="table",
+    show_default=True,
+    callback=lambda ctx, param, value: ALIASES.get(value, value),
+    help="table (alias: text), json (the body as answered), or env (KEY=value lines to source).",
+)
+classic_option = click.option(
+    "--classic",
+    is_flag=True,
+    help="Read through the classic Service Management endpoint (by subscription and request "
+    "id; the default when no --location is given).",
+)
+
+
+def wait_options(func: Any) -> Any:
+    options = [
+        click.option(
+            "--timeout",
+            type=click.FloatRange(0),
+            default=None,
+            help="Give up after this many seconds (exit 3). Default: wait as long as it takes.",
+        ),
+        click.option(
+            "--interval",
+            type=click.FloatRange(0.05),
+            default=None,
+            help="Seconds between polls. Default: the server's Retry-After.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@target_options
+@classic_option
+@click.option(
+    "--wait",
+    "wait_for_completion",
+    is_flag=True,
+    help="Wait until the operation ends, then print it (Orchestrator's 'Wait for Completion'); "
+    "exit codes as for 'wait'.",
+)
+@wait_options
+@client_options
+@output_option
+def get(
+    target: str,
+    subscription: str | None,
+    location: str | None,
+    classic: bool,
+    wait_for_completion: bool,
+    timeout: float | None,
+    interval: float | None,
+    endpoint: str,
+    token: str | None,
+    home: Path | None,
+    namespace: str,
+    api_version: str,
+    output: str,
+) -> None:
+    """Print an operation's status: TARGET is an operation (request) id or its status URL.
+
+    Prints what Orchestrator's "Get Operation Status" publishes: Request ID, Status, Error
+    Code, Error Message. An id with only --subscription is read through the classic
+    endpoint (Status is then InProgress, Succeeded or Failed); add --location for ARM's form.
+    """
+    if not wait_for_completion and (timeout is not None or interval is not None):
+        raise click.UsageError("--timeout and --interval need --wait")
+    with make_client(endpoint, token, home, namespace, api_version) as client:
+        url, classic = _read_target(client, target, subscription, location, classic)
+        if wait_for_completion:
+            wait_and_exit(client, url, timeout, interval, output, classic)
+        try:
+            print_status(client.get_classic(url) if classic else client.get(url), output)
+        except (ClientError, httpx.HTTPError) as exc:
+            _fail(exc)
+
+
+def _json_object(value: str | None, name: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=name) from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=name)
+    return parsed
+
+
+def _error(code: str | None, message: str | None) -> dict[str, Any] | None:
+    if code is None and message is None:
+        return None
+    if code is None:
+        raise click.UsageError("--error-message needs --error-code")
+    return {"code": code, "message": message or ""}
+
+
+def write_options(func: Any) -> Any:
+    options = [
+        click.option(
+            "--status", help="InProgress, Succeeded, Failed, Canceled, or another PascalCase word."
+        ),
+        click.option("--percent", type=click.FloatRange(0, 100), help="percentComplete."),
+        click.option("--properties", help="JSON object; returned once Succeeded."),
+        click.option("--error-code", help="Error code, with --status Failed or Canceled."),
+        click.option("--error-message", help="Error message."),
+        click.option(
+            "--http-status-code",
+            type=click.IntRange(100, 599),
+            help="HTTP status of the original request (the classic form's HttpStatusCode).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@click.argument("operation_id", required=False)
+@click.option("--subscription", "-s", required=True, help="Subscription GUID.")
+@click.option("--location", "-l", required=True, help="Location, e.g. westus.")
+@write_options
+@click.option("--start-time", help="ISO 8601; default now.")
+@client_options
+@output_option
+def create(
+    operation_id: str | None,
+    subscription: str,
+    location: str,
+    status: str | None,
+    percent: float | None,
+    properties: str | None,
+    error_code: str | None,
+    error_message: str | None,
+    http_status_code: int | None,
+    start_time: str | None,
+    endpoint: str,
+    token: str | None,
+    home: Path | None,
+    namespace: str,
+    api_version: str,
+    output: str,
+) -> None:
+    """Create an operation (with OPERATION_ID, or a server-chosen one) and print it."""
+    with make_client(endpoint, token, home, namespace, api_version) as client:
+        try:
+            created = client.create(
+                subscription,
+                location,
+                operation_id,
+                status=status,
+                percent_complete=percent,
+                start_time=start_time,
+                properties=_json_object(properties, "--properties"),
+                error=_error(error_code, error_message),
+                http_status_code=http_status_code,
+            )
+        except (ClientError, httpx.HTTPError) as exc:
+            _fail(exc)
+        print_status(created, output)
+        if output == "table":
+            click.echo(f"{'Status URL:':<18} {created.url}")
+
+
+@main.command()
+@target_options
+@write_options
+@click.option("--reset-progress", is_flag=True, help="Allow percentComplete to go down.")
+@click.option("--if-match", help="Only update if the operation's ETag is this.")
+@client_options
+@output_option
+def update(
+    target: str,
+    subscription: str | None,
+    location: str | None,
+    status: str | None,
+    percent: float | None,
+    properties: str | None,
+    error_code: str | None,
+    error_message: str | None,
+    http_status_code: int | None,
+    reset_progress: bool,
+    if_match: str | None,
+    endpoint: str,
+    token: str | None,
+    home: Path | None,
+    namespace: str,
+    api_version: str,
+    output: str,
+) -> None:
+    """Update an operation's status, progress, properties or error."""
+    with make_client(endpoint, token, home, namespace, api_version) as client:
+        url = _resolve(client, target, subscription, location)
+        try:
+            updated = client.update(
+                url,
+                if_match=if_match,
+                status=status,
+                percent_complete=percent,
+                properties=_json_object(properties, "--properties"),
+                error=_error(error_code, error_message),
+                http_status_code=http_status_code,
+                resetProgress=True if reset_progress else None,
+            )
+        except (ClientError, httpx.HTTPError) as exc:
+            _fail(exc)
+        print_status(updated, output)
+
+
+@main.command()
+@target_options
+@client_options
+def delete(
+    target: str,
+    subscription: str | None,
+    location: str | None,
+    endpoint: str,
+    token: str | None,
+    home: Path | None,
+    namespace: str,
+    api_version: str,
+) -> None:
+    """Delete an operation."""
+    with make_client(endpoint, token, home, namespace, api_version) as client:
+        url = _resolve(client, target, subscription, location)
+        try:
+            deleted = client.delete(url)
+        except (ClientError, httpx.HTTPError) as exc:
+            _fail(exc)
+        click.echo("deleted" if deleted else "not found (nothing to delete)")
+
+
+@main.command()
+@target_options
+@classic_option
+@wait_options
+@client_options
+@output_option
+def wait(
+    target: str,
+    subscription: str | None,
+    location: str | None,
+    classic: bool,
+    timeout: float | None,
+    interval: float | None,
+    endpoint: str,
+    token: str | None,
+    home: Path | None,
+    namespace: str,
+    api_version: str,
+    output: str,
+) -> None:
+    """Wait until an operation ends. Exit 0 if Succeeded, 1 if Failed or Canceled, 3 on timeout.
+
+    TARGET is read as by 'get': a status URL, or an id with --subscription (and --location
+    for the ARM form).
+    """
+    with make_client(endpoint, token, home, namespace, api_version) as client:
+        url, classic = _read_target(client, target, subscription, location, classic)
+        wait_and_exit(client, url, timeout, interval, output, classic)
+
+
+def wait_and_exit(
+    client: Client,
+    url: str,
+    timeout: float | None,
+    interval: float | None,
+    output: str,
+    classic: bool,
+) -> None:
+    """Poll until the operation ends, print it, and exit 0, 1 or 3 (4 if the service fails)."""
+    progress = ProgressLine() if sys.stderr.isatty() and output == "table" else None
+    try:
+        final = client.wait(
+            url,
+            timeout=timeout,
+            interval=interval,
+            on_update=progress.show if progress else None,
+            classic=classic,
+        )
+    except WaitTimeout as exc:
+        if progress:
+            progress.done()
+        print_status(exc.status, output)
+        click.echo(f"opstatus: timed out after {timeout:g} s", err=True)
+        sys.exit(EXIT_TIMEOUT)
+    except (ClientError, httpx.HTTPError) as exc:
+        _fail(exc)
+    if progress:
+        progress.done()
+    print_status(final, output)
+    sys.exit(0 if final.succeeded else EXIT_FAILED)
+
+
+class ProgressLine:
+    """A one-line progress bar on stderr, redrawn in place; only used on a terminal."""
+
+    WIDTH = 30
+
+    def show(self, status: OperationStatus) -> None:
+        percent = status.percent_complete
+        if percent is None:
+            bar = f"[{'?' * self.WIDTH}]    "
+        else:
+            filled = int(self.WIDTH * percent / 100)
+            bar = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3.0f}%"
+        click.echo(f"\r{bar} {status.status:<20}", err=True, nl=False)
+
+    def done(self) -> None:
+        click.echo("", err=True)
+
+
+# list, cancel and purge live in their own module, which registers them on ``main``.
