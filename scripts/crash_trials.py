@@ -1,6 +1,7 @@
 """Crash trials: concurrent writers, ``kill -9`` at a random moment, restart, verify.
 
     python scripts/crash_trials.py --trials 20 --store sqlite
+    python scripts/crash_trials.py --trials 20 --store postgres [--postgres-url URL]
 
 Each trial starts ``opstatus serve`` on a fresh home, runs ``--writers`` threads that each
 drive their own operations through create, progress updates, an outcome (Succeeded, Failed
@@ -15,11 +16,14 @@ SIGKILL, starts a new server on the same home and reads every operation back:
 
 It also runs SQLite's integrity check on the crashed database and makes one write on the
 revived server. Prints a row per trial and the totals; exits 1 on any loss.
-The CI test (tests/e2e/test_crash_trials.py) runs 3 trials.
+The CI test (tests/e2e/test_crash_trials.py) runs 3 trials on each store.
 
-TODO(postgres): ``--store postgres`` once the PostgreSQL store exists (issue 4): start the
-server with ``--store postgresql://...`` on a fresh database per trial; the checks are the
-same. Until then the option is refused.
+With ``--store postgres`` each trial creates a fresh database on the server that
+``--postgres-url`` names (a maintenance database URL; default ``OPSTATUS_TEST_POSTGRES`` or
+``postgresql://postgres@127.0.0.1:5432/postgres``), runs ``opstatus migrate --store URL``,
+starts both servers with ``--store URL`` and drops the database afterwards. The checks are
+the same; the integrity column shows ``-`` (SQLite's check has no PostgreSQL counterpart
+here: a crash is PostgreSQL's own WAL recovery's business, not the server process's).
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import os
 import random
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,10 +48,19 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests import pg  # noqa: E402
 from tests.support import SUB_A, ServerProcess, status_path  # noqa: E402
+
+from opstatus.lifecycle import LifecyclePolicy  # noqa: E402
+
+DEFAULT_POSTGRES = os.environ.get(
+    "OPSTATUS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 FULL = {"Prefer": "opstatus-detail=full"}  # show percentComplete, so every write is visible
 TERMINAL = ("Succeeded", "Failed", "Canceled")
+#: The lease ``opstatus serve`` gives an operation whose producer names none.
+DEFAULT_LEASE = LifecyclePolicy().default_lease_seconds
 
 
 @dataclass
@@ -138,7 +153,8 @@ def result_of(acked: Acked | None, write: InFlight) -> dict[str, Any] | None:
     if write.method == "DELETE":
         return None
     if write.method == "PUT":
-        return {"status": "InProgress", "percentComplete": 0.0}
+        created = {"status": "InProgress", "percentComplete": 0.0, "cancelable": True}
+        return {**created, "leaseSeconds": DEFAULT_LEASE} if DEFAULT_LEASE else created
     assert acked is not None and acked.body is not None and write.body is not None
     expected = {k: v for k, v in acked.body.items() if k != "endTime"}
     if "percentComplete" in write.body:
@@ -146,6 +162,7 @@ def result_of(acked: Acked | None, write: InFlight) -> dict[str, Any] | None:
     status = write.body.get("status")
     if status:
         expected["status"] = status
+        expected.pop("leaseSeconds", None)  # a finished operation holds no lease
         if status == "Succeeded":
             expected["percentComplete"] = 100.0
         elif status == "Failed":
@@ -186,10 +203,12 @@ def verify(op_id: str, acked: Acked | None, write: InFlight | None, got: httpx.R
     if not present:
         return "" if acked is None else f"{op_id}: acknowledged operation vanished"
     body = got.json()
-    if acked is not None and acked.body is not None:
-        if body.get("startTime") != acked.body.get("startTime"):
-            return f"{op_id}: startTime changed"
-        expected = _comparable({**acked.body, **expected})
+    if (
+        acked is not None
+        and acked.body is not None
+        and body.get("startTime") != acked.body.get("startTime")
+    ):
+        return f"{op_id}: startTime changed"
     if _comparable(body) != _comparable(expected):
         return f"{op_id}: partial state {body} (in flight {write.method} {write.body})"
     if body["status"] in TERMINAL and "endTime" not in body:
@@ -214,10 +233,24 @@ def integrity_check(home: Path) -> str:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
-def trial(home: Path, seed: int, writers: int = 6) -> TrialResult:
+def migrate(home: Path, store_url: str) -> None:
+    """``opstatus migrate --store URL``, as an operator sets up a new database."""
+    command = [sys.executable, "-m", "opstatus", "migrate", "--home", str(home)]
+    done = subprocess.run(
+        [*command, "--store", store_url], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"opstatus migrate failed: {done.stdout}{done.stderr}")
+
+
+def trial(home: Path, seed: int, writers: int = 6, store_url: str | None = None) -> TrialResult:
+    """One trial on ``home``'s SQLite store, or on the (migrated) database ``store_url``."""
     rng = random.Random(seed)
     started = time.monotonic()
-    server = ServerProcess(home, "--retry-after", "0", "--rate-limit", "0").start()
+    options = ("--retry-after", "0", "--rate-limit", "0")
+    if store_url:
+        options += ("--store", store_url)
+    server = ServerProcess(home, *options).start()
     load = Writers(
         server.url, server.token("Contributor", f"/subscriptions/{SUB_A}"), writers, seed
     )
@@ -226,8 +259,8 @@ def trial(home: Path, seed: int, writers: int = 6) -> TrialResult:
     server.kill()
     load.join()
     ledger = load.ledger
-    integrity = integrity_check(home)
-    revived = ServerProcess(home, "--retry-after", "0", "--rate-limit", "0").start()
+    integrity = "-" if store_url else integrity_check(home)
+    revived = ServerProcess(home, *options).start()
     problems = list(ledger.unexpected)
     landed = 0
     try:
@@ -253,7 +286,7 @@ def trial(home: Path, seed: int, writers: int = 6) -> TrialResult:
                 problems.append(f"revived server refused a write: {after.status_code}")
     finally:
         revived.stop()
-    if integrity != "ok":
+    if integrity not in ("ok", "-"):
         problems.append(f"integrity_check: {integrity}")
     return TrialResult(
         acked_writes=ledger.writes,
@@ -274,7 +307,11 @@ def _is_acked(acked: Acked | None, got: httpx.Response) -> bool:
     return got.status_code == 200 and got.headers["etag"] == acked.etag
 
 
-def run_trials(base: Path, trials: int, seed: int, writers: int = 6) -> list[TrialResult]:
+def run_trials(
+    base: Path, trials: int, seed: int, writers: int = 6, postgres: str | None = None
+) -> list[TrialResult]:
+    """``postgres``: a PostgreSQL maintenance database's URL; each trial then runs on a fresh
+    database created there (and dropped afterwards) instead of on SQLite."""
     results = []
     print(
         f"{'trial':>5} {'acked':>6} {'ops':>5} {'in flight':>9} {'landed':>6} "
@@ -284,7 +321,18 @@ def run_trials(base: Path, trials: int, seed: int, writers: int = 6) -> list[Tri
     for i in range(trials):
         home = base / f"trial-{i}" / "home"
         home.mkdir(parents=True)
-        result = trial(home, seed + i, writers)
+        if postgres:
+            name = f"{pg.PREFIX}_crash_{i}"  # tests/pg.py's prefix: leftovers get dropped
+            pg.run_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', postgres)
+            pg.run_admin(f'CREATE DATABASE "{name}"', postgres)
+            store_url = pg.url_for(name, postgres)
+            try:
+                migrate(home, store_url)
+                result = trial(home, seed + i, writers, store_url)
+            finally:
+                pg.run_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', postgres)
+        else:
+            result = trial(home, seed + i, writers)
         results.append(result)
         print(
             f"{i + 1:5d} {result.acked_writes:6d} {result.operations:5d} "
@@ -303,11 +351,16 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--writers", type=int, default=6)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    parser.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES,
+        help="with --store postgres: a maintenance database on the server to make trial "
+        "databases on [env: OPSTATUS_TEST_POSTGRES; default: %(default)s]",
+    )
     args = parser.parse_args()
-    if args.store == "postgres":
-        raise SystemExit("--store postgres: not wired into the trials yet; only sqlite runs")
+    postgres = args.postgres_url if args.store == "postgres" else None
     with tempfile.TemporaryDirectory(prefix="opstatus-crash-") as tmp:
-        results = run_trials(Path(tmp), args.trials, args.seed, args.writers)
+        results = run_trials(Path(tmp), args.trials, args.seed, args.writers, postgres)
     losses = sum(len(r.problems) for r in results)
     print()
     print(f"store                     {args.store}")

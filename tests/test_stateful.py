@@ -4,10 +4,9 @@ against the real app (in-process, memory store), checked against a model after e
 Properties: a terminal status is final (a later change is 409, a replay changes nothing);
 percentComplete never goes down without ``resetProgress``; the ETag changes on every write
 that changes the operation and on nothing else (reads, replays, refused writes); replaying a
-create answers 200 with the current operation; every answer is one the model allows.
-
-To do after the lifecycle branch merges: list/get agreement (a list shows each operation as
-GET does).
+create answers 200 with the current operation; every answer is one the model allows; the
+list (followed page by page through nextLink) shows every known operation exactly once, no
+other, and each as GET shows it.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from opstatus.stores import MemoryStore
-from tests.support import app_client, bearer, status_path
+from tests.support import SUB_A, app_client, bearer, status_path
 
 TERMINAL = {"Succeeded", "Failed", "Canceled"}
 IDS = st.sampled_from(["op-a", "op-b", "OP-A", "op-c"])  # OP-A is op-a: ids ignore case
@@ -93,6 +92,12 @@ LEASE_FIELDS = ("leaseExpiresAt", "leaseState")
 
 def state_of(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key not in LEASE_FIELDS}
+
+
+LIST_PATH = (
+    f"/subscriptions/{SUB_A}/providers/Microsoft.Cache/locations/westus/operationsStatus"
+    "?api-version=2025-07-01"
+)
 
 
 class OperationLifecycle(RuleBasedStateMachine):
@@ -189,6 +194,27 @@ class OperationLifecycle(RuleBasedStateMachine):
         expected = 200 if op_id.lower() in self.known else 204
         assert response.status_code == expected, response.text
         self.known.pop(op_id.lower(), None)
+
+    @rule(page_size=st.integers(1, 3))
+    def list_agrees_with_get(self, page_size: int) -> None:
+        listed: list[dict[str, Any]] = []
+        url: str | None = f"{LIST_PATH}&maxpagesize={page_size}"
+        pages = 0
+        while url is not None:
+            response = self.client.get(url)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            assert len(page["value"]) <= page_size
+            listed += page["value"]
+            url = page.get("nextLink")
+            pages += 1
+            assert pages <= len(self.known) + 1, "nextLink does not end"
+        names = [body["name"].lower() for body in listed]
+        assert sorted(names) == sorted(self.known), names  # each exactly once, no stranger
+        for body in listed:
+            got = self.client.get(status_path(op_id=body["name"]))
+            assert got.status_code == 200, got.text
+            assert state_of(body) == state_of(got.json())
 
     @invariant()
     def reads_agree_with_the_model_and_change_nothing(self) -> None:
