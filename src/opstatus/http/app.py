@@ -143,8 +143,9 @@ def create_app(
         "DELETE": classic.delete_operation,
     }
     collection = {"GET": lists.list_operations, "POST": arm.post_operation}
+    # Routes are tried in order: the status read, polled thousands of times per operation,
+    # comes first (after the POST-only purge action, which its path would otherwise swallow).
     routes = [
-        *operability_routes(),
         CaselessPostRoute(f"{ARM_BASE}/operationsStatus/purge", lists.purge_operations),
         CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", by_method(status_item)),
         CaselessRoute(
@@ -167,6 +168,7 @@ def create_app(
             f"{ARM_PROVIDER}/operationsStatusCounts", by_method({"GET": lists.count_operations})
         ),
         CaselessRoute(classic.CLASSIC_PATH, speaks_classic(by_method(classic_item))),
+        *operability_routes(),
     ]
     app = Starlette(
         routes=routes,
