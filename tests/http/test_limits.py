@@ -16,7 +16,7 @@ import pytest
 from opstatus.http.limits import RateLimiter, WaiterSlots
 from opstatus.security import SecuritySettings
 from opstatus.stores import MemoryStore
-from tests.support import app_client, bearer, status_path
+from tests.support import SUB_A, app_client, bearer, status_path
 
 from .conftest import JSON, assert_arm_error
 
@@ -229,3 +229,23 @@ async def test_the_app_carries_the_configured_waiter_slots(home: Path) -> None:
         assert isinstance(transport, httpx.ASGITransport)
         ctx = transport.app.app.state.ctx  # type: ignore[attr-defined]
         assert (ctx.waiters.limit, ctx.waiters.per_principal) == (7, 2)
+
+
+async def test_the_classic_path_is_refused_in_the_classic_form(home: Path) -> None:
+    """Orchestrator and the legacy SDK parse only the classic XML error, 429 and 413 too."""
+    classic = f"/{SUB_A}/operations/op1"
+    headers = {**bearer(home, "Owner", "/"), "x-ms-version": "2014-10-01"}
+    async with app_client(home, store=MemoryStore(), security=limited(rate_burst=1)) as c:
+        await c.get(classic, headers=headers)
+        throttled = await c.get(classic, headers=headers)
+        too_large = await c.put(
+            classic,
+            headers={**headers, "Content-Type": "application/json", "Content-Length": "999999"},
+            content=b"{}",
+        )
+    assert throttled.status_code == 429
+    assert throttled.headers["content-type"].startswith("application/xml")
+    assert "<Code>TooManyRequests</Code>" in throttled.text
+    assert throttled.headers["retry-after"].isdigit()
+    assert too_large.status_code in (413, 429)
+    assert too_large.headers["content-type"].startswith("application/xml")

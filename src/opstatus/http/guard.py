@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import math
 import random
+import re
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -29,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..auth import Principal
 from ..errors import OpstatusError
 from . import audit
+from .classic_errors import classic_error_response
 from .context import AppContext
 from .errors import RequestTimeout, RequestTooLarge, error_response
 from .limits import RateLimiter
@@ -88,7 +90,7 @@ class GuardMiddleware:
             return
         wait, refusal = self.check(scope, principal, length)
         if wait:
-            refusal = await self.too_many(wait)
+            refusal = await self.too_many(scope, wait)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -114,10 +116,10 @@ class GuardMiddleware:
                 return wait, None
         if length is not None and length.isdigit() and int(length) > self.max_body:
             exc = too_large(self.max_body)
-            return 0.0, error_response(413, exc.code, exc.message)
+            return 0.0, refuse(scope, 413, exc.code, exc.message)
         return 0.0, None
 
-    async def too_many(self, wait: float) -> ASGIApp:
+    async def too_many(self, scope: Scope, wait: float) -> ASGIApp:
         if self.reject_delay > 0 and self.held < self.max_held:
             self.held += 1
             try:
@@ -128,7 +130,8 @@ class GuardMiddleware:
                 self.held -= 1
         seconds = max(1, math.ceil(wait))
         assert self.limiter is not None
-        return error_response(
+        return refuse(
+            scope,
             429,
             "TooManyRequests",
             f"The caller has sent more than {self.limiter.rate:g} requests per second. "
@@ -188,7 +191,7 @@ class GuardMiddleware:
         try:
             wait, refusal = self.check(scope, principal, length)
             if wait:
-                refusal = await self.too_many(wait)
+                refusal = await self.too_many(scope, wait)
             if refusal is not None:
                 await refusal(scope, receive, send_and_note)
                 return
@@ -223,6 +226,19 @@ def _scan(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, bytes | Non
         elif name == b"transfer-encoding":
             chunked = True
     return authorization, length, chunked or (length is not None and length != b"0")
+
+
+_CLASSIC_PATH = re.compile(r"/[^/]+/operations/[^/]+\Z", re.IGNORECASE)
+
+
+def refuse(
+    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> ASGIApp:
+    """The guard's own answers in the form the path speaks: the classic XML error on the
+    classic Service Management path (its clients parse nothing else), ARM's envelope elsewhere."""
+    if _CLASSIC_PATH.match(scope.get("path", "")):
+        return classic_error_response(status, code, message, headers)
+    return error_response(status, code, message, headers=headers)
 
 
 def client_address(scope: Scope) -> str:
