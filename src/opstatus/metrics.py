@@ -18,12 +18,13 @@ import contextlib
 import inspect
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .errors import CorruptRecord, StoreError
 from .models import Operation
+from .queries import OperationQuery
 from .stores.base import Change, DeleteCheck, Store
 
 #: Seconds; the read path answers in well under a millisecond, a fsync'd write in a few.
@@ -45,13 +46,6 @@ LATENCY_BUCKETS = (
     10.0,
 )
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-@runtime_checkable
-class CountsByStatus(Protocol):
-    """A store that can count its operations by status (for ``opstatus_operations``)."""
-
-    async def count_by_status(self) -> dict[str, int]: ...
 
 
 class Metrics:
@@ -124,10 +118,8 @@ class Metrics:
         finally:
             self.waiters.dec()
 
-    async def refresh_operations(self, store: object) -> None:
-        if not isinstance(store, CountsByStatus):
-            return
-        counts = await store.count_by_status()
+    async def refresh_operations(self, store: Store) -> None:
+        counts = await store.counts(OperationQuery())  # every operation, per status
         self.operations.clear()
         for status, count in counts.items():
             self.operations.labels(status).set(count)
@@ -203,14 +195,6 @@ class InstrumentedStore:
     async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
         result: bool = await self._timed(
             "delete", True, self.inner.delete, subscription_id, operation_key, check
-        )
-        return result
-
-    async def count_by_status(self) -> dict[str, int]:
-        if not isinstance(self.inner, CountsByStatus):
-            return {}
-        result: dict[str, int] = await self._timed(
-            "count_by_status", False, self.inner.count_by_status
         )
         return result
 

@@ -63,10 +63,6 @@ class MemoryStore(MemoryRoleAssignments):
         self.notifier.notify(*key)
         return changed
 
-    async def count_by_status(self) -> dict[str, int]:
-        with self._lock:
-            return dict(Counter(op.status for op in self._operations.values()))
-
     async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
         key = (subscription_id, operation_key)
         with self._lock:

@@ -231,19 +231,6 @@ class SQLiteStore(SQLiteRoleAssignments):
                 f"this opstatus needs {latest}."
             )
 
-    async def count_by_status(self) -> dict[str, int]:
-        def count() -> dict[str, int]:
-            with contextlib.closing(self._connect()) as conn:
-                rows = conn.execute(
-                    "SELECT status, COUNT(*) FROM operations GROUP BY status"
-                ).fetchall()
-            return {str(status): int(n) for status, n in rows}
-
-        try:
-            return await asyncio.to_thread(count)  # a full scan: keep it off the event loop
-        except sqlite3.Error as exc:
-            raise StoreError(f"The store could not be read: {exc}") from exc
-
     def _reopen_reader(self) -> None:
         """After read-only storage became writable: a normal reader sees the new writes."""
         try:
@@ -388,7 +375,15 @@ class SQLiteStore(SQLiteRoleAssignments):
     async def counts(self, query: OperationQuery) -> dict[str, int]:
         p = Parameters(numbered=False)
         sql = counts_sql(query, "operations", p)
-        return {status: count for status, count in self._read_all(sql, p.values)}
+
+        def count() -> dict[str, int]:
+            with contextlib.closing(self._connect()) as conn:
+                return {str(status): int(n) for status, n in conn.execute(sql, p.values)}
+
+        try:
+            return await asyncio.to_thread(count)  # it may scan many rows: off the event loop
+        except sqlite3.Error as exc:
+            raise StoreError(f"The store could not be read: {exc}") from exc
 
     async def remove(self, keys: Sequence[tuple[str, str]], decide: Removal) -> list[Tombstone]:
         def body(conn: sqlite3.Connection) -> list[Tombstone]:
