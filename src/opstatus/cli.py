@@ -8,7 +8,6 @@ reached.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,12 @@ from typing import Any
 import click
 
 from . import admin, auth
-from .cli_security import check_serve, configure_audit, role, security_options, uvicorn_options
+from .cli_security import check_serve, role, security_options
 from .errors import InvalidInput, StoreError
 from .security import SecuritySettings
 from .settings import Settings, default_home, parse_duration
 from .stores import open_store
+from .stores.base import Migratable
 from .stores.migrations import latest_version, redact
 
 EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4
@@ -164,6 +164,15 @@ def main() -> None:
     "[env: OPSTATUS_LOG_FORMAT]",
 )
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    envvar="OPSTATUS_WORKERS",
+    help="Server processes sharing the port; each opens its own store connection. "
+    "[env: OPSTATUS_WORKERS]",
+)
+@click.option(
     "--drain-timeout",
     default=30,
     show_default=True,
@@ -194,12 +203,11 @@ def serve(
     max_page_size: int,
     log_format: str,
     drain_timeout: int,
+    workers: int,
 ) -> None:
     """Run the operation-status server."""
-    import uvicorn
-
     from .http.app import create_app
-    from .logs import log_config
+    from .serving import ServerOptions, reserve_port, run_server, run_workers
 
     settings = Settings(
         home=home or default_home(),
@@ -222,7 +230,7 @@ def serve(
     check_serve(host, security)
     try:
         store = open_store(settings.resolved_store_url())
-        app = create_app(settings, store)
+        create_app(settings, store)  # checks the settings and makes the key, once
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
     try:
@@ -233,33 +241,23 @@ def serve(
     shown = redact(settings.resolved_store_url())
     click.echo(f"opstatus: home {settings.home}, store {shown}", err=True)
 
-    class Server(uvicorn.Server):
-        async def shutdown(self, sockets: Any = None) -> None:
-            # Held GETs (Prefer: wait) answer now, not when their wait runs out: uvicorn waits
-            # for every open request before it shuts the app down.
-            store.notifier.close()
-            await super().shutdown(sockets)
-
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        log_config=log_config("json" if log_format == "json" else "text", log_level),
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        date_header=False,
-        server_header=False,
-        access_log=log_level == "debug",
-        **uvicorn_options(security),
-        timeout_graceful_shutdown=drain_timeout,
+    options = ServerOptions(
+        host, port, log_level, "json" if log_format == "json" else "text", drain_timeout
     )
-    # After uvicorn.Config, whose logging setup resets the handlers of opstatus's loggers.
-    configure_audit(security.audit_log)
-    server = Server(config)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    if not server.started:
-        sys.exit(3)  # uvicorn's own code for "could not start"
+    if workers == 1:
+        code = run_server(settings, options, None)
+    else:
+        try:
+            if isinstance(store, Migratable) and store.migrates_on_open:
+                asyncio.run(store.migrate())  # once, before the workers open it
+            reserved = reserve_port(host, port)
+        except (StoreError, OSError) as exc:
+            click.echo(f"opstatus: {getattr(exc, 'message', exc)}", err=True)
+            sys.exit(EXIT_FAILED)
+        click.echo(f"opstatus: {workers} workers on {host}:{reserved.getsockname()[1]}", err=True)
+        code = run_workers(workers, reserved, lambda sock: run_server(settings, options, sock))
+    if code:
+        sys.exit(code)
 
 
 @main.command()

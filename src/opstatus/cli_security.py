@@ -22,6 +22,7 @@ import click
 from .auth import ROLES, RoleAssignment, canonical_role, check_private_file, normalize_scope
 from .errors import InvalidInput, StoreError
 from .http import audit
+from .http.inline import InlineStatusReads
 from .http.protocol import GuardedHttpToolsProtocol
 from .security import SecuritySettings, is_loopback
 from .settings import default_home
@@ -121,11 +122,14 @@ def check_serve(host: str, security: SecuritySettings) -> None:
         )
 
 
-def uvicorn_options(security: SecuritySettings) -> dict[str, Any]:
-    """What uvicorn enforces: TLS, idle connections, connection count, the request head."""
+def uvicorn_options(
+    security: SecuritySettings, inline: InlineStatusReads | None = None
+) -> dict[str, Any]:
+    """What uvicorn enforces: TLS, idle connections, connection count, the request head; and
+    the status reads its protocol answers inline."""
     options: dict[str, Any] = {
         "http": GuardedHttpToolsProtocol.configured(
-            security.max_header_bytes, security.header_timeout
+            security.max_header_bytes, security.header_timeout, inline
         ),
         "timeout_keep_alive": security.keep_alive_timeout,
         "limit_concurrency": security.max_connections,

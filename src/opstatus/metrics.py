@@ -18,14 +18,15 @@ import contextlib
 import inspect
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from .errors import CorruptRecord, StoreError
 from .models import Operation
 from .queries import OperationQuery
-from .stores.base import Change, DeleteCheck, Store
+from .stores.base import Change, DeleteCheck, ImmediateReads, Store
+from .tallies import CounterTally, HistogramTally
 
 #: Seconds; the read path answers in well under a millisecond, a fsync'd write in a few.
 LATENCY_BUCKETS = (
@@ -52,29 +53,31 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
+        # The three families every request touches are tallies (see tallies.py): no locks.
+        self.requests = CounterTally(
             "opstatus_http_requests",
             "HTTP requests answered, by route template, method and status code.",
             ["route", "method", "status"],
-            registry=r,
         )
-        self.latency = Histogram(
+        self.latency = HistogramTally(
             "opstatus_http_request_duration_seconds",
             "Time to answer an HTTP request, by route template and method.",
             ["route", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
         )
-        self.in_flight = Gauge(
-            "opstatus_http_requests_in_flight", "HTTP requests being answered.", registry=r
-        )
-        self.store_latency = Histogram(
+        self.store_latency = HistogramTally(
             "opstatus_store_call_duration_seconds",
             "Time spent in the store, by call and outcome (ok, error).",
             ["call", "outcome"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
         )
+        for tally in (self.requests, self.latency, self.store_latency):
+            r.register(tally)
+        #: Requests being answered through the app (inline answers are never in flight).
+        self.requests_in_flight = 0
+        Gauge(
+            "opstatus_http_requests_in_flight", "HTTP requests being answered.", registry=r
+        ).set_function(lambda: self.requests_in_flight)
         self.store_errors = Counter(
             "opstatus_store_errors",
             "Store calls that failed with a store error (answered 503).",
@@ -92,22 +95,12 @@ class Metrics:
             ["status"],
             registry=r,
         )
-        # labels() takes a lock and builds a tuple; on the hot path a dict lookup is cheaper.
-        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._method_label = {method: method for method in KNOWN_METHODS}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        children = self._request_children.get(key)
-        if children is None:
-            if method not in KNOWN_METHODS:
-                method = "OTHER"
-            children = (
-                self.requests.labels(route, method, str(status)),
-                self.latency.labels(route, method),
-            )
-            self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        method = self._method_label.get(method, "OTHER")
+        self.requests.inc((route, method, str(status)))
+        self.latency.observe((route, method), seconds)
 
     @contextlib.contextmanager
     def waiting(self) -> Iterator[None]:
@@ -125,6 +118,12 @@ class Metrics:
             self.operations.labels(status).set(count)
 
 
+def instrument(store: Store, metrics: Metrics) -> Store:
+    """``store`` with every call timed; it keeps ``get_now`` if it has it (ImmediateReads)."""
+    cls = InstrumentedStore if isinstance(store, ImmediateReads) else _InstrumentedAsyncStore
+    return cast(Store, cls(store, metrics))
+
+
 class InstrumentedStore:
     """A store wrapper that times every call and remembers whether writes are failing.
 
@@ -137,15 +136,9 @@ class InstrumentedStore:
         self.metrics = metrics
         #: The message of the last failed write, cleared by the next write that succeeds.
         self.write_failure: str | None = None
-        self._children: dict[tuple[str, str], Any] = {}
 
     def _observe(self, call: str, outcome: str, seconds: float) -> None:
-        child = self._children.get((call, outcome))
-        if child is None:
-            child = self._children[(call, outcome)] = self.metrics.store_latency.labels(
-                call, outcome
-            )
-        child.observe(seconds)
+        self.metrics.store_latency.observe((call, outcome), seconds)
 
     async def _timed(self, call: str, write: bool, func: Callable[..., Any], *args: Any) -> Any:
         start = time.perf_counter()
@@ -198,6 +191,19 @@ class InstrumentedStore:
         )
         return result
 
+    def get_now(self, subscription_id: str, operation_key: str) -> Operation | None:
+        """Present only on the wrapper of a store that has it: see :func:`instrument`."""
+        inner: ImmediateReads = self.inner  # type: ignore[assignment]
+        start = time.perf_counter()
+        try:
+            result = inner.get_now(subscription_id, operation_key)
+        except StoreError:
+            self._observe("get", "error", time.perf_counter() - start)
+            self.metrics.store_errors.labels("get").inc()
+            raise
+        self._observe("get", "ok", time.perf_counter() - start)
+        return result
+
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
         if not inspect.iscoroutinefunction(attr):
@@ -207,3 +213,9 @@ class InstrumentedStore:
             return await self._timed(name, False, lambda: attr(*args, **kwargs))
 
         return timed
+
+
+class _InstrumentedAsyncStore(InstrumentedStore):
+    """For a store without immediate reads (PostgreSQL): ``get_now`` is absent, as there."""
+
+    get_now = None  # type: ignore[assignment]

@@ -20,7 +20,13 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import OperationExists, OperationExpired, OperationNotFound, PreconditionFailed
+from .errors import (
+    OperationExists,
+    OperationExpired,
+    OperationNotFound,
+    OpstatusError,
+    PreconditionFailed,
+)
 from .lifecycle import Clock, LifecyclePolicy, Tombstone, expired_error
 from .models import (
     Operation,
@@ -133,6 +139,24 @@ class OperationService:
                 )
             raise _not_found(ref)
         return await self._settle(op, now)
+
+    def read_now(self, ref: OperationRef) -> Operation | None:
+        """:meth:`get` answered synchronously, or None when it cannot be: the store's reads
+        wait (no ``get_now``), or the answer is not a plain read (not found, expired, or a
+        lapsed lease to record). The caller then awaits :meth:`get`, which answers those."""
+        get_now: Callable[[str, str], Operation | None] | None = getattr(
+            self.store, "get_now", None
+        )
+        if get_now is None:
+            return None
+        op = get_now(ref.subscription_id, ref.key)
+        if op is None or not ref.matches(op):
+            return None
+        try:
+            settled = self.policy.settle(op, self.clock())
+        except OpstatusError:  # expired
+            return None
+        return op if settled is op else None
 
     async def _settle(self, op: Operation, now: str) -> Operation:
         """``op`` as it stands now; a lost producer's operation is failed for good on the way."""

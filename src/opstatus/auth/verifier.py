@@ -121,6 +121,14 @@ class TokenVerifier:
             principal = self._verify(token, allow_refresh=False)
         return self._remember(token, principal)
 
+    def known(self, authorization: str) -> Principal | None:
+        """The principal of a bearer token verified before and not expired; None when it
+        would need verifying (or the header is not a bearer token). Never raises."""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return self._cached(token.strip())
+
     # -- steps -----------------------------------------------------------------------------
 
     @staticmethod

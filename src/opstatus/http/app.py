@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,7 +24,7 @@ from .. import errors
 from ..auth import load_or_create_key
 from ..lifecycle import Clock
 from ..maintenance import run_maintenance
-from ..metrics import InstrumentedStore, Metrics
+from ..metrics import Metrics, instrument
 from ..models import now_text
 from ..providers import ProviderRegistry
 from ..security import build_verifier
@@ -38,8 +38,10 @@ from .context import AppContext
 from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
 from .guard import GuardMiddleware
 from .headers import ArmHeadersMiddleware
-from .limits import WaiterSlots
+from .inline import InlineStatusReads
+from .limits import RateLimiter, WaiterSlots
 from .operability import MetricsMiddleware, operability_routes
+from .status_read import StatusRead, StatusReadMiddleware
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
@@ -80,20 +82,23 @@ def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
     return endpoint
 
 
+class OpstatusApp(ArmHeadersMiddleware):
+    """The ASGI app, and the status reads the HTTP protocol may answer inline (``serve``
+    hands :attr:`inline` to :mod:`.protocol`; see :mod:`.inline`)."""
+
+    def __init__(self, app: Starlette, inline: InlineStatusReads) -> None:
+        super().__init__(app)
+        self.inline = inline
+
+
 def create_app(
     settings: Settings, store: Store | None = None, clock: Clock = now_text
-) -> ArmHeadersMiddleware:
+) -> OpstatusApp:
     """The app; ``clock`` is the service's and the sweeps' notion of now (tests pass a
     controllable one)."""
     store = store if store is not None else open_store(settings.resolved_store_url())
     metrics = Metrics()
-    # Store calls this wrapper does not spell out (a backend's newer ones) are passed through
-    # and timed by its __getattr__, hence the cast.
-    store = cast(Store, InstrumentedStore(store, metrics))
-    metrics = Metrics()
-    # Store calls this wrapper does not spell out (a backend's newer ones) are passed through
-    # and timed by its __getattr__, hence the cast.
-    store = cast(Store, InstrumentedStore(store, metrics))
+    store = instrument(store, metrics)
     providers = (
         ProviderRegistry.from_file(settings.providers_file)
         if settings.providers_file
@@ -111,6 +116,7 @@ def create_app(
         waiters=WaiterSlots(
             settings.security.max_waiters, settings.security.max_waiters_per_principal
         ),
+        limiter=RateLimiter.from_settings(settings.security),
     )
 
     @contextlib.asynccontextmanager
@@ -145,9 +151,13 @@ def create_app(
     collection = {"GET": lists.list_operations, "POST": arm.post_operation}
     # Routes are tried in order: the status read, polled thousands of times per operation,
     # comes first (after the POST-only purge action, which its path would otherwise swallow).
+    status_route = CaselessRoute(
+        f"{ARM_BASE}/operationsStatus/{{operation_id}}", by_method(status_item)
+    )
+    status_read = StatusRead(ctx, status_route)
     routes = [
         CaselessPostRoute(f"{ARM_BASE}/operationsStatus/purge", lists.purge_operations),
-        CaselessRoute(f"{ARM_BASE}/operationsStatus/{{operation_id}}", by_method(status_item)),
+        status_route,
         CaselessRoute(
             f"{ARM_BASE}/operationsStatus/{{operation_id}}/cancel",
             by_method({"POST": arm.cancel_operation}),
@@ -176,6 +186,8 @@ def create_app(
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(GuardMiddleware, ctx=ctx),
+            # The status GET, answered here without the router (see status_read.py).
+            Middleware(StatusReadMiddleware, read=status_read),
         ],
         exception_handlers={
             errors.OpstatusError: handle_opstatus_error,
@@ -185,4 +197,4 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.metrics = metrics
-    return ArmHeadersMiddleware(app)
+    return OpstatusApp(app, InlineStatusReads(ctx, status_read, metrics))

@@ -8,6 +8,7 @@ provider, api-version and the rest of the path (400), then the store (404, 409, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..auth import authorize
+from ..auth import Principal, authorize
 from ..models import (
     Operation,
     OperationDraft,
@@ -80,8 +81,23 @@ def resolve_scope(request: Request, action: str, verb: str, resource: str) -> Sc
     location), for the 403 message; ``verb`` completes the ARM action name.
     """
     ctx: AppContext = request.app.state.ctx
-    principal = principal_of(request)
-    params = request.path_params
+    api_version = request.query_params.get("api-version", "")
+    return scope_of(
+        ctx, principal_of(request), request.path_params, api_version, action, verb, resource
+    )
+
+
+def scope_of(
+    ctx: AppContext,
+    principal: Principal,
+    params: Mapping[str, str],
+    api_version: str,
+    action: str,
+    verb: str,
+    resource: str,
+) -> Scope:
+    """:func:`resolve_scope` on what was already taken from the request (the fast status
+    read, :mod:`.status_read`, calls it without a Starlette Request)."""
     subscription_id = validate_subscription_id(params["subscription_id"])
     namespace, location = params["namespace"], params.get("location")
     if not principal.can(action, subscription_id):
@@ -95,7 +111,6 @@ def resolve_scope(request: Request, action: str, verb: str, resource: str) -> Sc
     provider = ctx.providers.lookup(namespace)
     if location is not None:
         location = normalize_location(location)
-    api_version = request.query_params.get("api-version", "")
     provider.check_api_version(api_version, location or "all")
     return Scope(subscription_id, provider, location, api_version)
 
@@ -107,9 +122,33 @@ def resolve(
     with_id: bool = True,
     resource_type: str = "operationsStatus",
 ) -> Target:
-    operation_id = request.path_params.get("operation_id", "")
+    ctx: AppContext = request.app.state.ctx
+    api_version = request.query_params.get("api-version", "")
+    return target_of(
+        ctx,
+        principal_of(request),
+        request.path_params,
+        api_version,
+        action,
+        verb,
+        with_id,
+        resource_type,
+    )
+
+
+def target_of(
+    ctx: AppContext,
+    principal: Principal,
+    params: Mapping[str, str],
+    api_version: str,
+    action: str,
+    verb: str,
+    with_id: bool = True,
+    resource_type: str = "operationsStatus",
+) -> Target:
+    operation_id = params.get("operation_id", "")
     resource = resource_type + (f"/{operation_id}" if with_id else "")
-    scope = resolve_scope(request, action, verb, resource)
+    scope = scope_of(ctx, principal, params, api_version, action, verb, resource)
     if with_id:
         operation_id = validate_operation_id(operation_id)
     assert scope.location is not None
@@ -127,11 +166,23 @@ def if_match(request: Request, header_name: str = "if-match") -> IfMatch:
     return frozenset(tags)
 
 
-def body_of(request: Request, op: Operation, provider: Provider, full: bool) -> dict[str, Any]:
-    ctx: AppContext = request.app.state.ctx
+def body_of(ctx: AppContext, op: Operation, provider: Provider, full: bool) -> dict[str, Any]:
+    """The operation in the provider's shape (``full``: every field opstatus keeps)."""
     service = ctx.service
     lease_state = service.policy.lease_state(op, service.clock()) if full else None
     return arm_body(op, provider.error_shape, full, lease_state)
+
+
+def document(ctx: AppContext, op: Operation, provider: Provider, full: bool) -> bytes:
+    return orjson.dumps(body_of(ctx, op, provider, full))
+
+
+def operation_headers(ctx: AppContext, op: Operation) -> dict[str, str]:
+    """ETag always; Retry-After while the operation runs, so pollers know when to come back."""
+    headers = {"ETag": f'"{op.etag}"'}
+    if not op.terminal:
+        headers["Retry-After"] = str(ctx.settings.retry_after)
+    return headers
 
 
 def operation_response(
@@ -144,18 +195,16 @@ def operation_response(
     prefer: dict[str, str] | None = None,
 ) -> Response:
     ctx: AppContext = request.app.state.ctx
-    all_headers = {"ETag": f'"{op.etag}"'}
+    all_headers = operation_headers(ctx, op)
     full = wants_full_detail(preferences(request) if prefer is None else prefer)
     if full:
         applied = (FULL_DETAIL, *applied)
     if applied:
         all_headers["Preference-Applied"] = ", ".join(applied)
-    if not op.terminal:
-        all_headers["Retry-After"] = str(ctx.settings.retry_after)
     if headers:
         all_headers.update(headers)
     return Response(
-        orjson.dumps(body_of(request, op, provider, full)),
+        document(ctx, op, provider, full),
         status_code=status,
         media_type="application/json",
         headers=all_headers,

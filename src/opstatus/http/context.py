@@ -9,7 +9,7 @@ from ..providers import ProviderRegistry
 from ..service import OperationService
 from ..settings import Settings
 from ..stores.base import Store
-from .limits import WaiterSlots
+from .limits import RateLimiter, WaiterSlots
 
 
 @dataclass
@@ -23,3 +23,5 @@ class AppContext:
     paging_key: bytes
     #: Long-poll waiters (Prefer: wait) ask here for a slot; see limits.WaiterSlots.
     waiters: WaiterSlots = field(default_factory=WaiterSlots)
+    #: Requests per second per caller (the guard, and the inline status reads); None: no limit.
+    limiter: RateLimiter | None = None

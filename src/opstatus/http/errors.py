@@ -87,6 +87,11 @@ def error_response(
 
 async def handle_opstatus_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.OpstatusError)
+    return opstatus_error_response(exc)
+
+
+def opstatus_error_response(exc: errors.OpstatusError) -> Response:
+    """A domain error as ARM's envelope, with the headers its status needs."""
     status = status_of(exc)
     headers: dict[str, str] = {}
     if isinstance(exc, errors.NotAuthenticated):

@@ -33,7 +33,6 @@ from . import audit
 from .classic_errors import classic_error_response
 from .context import AppContext
 from .errors import RequestTimeout, RequestTooLarge, error_response
-from .limits import RateLimiter
 
 
 def principal_of(request: Request) -> Principal:
@@ -60,11 +59,7 @@ class GuardMiddleware:
         self.app = app
         self.ctx = ctx
         security = ctx.settings.security
-        self.limiter = (
-            RateLimiter(security.rate_limit, security.rate_burst)
-            if security.rate_limit > 0
-            else None
-        )
+        self.limiter = ctx.limiter
         self.max_body = ctx.settings.max_body_bytes
         self.body_timeout = security.body_timeout
         self.reject_delay = security.reject_delay

@@ -9,6 +9,8 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
+from ..security import SecuritySettings
+
 #: Buckets kept before idle (full) ones are dropped.
 MAX_BUCKETS = 100_000
 
@@ -24,6 +26,13 @@ class RateLimiter:
         self._clock = clock
         # key -> [tokens, time of last update]; a list, so one lookup updates in place.
         self._buckets: dict[str, list[float]] = {}
+
+    @classmethod
+    def from_settings(cls, security: SecuritySettings) -> RateLimiter | None:
+        """The limiter ``--rate-limit`` and ``--rate-burst`` ask for; None when it is 0 (off)."""
+        if security.rate_limit <= 0:
+            return None
+        return cls(security.rate_limit, security.rate_burst)
 
     def take(self, key: str) -> float:
         """Spend one token: 0.0 when allowed, else the seconds until one is available."""

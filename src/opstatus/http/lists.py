@@ -97,7 +97,7 @@ async def list_operations(request: Request) -> Response:
     page = await ctx.service.list(dataclasses.replace(query, limit=page_size))
     full = wants_full_detail(preferences(request))
     body: dict[str, object] = {
-        "value": [body_of(request, op, scope.provider, full) for op in page.operations]
+        "value": [body_of(ctx, op, scope.provider, full) for op in page.operations]
     }
     if page.next is not None:
         next_token = continuation.encode(

@@ -106,12 +106,12 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        in_flight = self.metrics.in_flight
-        in_flight.inc()
+        metrics = self.metrics
+        metrics.requests_in_flight += 1
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            in_flight.dec()
+            metrics.requests_in_flight -= 1
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.observe_request(

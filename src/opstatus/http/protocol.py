@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+if TYPE_CHECKING:
+    from .inline import InlineStatusReads
 
 
 class _HeadRefused(Exception):
@@ -25,6 +28,8 @@ class _HeadRefused(Exception):
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_head_bytes = 16 * 1024
     head_timeout = 10.0
+    #: Status reads answered as soon as their head is parsed (see inline.py); None: none.
+    inline: InlineStatusReads | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -32,15 +37,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._raw_head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._started = False  # has any request begun on this connection
+        self._head_started = 0.0
         self._refusal: tuple[int, bytes, str] | None = None
+        self._answered: bool | None = None  # answered inline: whether to keep the connection
 
     @classmethod
-    def configured(cls, max_head_bytes: int, head_timeout: float) -> type[HttpToolsProtocol]:
+    def configured(
+        cls, max_head_bytes: int, head_timeout: float, inline: InlineStatusReads | None = None
+    ) -> type[HttpToolsProtocol]:
         """A subclass with these limits (uvicorn instantiates the protocol class itself)."""
         return type(
             cls.__name__,
             (cls,),
-            {"max_head_bytes": max_head_bytes, "head_timeout": head_timeout},
+            {"max_head_bytes": max_head_bytes, "head_timeout": head_timeout, "inline": inline},
         )
 
     # -- connection ------------------------------------------------------------------------
@@ -69,7 +79,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head = True
+        self._in_head = self._started = True
+        self._head_started = self.loop.time()
         self._head_bytes = 0  # as parsed: request line and complete headers
         self._raw_head_bytes = 0  # as received, while the head is incomplete
         self._arm_head_timer()
@@ -84,8 +95,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._cancel_head_timer()
+        if self.inline is not None and self._answer_inline(self.inline):
+            return
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        keep_alive, self._answered = self._answered, None
+        if keep_alive is None:
+            super().on_message_complete()
+            return
+        if not keep_alive:
+            self.transport.close()
+        self.on_response_complete()  # as uvicorn after a response: the keep-alive timer
+
+    # -- inline answers --------------------------------------------------------------------
+
+    def _answer_inline(self, inline: InlineStatusReads) -> bool:
+        """Answer a GET inline when nothing is in flight on this connection before it."""
+        if self.pipeline or (self.cycle is not None and not self.cycle.response_complete):
+            return False
+        if self.parser.get_method() != b"GET":
+            return False
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        response = inline.answer(self.url, self.headers, keep_alive)
+        if response is None:
+            return False
+        self.transport.write(response)
+        self._answered = keep_alive
+        return True
 
     def _count(self, size: int) -> None:
         self._head_bytes += size
@@ -122,10 +159,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     # -- the head timer --------------------------------------------------------------------
+    # One timer per connection, not one per request: a request only notes when its head
+    # began, and the timer, when it fires, checks the head in progress and re-arms for what
+    # is left of its time.
 
-    def _arm_head_timer(self) -> None:
+    def _arm_head_timer(self, delay: float | None = None) -> None:
         if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+            delay = self.head_timeout if delay is None else delay
+            self._head_timer = self.loop.call_later(delay, self._head_timed_out)
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -137,7 +178,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if not self._in_head:
-            self.transport.close()  # connected but never started a request
+            if not self._started:
+                self.transport.close()  # connected but never started a request
+            return  # between requests: uvicorn's keep-alive timeout closes idle connections
+        left = self._head_started + self.head_timeout - self.loop.time()
+        if left > 0:
+            self._arm_head_timer(left)
             return
         self._refusal = (
             408,

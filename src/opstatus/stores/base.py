@@ -95,6 +95,16 @@ class Store(RoleAssignmentStore, Protocol):
 
 
 @runtime_checkable
+class ImmediateReads(Protocol):
+    """A store whose reads never wait on I/O the event loop could overlap (SQLite, memory):
+    it can answer a read synchronously, which lets the server answer a status GET inline,
+    without scheduling a task for it (``http/inline.py``)."""
+
+    def get_now(self, subscription_id: str, operation_key: str) -> Operation | None:
+        """:meth:`Store.get`, synchronously."""
+
+
+@runtime_checkable
 class Migratable(Protocol):
     """A store whose data outlives the process, in a versioned schema (``migrations.py``).
 

@@ -48,6 +48,9 @@ class MemoryStore(MemoryRoleAssignments):
         return operation, True
 
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
+        return self.get_now(subscription_id, operation_key)
+
+    def get_now(self, subscription_id: str, operation_key: str) -> Operation | None:
         return self._operations.get((subscription_id, operation_key))
 
     async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:

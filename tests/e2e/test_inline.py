@@ -1,0 +1,122 @@
+"""The inline status reads in a real server: keep-alive, pipelining, HTTP/1.0, metrics.
+
+The lane answers inside the HTTP protocol (http/protocol.py), so what it must keep is the
+protocol's contract: answers in request order on a connection, however requests arrive,
+and the connection kept or closed as the client asked.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import SUB_A, ServerProcess, status_path
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    home = tmp_path_factory.mktemp("inline") / "home"
+    proc = ServerProcess(home).start()
+    owner = {"Authorization": f"Bearer {proc.token()}"}
+    for op in ("op1", "op2"):
+        body = {"status": "InProgress"} if op == "op1" else {"status": "Succeeded"}
+        assert httpx.put(proc.url + status_path(op_id=op), json=body, headers=owner).is_success
+    yield proc
+    proc.stop()
+
+
+def request(method: str, path: str, token: str, body: bytes = b"", version: str = "1.1") -> bytes:
+    head = f"{method} {path} HTTP/{version}\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """``count`` responses, each framed by its Content-Length."""
+    buffer = b""
+    responses = []
+    while len(responses) < count:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(responses)} responses"
+            buffer += chunk
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines)}
+        length = int(headers.get("content-length", "0"))
+        while len(buffer) < length:
+            chunk = sock.recv(65536)
+            assert chunk
+            buffer += chunk
+        responses.append((int(status_line.split()[1]), headers, buffer[:length]))
+        buffer = buffer[length:]
+    return responses
+
+
+def test_keep_alive_and_pipelined_requests_answer_in_order(server: ServerProcess) -> None:
+    token = server.token("Owner", f"/subscriptions/{SUB_A}", "pipeliner")
+    patch = b'{"percentComplete": 50}'
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request("GET", status_path(op_id="op1"), token))  # verifies the token
+        first = read_responses(sock, 1)[0]
+        assert first[0] == 200 and b'"name":"op1"' in first[2]
+        # Inline-able reads around a write and a 404, all in one segment.
+        burst = b"".join(
+            [
+                request("GET", status_path(op_id="op1"), token),
+                request("GET", status_path(op_id="op2"), token),
+                request("PATCH", status_path(op_id="op1"), token, patch),
+                request("GET", status_path(op_id="op1"), token),
+                request("GET", status_path(op_id="missing"), token),
+                request("GET", status_path(op_id="op2"), token),
+            ]
+        )
+        sock.sendall(burst)
+        answers = read_responses(sock, 6)
+    assert [status for status, _, _ in answers] == [200, 200, 200, 200, 404, 200]
+    names = [body.split(b'"name":"', 1)[1].split(b'"', 1)[0] for _, _, body in answers[:4]]
+    assert names == [b"op1", b"op2", b"op1", b"op1"]
+    assert b"percentComplete" not in answers[0][2]  # read before the PATCH...
+    assert answers[3][1]["etag"] != answers[0][1]["etag"]  # ...and after it
+    assert answers[1][1].get("retry-after") is None  # Succeeded: no Retry-After
+    ids = {headers["x-ms-request-id"] for _, headers, _ in answers}
+    assert len(ids) == 6
+
+
+def test_http_1_0_gets_its_answer_and_the_connection_closes(server: ServerProcess) -> None:
+    token = server.token("Reader", f"/subscriptions/{SUB_A}", "old-client")
+    for _ in range(2):  # the first through the app, the second inline
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(request("GET", status_path(op_id="op2"), token, version="1.0"))
+            status, headers, body = read_responses(sock, 1)[0]
+            assert status == 200 and headers.get("connection") == "close"
+            assert b'"status":"Succeeded"' in body
+            assert sock.recv(100) == b""  # closed by the server
+
+
+def test_inline_answers_are_counted(server: ServerProcess, tmp_path: Path) -> None:
+    token = server.token("Reader", f"/subscriptions/{SUB_A}", "counted")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        before = _status_reads(c.get("/metrics").text)
+        for _ in range(20):
+            assert c.get(status_path(op_id="op1")).status_code == 200
+        assert _status_reads(c.get("/metrics").text) == before + 20
+
+
+def _status_reads(metrics: str) -> float:
+    for line in metrics.splitlines():
+        if (
+            line.startswith("opstatus_http_requests_total{")
+            and "operationsStatus/{operation_id}" in line
+            and 'method="GET"' in line
+            and 'status="200"' in line
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
