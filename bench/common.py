@@ -6,6 +6,7 @@ is reported next to baselines measured in the same run, because the machines are
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -19,7 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +36,6 @@ def op_id(i: int) -> str:
 
 def seed_sqlite(path: Path, count: int) -> None:
     """Bulk-load ``count`` InProgress operations straight into an opstatus SQLite file."""
-    import asyncio
-
     from opstatus.stores.sqlite import SQLiteStore
 
     store = SQLiteStore(path)
@@ -79,36 +80,63 @@ def free_port() -> int:
 def server(
     args: list[str], env: dict[str, str] | None = None, health: str = "/healthz"
 ) -> Iterator[str]:
-    """Start a server process on a free port; yields its base URL; stops it after."""
+    """Start a server process on a free port; yields its base URL; stops it after.
+
+    Its standard error goes to a file, not a pipe: opstatus writes an audit line there for
+    every write, and a pipe nobody reads would fill and stall the server mid-benchmark.
+    """
     port = free_port()
     argv = [a.replace("{port}", str(port)) for a in args]
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "exited")
-            try:
-                httpx.get(url + health, timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(log.read().decode(errors="replace")[-4000:] or "exited")
+                try:
+                    httpx.get(url + health, timeout=1)
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def opstatus_args(home: Path, *extra: str) -> list[str]:
+    """``opstatus serve`` for :func:`server`: quiet, and no per-principal rate limit, since
+    one token drives all the load."""
+    return [
+        sys.executable,
+        "-m",
+        "opstatus",
+        "serve",
+        "--home",
+        str(home),
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+        "--rate-limit",
+        "0",
+        *extra,
+    ]
 
 
 def uvicorn_args(app: str, workers: int = 1) -> list[str]:
@@ -170,36 +198,8 @@ def wrk(
     threads: int = 2,
 ) -> Load:
     """Drive GETs of random ids with wrk; ``path_fmt`` has one %07d-style slot for the id."""
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk")
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_SCRIPT % {"count": count, "token": token, "path_fmt": path_fmt})
-        script = f.name
-    try:
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t",
-                str(threads),
-                "-c",
-                str(connections),
-                "-d",
-                f"{seconds}s",
-                "--timeout",
-                "10s",
-                "-s",
-                script,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(script)
-    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
-    data = json.loads(line.removeprefix("WRKJSON "))
+    script = WRK_SCRIPT % {"count": count, "token": token, "path_fmt": path_fmt}
+    data = run_wrk(url, script, seconds, connections, threads)
     return Load(
         rps=data["requests"] / (data["duration_us"] / 1e6),
         p50_ms=data["p50_us"] / 1000,
@@ -207,6 +207,58 @@ def wrk(
         errors=data["errors"],
         non2xx=data["non2xx"],
     )
+
+
+def run_wrk(
+    url: str, script: str, seconds: int, connections: int, threads: int = 2
+) -> dict[str, Any]:
+    """Run wrk with a Lua ``script`` whose done() prints one line ``WRKJSON {...}``; returns
+    that object."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
+    try:
+        out = subprocess.run(
+            [*argv, "--timeout", "10s", "-s", f.name, url],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+    data: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
+    return data
+
+
+@contextmanager
+def pg_database(dsn: str, name: str) -> Iterator[str]:
+    """A throwaway database beside ``dsn``'s, migrated by ``opstatus migrate``; yields its
+    URL and drops it after, also on error (WITH FORCE: a server left connected is no reason
+    to keep it)."""
+    db = f"opstatus_bench_{name}_{os.getpid()}"
+    url = dsn.rsplit("/", 1)[0] + f"/{db}"
+    asyncio.run(_admin(dsn, f'CREATE DATABASE "{db}"'))
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "opstatus", "migrate", "--store", url],
+            capture_output=True,
+            check=True,
+        )
+        yield url
+    finally:
+        asyncio.run(_admin(dsn, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+
+
+async def _admin(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 def record(name: str, result: dict[str, object]) -> None:
