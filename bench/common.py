@@ -25,6 +25,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from opstatus.stores.sqlite import SQLiteStore
+
 ROOT = Path(__file__).resolve().parent.parent
 SUB = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
 RESULTS = ROOT / "bench" / "results"
@@ -34,13 +36,18 @@ def op_id(i: int) -> str:
     return f"op-{i:07d}"
 
 
-def seed_sqlite(path: Path, count: int) -> None:
-    """Bulk-load ``count`` InProgress operations straight into an opstatus SQLite file."""
-    from opstatus.stores.sqlite import SQLiteStore
-
+def sqlite_schema(path: Path) -> SQLiteStore:
+    """An SQLite file with opstatus's schema, made by the store itself (it migrates when
+    opened); returns the store, closed, whose connection settings are the server's."""
     store = SQLiteStore(path)
     asyncio.run(store.open())
     asyncio.run(store.close())
+    return store
+
+
+def seed_sqlite(path: Path, count: int) -> None:
+    """Bulk-load ``count`` InProgress operations straight into an opstatus SQLite file."""
+    sqlite_schema(path)
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA synchronous=OFF")
     now = "2026-01-01T00:00:00.000Z"
@@ -80,7 +87,16 @@ def free_port() -> int:
 def server(
     args: list[str], env: dict[str, str] | None = None, health: str = "/healthz"
 ) -> Iterator[str]:
-    """Start a server process on a free port; yields its base URL; stops it after.
+    """Start a server process on a free port; yields its base URL; stops it after."""
+    with server_process(args, env, health) as (url, _):
+        yield url
+
+
+@contextmanager
+def server_process(
+    args: list[str], env: dict[str, str] | None = None, health: str = "/healthz"
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`server`, also yielding the process (to read its CPU time, for one).
 
     Its standard error goes to a file, not a pipe: opstatus writes an audit line there for
     every write, and a pipe nobody reads would fill and stall the server mid-benchmark.
@@ -109,7 +125,7 @@ def server(
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.1)
-            yield url
+            yield url, proc
         finally:
             proc.terminate()
             try:
@@ -117,6 +133,12 @@ def server(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux), all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def opstatus_args(home: Path, *extra: str) -> list[str]:
