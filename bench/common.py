@@ -209,6 +209,17 @@ class Load:
     errors: int
     non2xx: int
 
+    @classmethod
+    def from_wrk(cls, data: dict[str, Any]) -> Load:
+        """From the WRKJSON line of :data:`WRK_SCRIPT`'s done()."""
+        return cls(
+            rps=data["requests"] / (data["duration_us"] / 1e6),
+            p50_ms=data["p50_us"] / 1000,
+            p99_ms=data["p99_us"] / 1000,
+            errors=data["errors"],
+            non2xx=data["non2xx"],
+        )
+
 
 def wrk(
     url: str,
@@ -222,13 +233,7 @@ def wrk(
     """Drive GETs of random ids with wrk; ``path_fmt`` has one %07d-style slot for the id."""
     script = WRK_SCRIPT % {"count": count, "token": token, "path_fmt": path_fmt}
     data = run_wrk(url, script, seconds, connections, threads)
-    return Load(
-        rps=data["requests"] / (data["duration_us"] / 1e6),
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        errors=data["errors"],
-        non2xx=data["non2xx"],
-    )
+    return Load.from_wrk(data)
 
 
 def run_wrk(
