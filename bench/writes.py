@@ -113,6 +113,11 @@ class Writes:
     def ratio(self) -> float:
         return self.opstatus / self.bare
 
+    @property
+    def cpu_ms(self) -> float:
+        """The server's CPU time per operation (to set against 1000 / bare)."""
+        return self.server_cores / self.opstatus * 1000
+
 
 def load(
     url: str, pid: int, token: str, run: str, seconds: int, args: argparse.Namespace
@@ -133,13 +138,13 @@ def load(
 
 
 @contextmanager
-def store(name: str, home: Path, dsn: str) -> Iterator[tuple[list[str], Bare]]:
+def store(name: str, home: Path, args: argparse.Namespace) -> Iterator[tuple[list[str], Bare]]:
     """``opstatus serve``'s arguments and the bare loop, each on a store of its own (SQLite:
     files side by side; PostgreSQL: one throwaway database, the rows of each apart)."""
     if name == "sqlite":
         yield opstatus_args(home), lambda run, s: sqlite_rate(home / f"{run}.db", s, run)
         return
-    with pg_database(dsn, "writes") as url:
+    with pg_database(args.dsn, "writes") as url:
         yield opstatus_args(home, "--store", url), lambda run, s: postgres_rate(url, s, run)
 
 
@@ -151,7 +156,7 @@ def measure(name: str, args: argparse.Namespace) -> list[Writes]:
             load_or_create_key(home), "bench", [("Contributor", f"/subscriptions/{SUB}")]
         )
         rounds = []
-        with store(name, home, args.dsn) as (argv, bare), server_process(argv) as (url, proc):
+        with store(name, home, args) as (argv, bare), server_process(argv) as (url, proc):
             load(url, proc.pid, token, "warm", 2, args)
             for i in range(args.rounds):
                 bare_rate = bare(f"bare{i}", args.seconds)
@@ -184,7 +189,7 @@ def report(results: dict[str, list[Writes]], args: argparse.Namespace) -> None:
     )
     print(
         f"{'store':<10}{'bare loop':>11}{'opstatus':>10}{'ratio':>7}"
-        f"{'p50 ms':>8}{'p99 ms':>8}{'failed':>8}{'cores':>7}"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'failed':>8}{'cores':>7}{'cpu ms/op':>11}"
     )
     for name, rounds in results.items():
         median = statistics.median
@@ -193,6 +198,7 @@ def report(results: dict[str, list[Writes]], args: argparse.Namespace) -> None:
             f"{median(r.opstatus for r in rounds):>10,.0f}{median(r.ratio for r in rounds):>7.2f}"
             f"{median(r.p50_ms for r in rounds):>8.2f}{median(r.p99_ms for r in rounds):>8.2f}"
             f"{sum(r.failed for r in rounds):>8}{median(r.server_cores for r in rounds):>7.2f}"
+            f"{median(r.cpu_ms for r in rounds):>11.2f}"
         )
         record(
             "writes",
@@ -200,10 +206,14 @@ def report(results: dict[str, list[Writes]], args: argparse.Namespace) -> None:
                 "store": name,
                 "connections": args.connections,
                 "seconds": args.seconds,
-                "rounds": [{**vars(r), "ratio": r.ratio} for r in rounds],
+                "rounds": [{**vars(r), "ratio": r.ratio, "cpu_ms": r.cpu_ms} for r in rounds],
             },
         )
-    print("p50/p99: of each PUT or PATCH, as wrk saw it; cores: CPU the opstatus process used")
+    print(
+        "p50/p99: of each PUT or PATCH, as wrk saw it; cores: CPU the opstatus process used "
+        "per second;\ncpu ms/op: its CPU time per operation (the bare loop's whole time per "
+        "operation is 1000 / its rate)"
+    )
 
 
 if __name__ == "__main__":
