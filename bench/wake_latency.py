@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -110,7 +111,8 @@ def main() -> None:
 
 def report(cases: dict[str, tuple[list[float], list[float]]], n: int) -> None:
     print(
-        f"\nheld GET woken by the PATCH to Succeeded, {n} rounds each, ms from its acknowledgement"
+        f"\nheld GET woken by the PATCH to Succeeded, {n} rounds each, ms from its "
+        f"acknowledgement; load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"{'case':<28}{'p50':>7}{'p90':>7}{'p99':>7}{'max':>7}{'target':>8}{'met':>5}"
@@ -125,7 +127,13 @@ def report(cases: dict[str, tuple[list[float], list[float]]], n: int) -> None:
         )
         record(
             "wake_latency",
-            {"case": name, "rounds": n, "from_ack_ms": ack, "from_send_ms": send},
+            {
+                "case": name,
+                "rounds": n,
+                "load_average": os.getloadavg()[0],
+                "from_ack_ms": ack,
+                "from_send_ms": send,
+            },
         )
 
 

@@ -14,6 +14,7 @@ database beside --dsn. Needs wrk (apt-get install wrk) and the bench extra.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -185,7 +186,8 @@ def report(results: dict[str, list[Writes]], args: argparse.Namespace) -> None:
     """Medians over the rounds; the ratio is the median of each round's own ratio."""
     print(
         f"\ncreate + update to Succeeded, durable; operations/s; c={args.connections}, "
-        f"{args.seconds}s per measurement, {args.rounds} round(s)"
+        f"{args.seconds}s per measurement, {args.rounds} round(s); "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"{'store':<10}{'bare loop':>11}{'opstatus':>10}{'ratio':>7}"
@@ -206,6 +208,7 @@ def report(results: dict[str, list[Writes]], args: argparse.Namespace) -> None:
                 "store": name,
                 "connections": args.connections,
                 "seconds": args.seconds,
+                "load_average": os.getloadavg()[0],
                 "rounds": [{**vars(r), "ratio": r.ratio, "cpu_ms": r.cpu_ms} for r in rounds],
             },
         )
