@@ -59,13 +59,7 @@ def finish_wrk(proc: subprocess.Popen[str], script: str, seconds: int) -> Load:
     if line is None:
         raise RuntimeError(f"wrk failed: {err or out}")
     data = json.loads(line.removeprefix("WRKJSON "))
-    return Load(
-        rps=data["requests"] / (data["duration_us"] / 1e6),
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        errors=data["errors"],
-        non2xx=data["non2xx"],
-    )
+    return Load.from_wrk(data)
 
 
 def scenario(

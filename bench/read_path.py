@@ -20,7 +20,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SUB, Load, record, seed_sqlite, server, uvicorn_args, wrk  # noqa: E402
+from bench.common import (  # noqa: E402
+    SUB,
+    Load,
+    opstatus_args,
+    record,
+    seed_sqlite,
+    server,
+    uvicorn_args,
+    wrk,
+)
 from opstatus.auth import load_or_create_key, mint_token  # noqa: E402
 
 PATH_FMT = (
@@ -53,20 +62,7 @@ def main() -> None:
         print(f"  {name}: {load.rps:,.0f} req/s", file=sys.stderr)
         return load
 
-    opstatus_argv = [
-        sys.executable,
-        "-m",
-        "opstatus",
-        "serve",
-        "--home",
-        str(home),
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
-        "--rate-limit",  # one token at full speed: throughput, not the per-principal limit
-        "0",
-    ]
+    opstatus_argv = opstatus_args(home)
     if args.workers > 1:
         opstatus_argv += ["--workers", str(args.workers)]
     results: dict[str, Load] = {
