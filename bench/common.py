@@ -158,11 +158,20 @@ def uvicorn_args(app: str, workers: int = 1) -> list[str]:
     ]
 
 
+#: wrk runs this script once per thread: each seeds its own generator (setup hands it a seed
+#: of its own), or every thread would ask for the same ids in the same order.
 WRK_SCRIPT = """
 local ids = %(count)d
 local token = "%(token)s"
 local fmt = "%(path_fmt)s"
-math.randomseed(os.time())
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("seed", os.time() * 1000 + threads)
+end
+init = function(args)
+  math.randomseed(seed)
+end
 request = function()
   local path = string.format(fmt, math.random(0, ids - 1))
   return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
