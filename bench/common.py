@@ -25,6 +25,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 SUB = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
 RESULTS = ROOT / "bench" / "results"
+#: The status GET every read benchmark drives: one %07d slot for the id (see op_id).
+STATUS_PATH_FMT = (
+    f"/subscriptions/{SUB}/providers/Microsoft.Cache/locations/westus/operationsStatus/"
+    "op-%07d?api-version=2025-07-01"
+)
 
 
 def op_id(i: int) -> str:
@@ -136,6 +141,42 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024  # the kernel writes kB, meaning KiB
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+@contextmanager
+def scratch() -> Iterator[Path]:
+    """A home folder for one run (signing key, SQLite files), removed after it."""
+    with tempfile.TemporaryDirectory(prefix="opstatus-bench-") as folder:
+        yield Path(folder)
+
+
+def opstatus_args(home: Path, store_url: str) -> list[str]:
+    """``opstatus serve`` on {port}, for server() or started()."""
+    return [
+        sys.executable,
+        "-m",
+        "opstatus",
+        "serve",
+        "--home",
+        str(home),
+        "--store",
+        store_url,
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+        "--rate-limit",  # one token at full speed: throughput, not the per-principal limit
+        "0",
+    ]
+
+
+def reader_token(home: Path) -> tuple[bytes, str]:
+    """The signing key of the opstatus home ``home`` (made if need be), and a day's token
+    of a Reader of the benchmark subscription."""
+    from opstatus.auth import load_or_create_key, mint_token
+
+    key = load_or_create_key(home)
+    return key, mint_token(key, "bench", [("Reader", f"/subscriptions/{SUB}")], 24 * 3600)
 
 
 def uvicorn_args(app: str, workers: int = 1) -> list[str]:

@@ -25,20 +25,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SUB, WRK_SCRIPT, Load, record, seed_sqlite, server  # noqa: E402
-from opstatus.auth import load_or_create_key, mint_token  # noqa: E402
-
-PATH_FMT = (
-    f"/subscriptions/{SUB}/providers/Microsoft.Cache/locations/westus/operationsStatus/"
-    "op-%07d?api-version=2025-07-01"
+from bench.common import (  # noqa: E402
+    STATUS_PATH_FMT,
+    SUB,
+    WRK_SCRIPT,
+    Load,
+    record,
+    seed_sqlite,
+    server,
 )
+from opstatus.auth import load_or_create_key, mint_token  # noqa: E402
 
 
 def start_wrk(
     url: str, count: int, token: str, seconds: int, connections: int, delay_ms: int = 0
 ) -> tuple[subprocess.Popen[str], str]:
     """wrk in the background; ``delay_ms`` pauses each connection between its requests."""
-    script = WRK_SCRIPT % {"count": count, "token": token, "path_fmt": PATH_FMT}
+    script = WRK_SCRIPT % {"count": count, "token": token, "path_fmt": STATUS_PATH_FMT}
     if delay_ms:
         script += f"\ndelay = function()\n  return {delay_ms}\nend\n"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
