@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,20 +23,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 
-SUB = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import SUB, free_port  # noqa: E402
+from bench.pg import DEFAULT_DSN, throwaway_database  # noqa: E402
+
 PATH = f"/subscriptions/{SUB}/providers/Microsoft.Cache/locations/westus/operationsStatus"
 API = "?api-version=2025-07-01"
 #: How long B holds the GET before A writes: time for B to have read and started waiting.
 SETTLE = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def opstatus(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -103,27 +99,18 @@ def summary(name: str, values: list[float]) -> str:
     )
 
 
-async def admin(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--dsn", default=DEFAULT_DSN)
     parser.add_argument("--n", type=int, default=300)
     args = parser.parse_args()
-    db = f"opstatus_bench_wake_{os.getpid()}"
-    url = args.dsn.rsplit("/", 1)[0] + f"/{db}"
-    asyncio.run(admin(args.dsn, f'CREATE DATABASE "{db}"'))
     procs: list[subprocess.Popen[bytes]] = []
-    try:
-        with tempfile.TemporaryDirectory() as home:
+    with (
+        tempfile.TemporaryDirectory() as home,
+        throwaway_database(args.dsn, "wake", Path(home)) as url,
+    ):
+        try:
             env = dict(os.environ, OPSTATUS_HOME=home, OPSTATUS_STORE=url)
-            opstatus("migrate", env=env)
             log = Path(home) / "servers.log"
             (proc_a, a), (proc_b, b) = serve(env, log), serve(env, log)
             procs += [proc_a, proc_b]
@@ -132,11 +119,10 @@ def main() -> None:
                 "--scope", f"/subscriptions/{SUB}", "--scope", f"/subscriptions/{SUB}", env=env,
             ).stdout.strip()  # fmt: skip
             from_ack, from_send = asyncio.run(measure(a, b, token, args.n))
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
-        asyncio.run(admin(args.dsn, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(10)
 
     print(f"waiter on B woken by a PATCH on A, {args.n} rounds, milliseconds")
     print(f"{'measured from':<22} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
