@@ -275,7 +275,14 @@ def wrk(
         ).stdout
     finally:
         os.unlink(script)
-    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str, err: str = "") -> Load:
+    """The Load in the WRKJSON line WRK_SCRIPT's done() writes to wrk's output."""
+    line = next((x for x in out.splitlines() if x.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {err or out}")
     data = json.loads(line.removeprefix("WRKJSON "))
     return Load(
         rps=data["requests"] / (data["duration_us"] / 1e6),
@@ -284,6 +291,13 @@ def wrk(
         errors=data["errors"],
         non2xx=data["non2xx"],
     )
+
+
+def status_load(url: str, count: int, token: str, seconds: int, connections: int) -> Load:
+    """Status GETs of random ids among ``count`` (STATUS_PATH_FMT): 2 s to warm up, then
+    ``seconds`` measured."""
+    wrk(url, STATUS_PATH_FMT, count, token, 2, connections)
+    return wrk(url, STATUS_PATH_FMT, count, token, seconds, connections)
 
 
 def record(name: str, result: dict[str, object]) -> None:

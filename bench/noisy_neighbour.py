@@ -14,7 +14,6 @@ bench/results/noisy_neighbour.jsonl. Needs wrk (apt-get install wrk).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ from bench.common import (  # noqa: E402
     SUB,
     WRK_SCRIPT,
     Load,
+    parse_wrk,
     record,
     seed_sqlite,
     server,
@@ -58,17 +58,7 @@ def finish_wrk(proc: subprocess.Popen[str], script: str, seconds: int) -> Load:
         out, err = proc.communicate(timeout=seconds + 60)
     finally:
         os.unlink(script)
-    line = next((x for x in out.splitlines() if x.startswith("WRKJSON ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk failed: {err or out}")
-    data = json.loads(line.removeprefix("WRKJSON "))
-    return Load(
-        rps=data["requests"] / (data["duration_us"] / 1e6),
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        errors=data["errors"],
-        non2xx=data["non2xx"],
-    )
+    return parse_wrk(out, err)
 
 
 def scenario(

@@ -21,15 +21,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    STATUS_PATH_FMT,
     Load,
     opstatus_args,
     reader_token,
     record,
     scratch,
     server,
+    status_load,
     uvicorn_args,
-    wrk,
 )
 from bench.pg import DEFAULT_DSN  # noqa: E402
 from bench.stores import KINDS, Seeded, seeded  # noqa: E402
@@ -59,8 +58,7 @@ def run(args: argparse.Namespace, home: Path, store: Seeded) -> dict[str, Load]:
 
     def measure(name: str, argv: list[str], env: dict[str, str] | None = None) -> Load:
         with server(argv, env, health="/healthz" if name == "opstatus" else "/") as url:
-            wrk(url, STATUS_PATH_FMT, args.ops, token, 2, args.connections)  # warm-up
-            load = wrk(url, STATUS_PATH_FMT, args.ops, token, args.seconds, args.connections)
+            load = status_load(url, args.ops, token, args.seconds, args.connections)
         print(f"  {name}: {load.rps:,.0f} req/s", file=sys.stderr)
         return load
 
