@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import socket
 import sqlite3
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 from opstatus.stores.sqlite import SQLiteStore
@@ -30,6 +30,11 @@ from opstatus.stores.sqlite import SQLiteStore
 ROOT = Path(__file__).resolve().parent.parent
 SUB = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
 RESULTS = ROOT / "bench" / "results"
+#: The status GET every read benchmark drives: one %07d slot for the id (see op_id).
+STATUS_PATH_FMT = (
+    f"/subscriptions/{SUB}/providers/Microsoft.Cache/locations/westus/operationsStatus/"
+    "op-%07d?api-version=2025-07-01"
+)
 
 
 def op_id(i: int) -> str:
@@ -46,35 +51,36 @@ def sqlite_schema(path: Path) -> SQLiteStore:
 
 
 def seed_sqlite(path: Path, count: int) -> None:
-    """Bulk-load ``count`` InProgress operations straight into an opstatus SQLite file."""
+    """Bulk-load ``count`` InProgress operations straight into an opstatus SQLite file.
+
+    The rows are made by SQLite itself (a recursive CTE), with no journal and no syncs: ten
+    million take about half a minute, where an executemany from Python took two and a half
+    times as long. The ids come in key order, so both indexes fill by appending.
+    """
     sqlite_schema(path)
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA synchronous=OFF")
-    now = "2026-01-01T00:00:00.000Z"
-    rows = (
-        (
-            SUB,
-            op_id(i).lower(),
-            op_id(i),
-            "Microsoft.Cache",
-            "westus",
-            "InProgress",
-            now,
-            f"{i:016x}",
-            now,
-            now,
-            "seed",
-        )
-        for i in range(count)
-    )
-    conn.executemany(
-        "INSERT INTO operations (subscription_id, operation_key, operation_id, namespace, "
-        "location, status, start_time, etag, created_at, updated_at, create_digest) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        rows,
-    )
-    conn.commit()
-    conn.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")  # a failed seed is thrown away, not rolled back
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA cache_size=-262144")  # 256 MiB
+        conn.execute("BEGIN")
+        conn.execute(_SEED_SQLITE, (count - 1, SUB, SEED_TIME))
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA journal_mode=WAL")  # as opstatus leaves its files
+    finally:
+        conn.close()
+
+
+#: When every seeded operation started (and was created and updated).
+SEED_TIME = "2026-01-01T00:00:00.000Z"
+#: The rows of seed_sqlite: ids as op_id() writes them, etags as 16 hex digits of the index.
+_SEED_SQLITE = (
+    "WITH RECURSIVE n(i) AS (SELECT 0 WHERE ?1 >= 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) "
+    "INSERT INTO operations (subscription_id, operation_key, operation_id, namespace, "
+    "location, status, start_time, etag, created_at, updated_at, create_digest) "
+    "SELECT ?2, printf('op-%07d', i), printf('op-%07d', i), 'Microsoft.Cache', 'westus', "
+    "'InProgress', ?3, printf('%016x', i), ?3, ?3, 'seed' FROM n"
+)
 
 
 def free_port() -> int:
@@ -83,20 +89,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def server(
-    args: list[str], env: dict[str, str] | None = None, health: str = "/healthz"
-) -> Iterator[str]:
-    """Start a server process on a free port; yields its base URL; stops it after."""
-    with server_process(args, env, health) as (url, _):
-        yield url
+@dataclass(frozen=True)
+class Running:
+    """A started server: where it answers, and its process id (for its memory or its CPU
+    time: rss_mib(), cpu_seconds())."""
+
+    url: str
+    pid: int
 
 
 @contextmanager
-def server_process(
+def started(
     args: list[str], env: dict[str, str] | None = None, health: str = "/healthz"
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """:func:`server`, also yielding the process (to read its CPU time, for one).
+) -> Iterator[Running]:
+    """Start a server process on a free port (``{port}`` in ``args``), once ``health``
+    answers; stop it after.
 
     Its standard error goes to a file, not a pipe: opstatus writes an audit line there for
     every write, and a pipe nobody reads would fill and stall the server mid-benchmark.
@@ -125,7 +132,7 @@ def server_process(
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.1)
-            yield url, proc
+            yield Running(url, proc.pid)
         finally:
             proc.terminate()
             try:
@@ -135,15 +142,40 @@ def server_process(
                 proc.wait()
 
 
+@contextmanager
+def server(
+    args: list[str], env: dict[str, str] | None = None, health: str = "/healthz"
+) -> Iterator[str]:
+    """:func:`started`, for callers that need only the base URL."""
+    with started(args, env, health) as running:
+        yield running.url
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux), all its threads included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def opstatus_args(home: Path, *extra: str) -> list[str]:
-    """``opstatus serve`` for :func:`server`: quiet, and no per-principal rate limit, since
-    one token drives all the load."""
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (VmRSS in /proc/<pid>/status), in MiB; Linux only."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024  # the kernel writes kB, meaning KiB
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+@contextmanager
+def scratch() -> Iterator[Path]:
+    """A home folder for one run (signing key, SQLite files), removed after it."""
+    with tempfile.TemporaryDirectory(prefix="opstatus-bench-") as folder:
+        yield Path(folder)
+
+
+def opstatus_args(home: Path, store: str | None = None, rate_limit: float = 0) -> list[str]:
+    """``opstatus serve`` on {port}, for :func:`started` or :func:`server`: quiet, on
+    ``store`` (a URL ``serve --store`` takes; else the SQLite file of ``home``), and by
+    default with no per-principal rate limit, since one token drives all the load."""
     return [
         sys.executable,
         "-m",
@@ -151,14 +183,23 @@ def opstatus_args(home: Path, *extra: str) -> list[str]:
         "serve",
         "--home",
         str(home),
+        *(["--store", store] if store else []),
         "--port",
         "{port}",
         "--log-level",
         "warning",
         "--rate-limit",
-        "0",
-        *extra,
+        f"{rate_limit:g}",
     ]
+
+
+def reader_token(home: Path) -> tuple[bytes, str]:
+    """The signing key of the opstatus home ``home`` (made if need be), and a day's token
+    of a Reader of the benchmark subscription."""
+    from opstatus.auth import load_or_create_key, mint_token
+
+    key = load_or_create_key(home)
+    return key, mint_token(key, "bench", [("Reader", f"/subscriptions/{SUB}")], 24 * 3600)
 
 
 def uvicorn_args(app: str, workers: int = 1) -> list[str]:
@@ -181,11 +222,21 @@ def uvicorn_args(app: str, workers: int = 1) -> list[str]:
     ]
 
 
+#: wrk runs this script once per thread: each seeds its own generator (setup hands it a seed
+#: of its own, from the run's own random %(seed)d), or every thread would ask for the same ids
+#: in the same order. Fill it in with gets_script().
 WRK_SCRIPT = """
 local ids = %(count)d
 local token = "%(token)s"
 local fmt = "%(path_fmt)s"
-math.randomseed(os.time())
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("seed", %(seed)d + threads)
+end
+init = function(args)
+  math.randomseed(seed)
+end
 request = function()
   local path = string.format(fmt, math.random(0, ids - 1))
   return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
@@ -199,6 +250,13 @@ done = function(summary, latency, requests)
     summary.errors.status, latency:percentile(50), latency:percentile(99)))
 end
 """
+
+
+def gets_script(path_fmt: str, count: int, token: str) -> str:
+    """:data:`WRK_SCRIPT` for GETs of random ids among ``count``; ``path_fmt`` has one
+    %07d-style slot for the id. Each call seeds its wrk threads afresh."""
+    seed = random.randrange(1 << 30)
+    return WRK_SCRIPT % {"count": count, "token": token, "path_fmt": path_fmt, "seed": seed}
 
 
 @dataclass
@@ -221,6 +279,64 @@ class Load:
         )
 
 
+@dataclass(frozen=True)
+class Wrk:
+    """wrk running in the background (see :func:`start_wrk`)."""
+
+    proc: subprocess.Popen[str]
+    script: str
+    seconds: int
+
+    def finish(self) -> dict[str, Any]:
+        """Wait for wrk to end; the object its script's done() wrote (:func:`parse_wrk`)."""
+        try:
+            out, err = self.proc.communicate(timeout=self.seconds + 60)
+        except BaseException:  # a timeout, or SIGTERM (bench.pg): no wrk left behind
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            os.unlink(self.script)
+        return parse_wrk(out, err)
+
+
+def start_wrk(url: str, script: str, seconds: int, connections: int, threads: int = 2) -> Wrk:
+    """Start wrk with a Lua ``script`` whose done() writes one line ``WRKJSON {...}``."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
+    try:
+        proc = subprocess.Popen(
+            [*argv, "--timeout", "10s", "-s", f.name, url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    except BaseException:
+        os.unlink(f.name)
+        raise
+    return Wrk(proc, f.name, seconds)
+
+
+def run_wrk(
+    url: str, script: str, seconds: int, connections: int, threads: int = 2
+) -> dict[str, Any]:
+    """:func:`start_wrk`, then wait for it: the object of its ``WRKJSON`` line."""
+    return start_wrk(url, script, seconds, connections, threads).finish()
+
+
+def parse_wrk(out: str, err: str = "") -> dict[str, Any]:
+    """The object on the ``WRKJSON {...}`` line a wrk script's done() writes to wrk's output
+    (``err``, wrk's standard error, says why when there is none)."""
+    line = next((x for x in out.splitlines() if x.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {err or out}")
+    data: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
+    return data
+
+
 def wrk(
     url: str,
     path_fmt: str,
@@ -231,61 +347,15 @@ def wrk(
     threads: int = 2,
 ) -> Load:
     """Drive GETs of random ids with wrk; ``path_fmt`` has one %07d-style slot for the id."""
-    script = WRK_SCRIPT % {"count": count, "token": token, "path_fmt": path_fmt}
-    data = run_wrk(url, script, seconds, connections, threads)
-    return Load.from_wrk(data)
+    script = gets_script(path_fmt, count, token)
+    return Load.from_wrk(run_wrk(url, script, seconds, connections, threads))
 
 
-def run_wrk(
-    url: str, script: str, seconds: int, connections: int, threads: int = 2
-) -> dict[str, Any]:
-    """Run wrk with a Lua ``script`` whose done() prints one line ``WRKJSON {...}``; returns
-    that object."""
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk")
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script)
-    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
-    try:
-        out = subprocess.run(
-            [*argv, "--timeout", "10s", "-s", f.name, url],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(f.name)
-    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
-    data: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
-    return data
-
-
-@contextmanager
-def pg_database(dsn: str, name: str) -> Iterator[str]:
-    """A throwaway database beside ``dsn``'s, migrated by ``opstatus migrate``; yields its
-    URL and drops it after, also on error (WITH FORCE: a server left connected is no reason
-    to keep it)."""
-    db = f"opstatus_bench_{name}_{os.getpid()}"
-    url = dsn.rsplit("/", 1)[0] + f"/{db}"
-    asyncio.run(_admin(dsn, f'CREATE DATABASE "{db}"'))
-    try:
-        subprocess.run(
-            [sys.executable, "-m", "opstatus", "migrate", "--store", url],
-            capture_output=True,
-            check=True,
-        )
-        yield url
-    finally:
-        asyncio.run(_admin(dsn, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-
-
-async def _admin(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+def status_load(url: str, count: int, token: str, seconds: int, connections: int) -> Load:
+    """Status GETs of random ids among ``count`` (STATUS_PATH_FMT): 2 s to warm up, then
+    ``seconds`` measured."""
+    wrk(url, STATUS_PATH_FMT, count, token, 2, connections)
+    return wrk(url, STATUS_PATH_FMT, count, token, seconds, connections)
 
 
 def record(name: str, result: dict[str, object]) -> None:

@@ -2,8 +2,8 @@
 
     python bench/drivers.py [--dsn postgresql://postgres@127.0.0.1:5432/test] [--n 3000]
 
-Works in a throwaway database (created, then dropped) with opstatus's own table, on uvloop
-as the server runs. For each driver: a primary-key lookup (the status GET) and an
+Works in a throwaway database (bench.pg: created, migrated, dropped) with opstatus's table,
+on uvloop as the server runs. For each driver: a primary-key lookup (the status GET) and an
 insert + commit (a create; the commit waits for the WAL flush, synchronous_commit=on),
 one at a time (latency) and from 16 tasks at once on a pool of 8 (throughput).
 Needs both drivers installed: pip install "psycopg[binary,pool]" asyncpg
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,13 +25,17 @@ import psycopg
 import psycopg_pool
 import uvloop
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import SUB, scratch  # noqa: E402
+from bench.pg import DEFAULT_DSN, throwaway_database  # noqa: E402
+
 COLUMNS = (
     "operation_key, subscription_id, operation_id, namespace, location, status, start_time, "
     "end_time, percent_complete, properties, error, etag, created_at, updated_at, "
     "create_digest, http_status_code, kind, cancelable, cancel_requested_at, lease_seconds, "
     "lease_expires_at, expires_at"
 )
-SUB = "e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f"
 ROWS = 1000
 POOL = 8
 TASKS = 16
@@ -161,33 +165,31 @@ def micro(seconds: float) -> str:
     return f"{seconds * 1e6:8.0f}"
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--n", type=int, default=3000)
-    args = parser.parse_args()
-    db = f"opstatus_bench_drivers_{os.getpid()}"
-    admin = await asyncpg.connect(args.dsn)
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    dsn = args.dsn.rsplit("/", 1)[0] + f"/{db}"
+async def compare(dsn: str, n: int) -> dict[str, dict[str, tuple[list[float], float]]]:
+    """Both drivers on the database ``dsn`` (opstatus's schema, empty): rows to read, then
+    two rounds, alternating, and the second one reported: the first warms the server's
+    caches and the machine for whichever driver happens to go first."""
+    conn = await asyncpg.connect(dsn)
     try:
-        conn = await asyncpg.connect(dsn)
-        schema = files("opstatus.stores.sql.postgresql").joinpath("schema.sql").read_text()
-        await conn.execute(schema)
         insert = f"INSERT INTO opstatus_operations ({COLUMNS}) VALUES ({placeholders('')})"
         await conn.executemany(insert, [row(f"k{i}") for i in range(ROWS)])
         await conn.execute("VACUUM ANALYZE opstatus_operations")
-        await conn.close()
-
-        # Two rounds, alternating, and the second one reported: the first warms the server's
-        # caches and the machine for whichever driver happens to go first.
-        results: dict[str, dict[str, tuple[list[float], float]]] = {}
-        for round_no in range(2):
-            for driver, bench in (("psycopg3", bench_psycopg), ("asyncpg", bench_asyncpg)):
-                results[driver] = await bench(dsn, args.n, f"r{round_no}")
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await admin.close()
+        await conn.close()
+    results: dict[str, dict[str, tuple[list[float], float]]] = {}
+    for round_no in range(2):
+        for driver, bench in (("psycopg3", bench_psycopg), ("asyncpg", bench_asyncpg)):
+            results[driver] = await bench(dsn, n, f"r{round_no}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", default=DEFAULT_DSN)
+    parser.add_argument("--n", type=int, default=3000)
+    args = parser.parse_args()
+    with scratch() as home, throwaway_database(args.dsn, "drivers", home) as dsn:
+        results = uvloop.run(compare(dsn, args.n))
 
     versions = f"asyncpg {asyncpg.__version__}, psycopg {psycopg.__version__}"
     print(f"{versions}; one at a time: latency in us; {TASKS} tasks on {POOL} connections: ops/s")
@@ -203,4 +205,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main())
+    main()

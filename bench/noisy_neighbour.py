@@ -14,52 +14,43 @@ bench/results/noisy_neighbour.jsonl. Needs wrk (apt-get install wrk).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SUB, WRK_SCRIPT, Load, record, seed_sqlite, server  # noqa: E402
+from bench.common import (  # noqa: E402
+    STATUS_PATH_FMT,
+    SUB,
+    Load,
+    Wrk,
+    gets_script,
+    opstatus_args,
+    record,
+    scratch,
+    seed_sqlite,
+    server,
+    start_wrk,
+)
 from opstatus.auth import load_or_create_key, mint_token  # noqa: E402
 
-PATH_FMT = (
-    f"/subscriptions/{SUB}/providers/Microsoft.Cache/locations/westus/operationsStatus/"
-    "op-%07d?api-version=2025-07-01"
-)
 
-
-def start_wrk(
+def gets(
     url: str, count: int, token: str, seconds: int, connections: int, delay_ms: int = 0
-) -> tuple[subprocess.Popen[str], str]:
-    """wrk in the background; ``delay_ms`` pauses each connection between its requests."""
-    script = WRK_SCRIPT % {"count": count, "token": token, "path_fmt": PATH_FMT}
+) -> Wrk:
+    """Status GETs from wrk in the background; ``delay_ms`` pauses each connection between
+    its requests."""
+    script = gets_script(STATUS_PATH_FMT, count, token)
     if delay_ms:
         script += f"\ndelay = function()\n  return {delay_ms}\nend\n"
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script)
-    argv = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s"]
-    proc = subprocess.Popen(
-        [*argv, "-s", f.name, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    return proc, f.name
+    return start_wrk(url, script, seconds, connections, threads=1)
 
 
-def finish_wrk(proc: subprocess.Popen[str], script: str, seconds: int) -> Load:
-    try:
-        out, err = proc.communicate(timeout=seconds + 60)
-    finally:
-        os.unlink(script)
-    line = next((x for x in out.splitlines() if x.startswith("WRKJSON ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk failed: {err or out}")
-    data = json.loads(line.removeprefix("WRKJSON "))
-    return Load.from_wrk(data)
+def finish(run: Wrk) -> Load:
+    return Load.from_wrk(run.finish())
 
 
 def scenario(
@@ -67,22 +58,20 @@ def scenario(
 ) -> dict[str, list[Load]]:
     """Rounds of (B alone, then B while A floods), interleaved so that drifts in the
     machine's own load hit both sides alike."""
-    argv = [sys.executable, "-m", "opstatus", "serve", "--home", str(home), "--port", "{port}",
-            "--log-level", "warning", "--rate-limit", str(rate_limit),
-            "--max-connections", "4096"]  # fmt: skip
+    argv = [*opstatus_args(home, rate_limit=rate_limit), "--max-connections", "4096"]
     results: dict[str, list[Load]] = {"B alone": [], "B during flood": [], "A flooding": []}
     seconds = args.seconds
     with server(argv) as url:
         quiet = (args.quiet_connections, args.quiet_delay_ms)
-        finish_wrk(*start_wrk(url, args.ops, tokens["B"], 2, *quiet), 2)  # warm-up
+        finish(gets(url, args.ops, tokens["B"], 2, *quiet))  # warm-up
         for _ in range(args.rounds):
-            alone = start_wrk(url, args.ops, tokens["B"], seconds, *quiet)
-            results["B alone"].append(finish_wrk(*alone, seconds))
-            flood = start_wrk(url, args.ops, tokens["A"], seconds + 2, args.flood_connections)
+            alone = gets(url, args.ops, tokens["B"], seconds, *quiet)
+            results["B alone"].append(finish(alone))
+            flood = gets(url, args.ops, tokens["A"], seconds + 2, args.flood_connections)
             time.sleep(1)
-            loaded = start_wrk(url, args.ops, tokens["B"], seconds, *quiet)
-            results["B during flood"].append(finish_wrk(*loaded, seconds))
-            results["A flooding"].append(finish_wrk(*flood, seconds + 2))
+            loaded = gets(url, args.ops, tokens["B"], seconds, *quiet)
+            results["B during flood"].append(finish(loaded))
+            results["A flooding"].append(finish(flood))
             time.sleep(1)  # let held rejections drain before B runs alone again
     return results
 
@@ -99,15 +88,15 @@ def main() -> None:
     parser.add_argument("--skip-unlimited", action="store_true")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="opstatus-bench-"))
-    seed_sqlite(home / "opstatus.db", args.ops)
-    key = load_or_create_key(home)
-    scope = [("Reader", f"/subscriptions/{SUB}")]
-    tokens = {who: mint_token(key, f"principal-{who}", scope, 24 * 3600) for who in "AB"}
-
-    runs = {f"rate limit {args.rate_limit:g}/s": scenario(args, home, args.rate_limit, tokens)}
-    if not args.skip_unlimited:
-        runs["no rate limit"] = scenario(args, home, 0, tokens)
+    with scratch() as home:
+        seed_sqlite(home / "opstatus.db", args.ops)  # the store serve opens by default
+        key = load_or_create_key(home)
+        scope = [("Reader", f"/subscriptions/{SUB}")]
+        tokens = {who: mint_token(key, f"principal-{who}", scope, 24 * 3600) for who in "AB"}
+        limited = f"rate limit {args.rate_limit:g}/s"
+        runs = {limited: scenario(args, home, args.rate_limit, tokens)}
+        if not args.skip_unlimited:
+            runs["no rate limit"] = scenario(args, home, 0, tokens)
     report(runs, args)
 
 

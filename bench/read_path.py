@@ -1,9 +1,11 @@
 """Status GET throughput and latency, with the two baselines measured in the same run.
 
     python bench/read_path.py --ops 1000000 --seconds 10 --connections 64
+    python bench/read_path.py --store postgres --ops 1000000 --seconds 8
 
-Seeds an SQLite store with --ops operations, then drives GETs of random ids with a valid
-bearer token on every request against: opstatus, a bare ASGI app returning a constant
+Seeds a store with --ops operations (an SQLite file, or with --store postgres a throwaway
+PostgreSQL database next to --dsn's, dropped at the end), then drives GETs of random ids with
+a valid bearer token on every request against: opstatus, a bare ASGI app returning a constant
 document, and the hand-written FastAPI + SQLAlchemy + pydantic endpoint on the same
 database. Prints a table of req/s, p50, p99 and the ratios; appends to
 bench/results/read_path.jsonl. Needs wrk (apt-get install wrk) and the bench extra
@@ -14,28 +16,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    SUB,
     Load,
     opstatus_args,
+    reader_token,
     record,
-    seed_sqlite,
+    scratch,
     server,
+    status_load,
     uvicorn_args,
-    wrk,
 )
-from opstatus.auth import load_or_create_key, mint_token  # noqa: E402
-
-PATH_FMT = (
-    f"/subscriptions/{SUB}/providers/Microsoft.Cache/locations/westus/operationsStatus/"
-    "op-%07d?api-version=2025-07-01"
-)
+from bench.pg import DEFAULT_DSN  # noqa: E402
+from bench.stores import KINDS, Seeded, seeded  # noqa: E402
 
 
 def main() -> None:
@@ -45,24 +41,28 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--skip-handwritten", action="store_true")
+    parser.add_argument("--store", choices=KINDS, default="sqlite")
+    parser.add_argument(
+        "--dsn", default=DEFAULT_DSN, help="PostgreSQL to make the throwaway database beside"
+    )
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="opstatus-bench-"))
-    db = home / "opstatus.db"
-    started = time.monotonic()
-    seed_sqlite(db, args.ops)
-    print(f"seeded {args.ops} operations in {time.monotonic() - started:.1f} s", file=sys.stderr)
-    key = load_or_create_key(home)
-    token = mint_token(key, "bench", [("Reader", f"/subscriptions/{SUB}")], 24 * 3600)
+    with scratch() as home, seeded(args.store, home, args.ops, args.dsn, "read_path") as store:
+        print(f"seeded {args.ops} operations in {store.seed_seconds:.1f} s", file=sys.stderr)
+        results = run(args, home, store)
+    report(results, args, store)
+
+
+def run(args: argparse.Namespace, home: Path, store: Seeded) -> dict[str, Load]:
+    key, token = reader_token(home)
 
     def measure(name: str, argv: list[str], env: dict[str, str] | None = None) -> Load:
         with server(argv, env, health="/healthz" if name == "opstatus" else "/") as url:
-            wrk(url, PATH_FMT, args.ops, token, 2, args.connections)  # warm-up
-            load = wrk(url, PATH_FMT, args.ops, token, args.seconds, args.connections)
+            load = status_load(url, args.ops, token, args.seconds, args.connections)
         print(f"  {name}: {load.rps:,.0f} req/s", file=sys.stderr)
         return load
 
-    opstatus_argv = opstatus_args(home)
+    opstatus_argv = opstatus_args(home, store.url)
     if args.workers > 1:
         opstatus_argv += ["--workers", str(args.workers)]
     results: dict[str, Load] = {
@@ -70,18 +70,22 @@ def main() -> None:
         "opstatus": measure("opstatus", opstatus_argv),
     }
     if not args.skip_handwritten:
-        env = {"BENCH_DB_URL": f"sqlite:///{db}", "BENCH_KEY_HEX": key.hex()}
+        env = {
+            "BENCH_DB_URL": store.sqlalchemy_url,
+            "BENCH_DB_TABLE": store.table,
+            "BENCH_KEY_HEX": key.hex(),
+        }
         results["hand-written"] = measure(
             "handwritten", uvicorn_args("bench.baselines.handwritten:app", args.workers), env
         )
-    report(results, args)
+    return results
 
 
-def report(results: dict[str, Load], args: argparse.Namespace) -> None:
+def report(results: dict[str, Load], args: argparse.Namespace, store: Seeded) -> None:
     bare = results["bare ASGI"].rps
     hand = results.get("hand-written")
     print(
-        f"\nstatus GET, sqlite, {args.ops:,} operations, c={args.connections}, "
+        f"\nstatus GET, {store.kind}, {args.ops:,} operations, c={args.connections}, "
         f"workers={args.workers}, {args.seconds}s"
     )
     print(
@@ -97,8 +101,9 @@ def report(results: dict[str, Load], args: argparse.Namespace) -> None:
     record(
         "read_path",
         {
-            "store": "sqlite",
+            "store": store.kind,
             "ops": args.ops,
+            "seed_seconds": round(store.seed_seconds, 1),
             "connections": args.connections,
             "workers": args.workers,
             "seconds": args.seconds,

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -29,7 +28,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SUB, opstatus_args, pg_database, record, server  # noqa: E402
+from bench.common import SUB, opstatus_args, record, scratch, server  # noqa: E402
+from bench.pg import DEFAULT_DSN, throwaway_database  # noqa: E402
 from opstatus.auth import load_or_create_key, mint_token  # noqa: E402
 
 PATH = f"/subscriptions/{SUB}/providers/Microsoft.Cache/locations/westus/operationsStatus"
@@ -89,20 +89,19 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--dsn", default=DEFAULT_DSN)
     parser.add_argument("--n", type=int, default=200, help="rounds per case")
     args = parser.parse_args()
     cases: dict[str, tuple[list[float], list[float]]] = {}
-    with tempfile.TemporaryDirectory(prefix="opstatus-wake-") as tmp:
-        home = Path(tmp)
+    with scratch() as home:
         scope = f"/subscriptions/{SUB}"
         token = mint_token(load_or_create_key(home), "bench", [("Contributor", scope)])
         with server(opstatus_args(home)) as url:
             cases["sqlite, same instance"] = asyncio.run(measure(url, url, token, args.n, "lite"))
         with (
-            pg_database(args.dsn, "wake") as store,
-            server(opstatus_args(home, "--store", store)) as a,
-            server(opstatus_args(home, "--store", store)) as b,
+            throwaway_database(args.dsn, "wake", home) as store,
+            server(opstatus_args(home, store)) as a,
+            server(opstatus_args(home, store)) as b,
         ):
             cases["postgres, same instance"] = asyncio.run(measure(a, a, token, args.n, "pg"))
             cases["postgres, across instances"] = asyncio.run(measure(a, b, token, args.n, "x"))

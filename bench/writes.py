@@ -30,11 +30,11 @@ from bench.common import (  # noqa: E402
     SUB,
     cpu_seconds,
     opstatus_args,
-    pg_database,
     record,
     run_wrk,
-    server_process,
+    started,
 )
+from bench.pg import DEFAULT_DSN, throwaway_database  # noqa: E402
 from opstatus.auth import load_or_create_key, mint_token  # noqa: E402
 
 #: Each wrk thread keeps a queue of operations answered 201; a connection asking for its
@@ -145,8 +145,8 @@ def store(name: str, home: Path, args: argparse.Namespace) -> Iterator[tuple[lis
     if name == "sqlite":
         yield opstatus_args(home), lambda run, s: sqlite_rate(home / f"{run}.db", s, run)
         return
-    with pg_database(args.dsn, "writes") as url:
-        yield opstatus_args(home, "--store", url), lambda run, s: postgres_rate(url, s, run)
+    with throwaway_database(args.dsn, "writes", home) as url:
+        yield opstatus_args(home, url), lambda run, s: postgres_rate(url, s, run)
 
 
 def measure(name: str, args: argparse.Namespace) -> list[Writes]:
@@ -157,11 +157,11 @@ def measure(name: str, args: argparse.Namespace) -> list[Writes]:
             load_or_create_key(home), "bench", [("Contributor", f"/subscriptions/{SUB}")]
         )
         rounds = []
-        with store(name, home, args) as (argv, bare), server_process(argv) as (url, proc):
-            load(url, proc.pid, token, "warm", 2, args)
+        with store(name, home, args) as (argv, bare), started(argv) as server:
+            load(server.url, server.pid, token, "warm", 2, args)
             for i in range(args.rounds):
                 bare_rate = bare(f"bare{i}", args.seconds)
-                result = load(url, proc.pid, token, f"r{i}", args.seconds, args)
+                result = load(server.url, server.pid, token, f"r{i}", args.seconds, args)
                 result.bare = bare_rate
                 print(f"  {name} round {i + 1}: bare {bare_rate:,.0f}, opstatus "
                       f"{result.opstatus:,.0f} operations/s", file=sys.stderr)  # fmt: skip
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk's")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--stores", default="sqlite,postgres")
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--dsn", default=DEFAULT_DSN)
     args = parser.parse_args()
     results = {name: measure(name, args) for name in args.stores.split(",")}
     report(results, args)

@@ -1,7 +1,8 @@
 """Baseline: the endpoint a team would write by hand for the same job.
 
 FastAPI + SQLAlchemy + pydantic, bearer token checked with PyJWT, one primary-key lookup in
-the same database opstatus uses (BENCH_DB_URL), a pydantic model for the response.
+the same database opstatus uses (BENCH_DB_URL; its table is BENCH_DB_TABLE, which is
+``opstatus_operations`` on PostgreSQL), a pydantic model for the response.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 engine = create_engine(os.environ["BENCH_DB_URL"], pool_size=8)
 KEY = bytes.fromhex(os.environ["BENCH_KEY_HEX"])
+TABLE = os.environ.get("BENCH_DB_TABLE", "operations")
 app = FastAPI()
 
 
@@ -48,7 +50,7 @@ def get_status(
     with engine.connect() as conn:
         row = conn.execute(
             text(
-                "SELECT operation_id, location, status, start_time, end_time FROM operations "
+                f"SELECT operation_id, location, status, start_time, end_time FROM {TABLE} "
                 "WHERE subscription_id = :sub AND operation_key = :key"
             ),
             {"sub": sub, "key": op_id.lower()},
