@@ -7,7 +7,7 @@ an external identity provider the assignments are read from the store (``opstatu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import NotAuthorized
@@ -53,6 +53,11 @@ class Principal:
     expires_at: float
     issuer: str = LOCAL_ISSUER
     external: bool = False
+    #: Answers of :meth:`can` so far: a verified token's principal is reused for every
+    #: request that token makes, and its roles never change.
+    _answers: dict[tuple[str, str], bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @property
     def key(self) -> str:
@@ -66,7 +71,13 @@ class Principal:
         )
 
     def can(self, action: str, subscription_id: str) -> bool:
-        return any(r.covers(subscription_id, action) for r in self.roles)
+        key = (action, subscription_id)
+        answer = self._answers.get(key)
+        if answer is None:
+            if len(self._answers) >= 1024:  # a caller trying every subscription
+                self._answers.clear()
+            answer = self._answers[key] = any(r.covers(subscription_id, action) for r in self.roles)
+        return answer
 
 
 def normalize_scope(scope: str) -> str:

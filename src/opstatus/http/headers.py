@@ -8,7 +8,7 @@ middleware because it sits on the hot read path.
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 from email.utils import formatdate
@@ -39,12 +39,15 @@ class _DateHeader:
 #: The RFC 1123 date of now, for the Date header.
 http_date = _DateHeader().value
 
+_random_bits = random.getrandbits
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def new_request_id() -> bytes:
-    """A random (version 4) UUID, formatted directly: a third of what ``uuid.uuid4`` costs."""
-    h = os.urandom(16).hex()
+    """A random (version 4) UUID for tracing, formatted directly: a fifth of ``uuid.uuid4``'s
+    cost. Unique, not secret, so from ``random`` (reseeded in every forked worker) rather
+    than a system call per request."""
+    h = f"{_random_bits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}".encode()
 
 

@@ -9,6 +9,7 @@ else raises :class:`~opstatus.errors.CorruptRecord` naming the operation and the
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -29,66 +30,91 @@ _OPTIONAL_TEXT = (
 )
 
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(Operation))
+_INDEX = {name: i for i, name in enumerate(_FIELDS)}
+_TEXT_AT = tuple(_INDEX[c] for c in _TEXT)
+_OPTIONAL_TEXT_AT = tuple(_INDEX[c] for c in _OPTIONAL_TEXT)
+_NUMBERS_AT = tuple(_INDEX[c] for c in ("percent_complete", "lease_seconds"))
+_STATUS, _PERCENT, _CODE, _CANCELABLE, _ERROR = (
+    _INDEX[c] for c in ("status", "percent_complete", "http_status_code", "cancelable", "error")
+)
+
+
 def operation_from_record(values: dict[str, Any], json_fields: frozenset[str]) -> Operation:
-    key = values.get("operation_id")
-    name = key if isinstance(key, str) else "?"
-
-    def corrupt(column: str, problem: str) -> CorruptRecord:
-        sub = values.get("subscription_id")
-        return CorruptRecord(
-            f"The stored operation '{name}' (subscription {sub}) is damaged: column "
-            f"'{column}' {problem}. It is kept as it is; repair or delete the row.",
-            operation_id=name,
-        )
-
-    _check_scalars(values, corrupt)
-    try:
-        values["status"] = normalize_status(values.get("status"))
-    except InvalidInput:
-        raise corrupt("status", f"holds {str(values.get('status'))[:40]!r}, not a status") from None
-    for column in json_fields:
-        values[column] = _json_object(values.get(column), column, corrupt)
-    error = values.get("error")
-    if error is not None and not isinstance(error.get("code"), str):
-        raise corrupt("error", "has no error code")
-    try:
-        return Operation(**values)
-    except TypeError as exc:  # a column this opstatus does not know, or one missing
-        raise corrupt("*", f"does not fit ({exc})") from None
+    """From the stored values by column name (any order, missing ones are damage)."""
+    row = [values.get(name) for name in _FIELDS]
+    if set(values) - set(_FIELDS) or len(values) != len(_FIELDS):
+        unknown = sorted(set(values) ^ set(_FIELDS))
+        raise _corrupt(row, "*", f"does not fit (columns {', '.join(unknown)})")
+    return operation_from_row(row, json_fields)
 
 
-def _check_scalars(values: dict[str, Any], corrupt: Any) -> None:
-    for column in _TEXT:
-        if not isinstance(values.get(column), str):
-            raise corrupt(column, "is not text")
-    for column in _OPTIONAL_TEXT:
-        if values.get(column) is not None and not isinstance(values[column], str):
-            raise corrupt(column, "is not text")
-    for column in ("percent_complete", "lease_seconds"):
-        number = values.get(column)
+def operation_from_row(row: list[Any], json_fields: frozenset[str]) -> Operation:
+    """From the stored values in the order of Operation's fields (changed in place).
+
+    Position by position rather than through a dict: this runs on every status read.
+    """
+    _check_types(row)
+    return _finish(row, json_fields)
+
+
+def _check_types(row: list[Any]) -> None:
+    for i in _TEXT_AT:
+        if not isinstance(row[i], str):
+            raise _corrupt(row, _FIELDS[i], "is not text")
+    for i in _OPTIONAL_TEXT_AT:
+        if row[i] is not None and not isinstance(row[i], str):
+            raise _corrupt(row, _FIELDS[i], "is not text")
+    for i in _NUMBERS_AT:
+        number = row[i]
         if number is not None:
             if isinstance(number, bool) or not isinstance(number, int | float):
-                raise corrupt(column, "is not a number")
-            values[column] = float(number)
-    percent = values.get("percent_complete")
+                raise _corrupt(row, _FIELDS[i], "is not a number")
+            row[i] = float(number)
+
+
+def _finish(row: list[Any], json_fields: frozenset[str]) -> Operation:
+    percent = row[_PERCENT]
     if percent is not None and not 0 <= percent <= 100:
-        raise corrupt("percent_complete", "is out of 0..100")
-    code = values.get("http_status_code")
+        raise _corrupt(row, "percent_complete", "is out of 0..100")
+    code = row[_CODE]
     if code is not None and not isinstance(code, int):
-        raise corrupt("http_status_code", "is not an integer")
-    if values.get("cancelable") not in (0, 1, True, False):
-        raise corrupt("cancelable", "is not 0 or 1")
-    values["cancelable"] = bool(values["cancelable"])
+        raise _corrupt(row, "http_status_code", "is not an integer")
+    if row[_CANCELABLE] not in (0, 1, True, False):
+        raise _corrupt(row, "cancelable", "is not 0 or 1")
+    row[_CANCELABLE] = bool(row[_CANCELABLE])
+    try:
+        row[_STATUS] = normalize_status(row[_STATUS])
+    except InvalidInput:
+        raise _corrupt(row, "status", f"holds {str(row[_STATUS])[:40]!r}, not a status") from None
+    for column in json_fields:
+        i = _INDEX[column]
+        row[i] = _json_object(row[i], column, row)
+    error = row[_ERROR]
+    if error is not None and not isinstance(error.get("code"), str):
+        raise _corrupt(row, "error", "has no error code")
+    return Operation(*row)
 
 
-def _json_object(value: Any, column: str, corrupt: Any) -> dict[str, Any] | None:
+def _corrupt(row: list[Any], column: str, problem: str) -> CorruptRecord:
+    name = row[_INDEX["operation_id"]]
+    name = name if isinstance(name, str) else "?"
+    sub = row[_INDEX["subscription_id"]]
+    return CorruptRecord(
+        f"The stored operation '{name}' (subscription {sub}) is damaged: column "
+        f"'{column}' {problem}. It is kept as it is; repair or delete the row.",
+        operation_id=name,
+    )
+
+
+def _json_object(value: Any, column: str, row: list[Any]) -> dict[str, Any] | None:
     if value is None:
         return None
     if isinstance(value, str | bytes):
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
-            raise corrupt(column, "is not valid JSON") from None
+            raise _corrupt(row, column, "is not valid JSON") from None
     if not isinstance(value, dict):
-        raise corrupt(column, "is not a JSON object")
+        raise _corrupt(row, column, "is not a JSON object")
     return value

@@ -35,7 +35,7 @@ from .base import Change, DeleteCheck, Removal
 from .migrations import Plan, latest_version, plan
 from .notifier import Notifier
 from .query_sql import Parameters, counts_sql, find_sql
-from .records import operation_from_record
+from .records import operation_from_record, operation_from_row
 from .sqlite_roles import SQLiteRoleAssignments
 
 log = logging.getLogger("opstatus.store")
@@ -89,7 +89,9 @@ def _to_row(op: Operation) -> tuple[Any, ...]:
 
 
 def _from_row(row: tuple[Any, ...]) -> Operation:
-    return operation_from_record(dict(zip(FIELDS, row[1:], strict=True)), _JSON_FIELDS)
+    if len(row) != len(FIELDS) + 1:
+        return operation_from_record(dict(zip(FIELDS, row[1:], strict=False)), _JSON_FIELDS)
+    return operation_from_row(list(row[1:]), _JSON_FIELDS)
 
 
 def _statements(sql: str) -> Iterator[str]:
