@@ -36,6 +36,7 @@ from .migrations import Plan, latest_version, plan
 from .notifier import Notifier
 from .query_sql import Parameters, counts_sql, find_sql
 from .records import operation_from_record, operation_from_row
+from .sqlite_commits import CommitGroups
 from .sqlite_roles import SQLiteRoleAssignments
 
 log = logging.getLogger("opstatus.store")
@@ -134,6 +135,7 @@ class SQLiteStore(SQLiteRoleAssignments):
         self._writer: sqlite3.Connection | None = None
         self._reader_stale = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opstatus-sqlite")
+        self._groups = CommitGroups(self._executor, self._writer_connection, self._roll_back)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -277,17 +279,9 @@ class SQLiteStore(SQLiteRoleAssignments):
         except sqlite3.Error as exc:
             raise StoreError(f"The store could not be written: {exc}") from exc
 
-    def _transaction(self, body: Any) -> Any:
-        """Run ``body(conn)`` in BEGIN IMMEDIATE; roll back on any error."""
-        conn = self._writer_connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = body(conn)
-            conn.execute("COMMIT")  # disk full or I/O errors surface here, in WAL mode
-        except BaseException:
-            self._roll_back(conn)
-            raise
-        return result
+    async def _commit(self, body: Any) -> Any:
+        """``body(conn)`` in a write transaction, durable on return (committed in groups)."""
+        return await self._groups.run(body)
 
     def _roll_back(self, conn: sqlite3.Connection) -> None:
         """Leave no transaction open: SQLite may already have rolled back (SQLITE_FULL)."""
@@ -329,7 +323,7 @@ class SQLiteStore(SQLiteRoleAssignments):
             conn.execute(_DELETE_TOMBSTONE, _key(operation))
             return operation, True
 
-        result: tuple[Operation, bool] = await self._write(lambda: self._transaction(body))
+        result: tuple[Operation, bool] = await self._commit(body)
         if result[1]:
             self.notifier.notify(*_key(operation))
         return result
@@ -356,7 +350,7 @@ class SQLiteStore(SQLiteRoleAssignments):
             conn.execute(_UPDATE, (*(_column(op, f) for f in _MUTABLE), *_key(op)))
             return op
 
-        result: Operation = await self._write(lambda: self._transaction(body))
+        result: Operation = await self._commit(body)
         self.notifier.notify(subscription_id, operation_key)
         return result
 
@@ -369,7 +363,7 @@ class SQLiteStore(SQLiteRoleAssignments):
             conn.execute(_DELETE, (subscription_id, operation_key))
             return True
 
-        result: bool = await self._write(lambda: self._transaction(body))
+        result: bool = await self._commit(body)
         if result:
             self.notifier.notify(subscription_id, operation_key)
         return result
@@ -407,7 +401,7 @@ class SQLiteStore(SQLiteRoleAssignments):
                 removed.append(tombstone)
             return removed
 
-        result: list[Tombstone] = await self._write(lambda: self._transaction(body))
+        result: list[Tombstone] = await self._commit(body)
         return result
 
     async def get_tombstone(self, subscription_id: str, operation_key: str) -> Tombstone | None:
@@ -420,5 +414,5 @@ class SQLiteStore(SQLiteRoleAssignments):
         def body(conn: sqlite3.Connection) -> int:
             return conn.execute(_FORGET_TOMBSTONES, (before, limit)).rowcount
 
-        result: int = await self._write(lambda: self._transaction(body))
+        result: int = await self._commit(body)
         return result

@@ -29,10 +29,7 @@ _SELECT_ONE = _SELECT + " WHERE principal_id = ?" + _ORDER
 class SQLiteRoleAssignments:
     _reader: sqlite3.Connection | None
 
-    async def _write(self, work: Any) -> Any:
-        raise NotImplementedError
-
-    def _transaction(self, body: Any) -> Any:
+    async def _commit(self, body: Any) -> Any:
         raise NotImplementedError
 
     async def assign_role(self, assignment: RoleAssignment) -> bool:
@@ -42,7 +39,7 @@ class SQLiteRoleAssignments:
             cursor = conn.execute(_INSERT, (a.principal_id, a.role, a.scope, now_text()))
             return cursor.rowcount == 1
 
-        result: bool = await self._write(lambda: self._transaction(body))
+        result: bool = await self._commit(body)
         return result
 
     async def remove_role(self, assignment: RoleAssignment) -> bool:
@@ -51,7 +48,7 @@ class SQLiteRoleAssignments:
         def body(conn: sqlite3.Connection) -> bool:
             return conn.execute(_DELETE, (a.principal_id, a.role, a.scope)).rowcount == 1
 
-        result: bool = await self._write(lambda: self._transaction(body))
+        result: bool = await self._commit(body)
         return result
 
     async def list_role_assignments(self, principal_id: str | None = None) -> list[RoleAssignment]:
