@@ -15,9 +15,11 @@ Durability: the server's default ``synchronous_commit``: a commit is acknowledge
 is durable.
 
 Waking: every write NOTIFYs ``opstatus_operations`` with ``subscription/key`` from its own
-statement, so the notification leaves at commit and never for a rolled-back write. Each
-process keeps one listening connection (:class:`Listener`) feeding the store's notifier; while
-it is down, waiters poll, and when it is back every waiter reads again.
+statement, so the notification leaves at commit and never for a rolled-back write; the
+writing process also wakes its own waiters as soon as the commit returns, without waiting
+for the notification's round trip. Each process keeps one listening connection
+(:class:`Listener`) feeding the store's notifier; while it is down, waiters poll, and when
+it is back every waiter reads again.
 
 Faults: driver errors become StoreError here (HTTP 503 with Retry-After). Connecting,
 acquiring and every statement have time limits, so no request hangs on a dead server, and
@@ -146,6 +148,7 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=COMMAND_TIMEOUT,
                 server_settings=SERVER_SETTINGS,
+                reset=_keep_session,
             )
         except DRIVER_ERRORS as exc:
             raise StoreError(f"Cannot connect to {self.describe()}: {_reason(exc)}") from exc
@@ -219,6 +222,7 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
                         # committed while the insert waited for it.
                         await conn.execute(DELETE_TOMBSTONE, *key)
                 if created:
+                    self.notifier.notify(*key)
                     return operation, True
                 row = await conn.fetchrow(SELECT, *key)
             if row is not None:
@@ -241,7 +245,8 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
                 return current
             values = (column(changed, name) for name in MUTABLE)
             await conn.execute(UPDATE, subscription_id, operation_key, *values)
-            return changed
+        self.notifier.notify(subscription_id, operation_key)
+        return changed
 
     async def delete(self, subscription_id: str, operation_key: str, check: DeleteCheck) -> bool:
         async with self._connection() as conn, conn.transaction():
@@ -250,7 +255,14 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
                 return False
             check(from_row(row))
             await conn.execute(DELETE, subscription_id, operation_key)
-            return True
+        self.notifier.notify(subscription_id, operation_key)
+        return True
+
+
+async def _keep_session(conn: Connection) -> None:
+    """What the pool does to a connection handed back, besides rolling back an open
+    transaction: nothing. Pooled connections never LISTEN, SET, hold session locks or
+    cursors, so asyncpg's default reset (a round trip per request) would undo nothing."""
 
 
 async def _close(conn: asyncpg.Connection[asyncpg.Record]) -> None:
