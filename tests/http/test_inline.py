@@ -19,7 +19,7 @@ import pytest
 from opstatus.http.app import OpstatusApp, create_app
 from opstatus.security import SecuritySettings
 from opstatus.settings import Settings
-from opstatus.stores import MemoryStore
+from opstatus.stores import MemoryStore, PostgreSQLStore
 from opstatus.stores.sqlite import SQLiteStore
 from tests.support import SUB_A, SUB_B, FakeClock, status_path, token
 
@@ -54,6 +54,7 @@ class Both:
     def inline(self, path: str, headers: dict[str, str], keep_alive: bool = True) -> bytes | None:
         raw = [(b"host", b"testserver")]
         raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        assert self.app.inline is not None
         return self.app.inline.answer(path.encode(), raw, keep_alive)
 
     def bearer(self, value: str | None = None) -> dict[str, str]:
@@ -195,5 +196,13 @@ async def test_counts_in_the_metrics_like_the_app(both: Both) -> None:
     for _ in range(3):
         assert both.inline(status_path(), both.bearer()) is not None
     metrics = both.app.app.state.metrics
+    assert both.app.inline is not None
     route = both.app.inline.template
     assert metrics.requests.value((route, "GET", "200")) == 4
+
+
+def test_no_inline_lane_for_a_store_whose_reads_wait(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, maintenance_interval=0)
+    store = PostgreSQLStore("postgresql://postgres@127.0.0.1:1/none")  # never opened
+    assert create_app(settings, store=store).inline is None
+    assert create_app(settings, store=MemoryStore()).inline is not None

@@ -31,7 +31,7 @@ from ..security import build_verifier
 from ..service import OperationService
 from ..settings import Settings
 from ..stores import open_store
-from ..stores.base import Store
+from ..stores.base import ImmediateReads, Store
 from . import arm, classic, continuation, lists, results
 from .classic_errors import speaks_classic
 from .context import AppContext
@@ -86,7 +86,7 @@ class OpstatusApp(ArmHeadersMiddleware):
     """The ASGI app, and the status reads the HTTP protocol may answer inline (``serve``
     hands :attr:`inline` to :mod:`.protocol`; see :mod:`.inline`)."""
 
-    def __init__(self, app: Starlette, inline: InlineStatusReads) -> None:
+    def __init__(self, app: Starlette, inline: InlineStatusReads | None) -> None:
         super().__init__(app)
         self.inline = inline
 
@@ -197,4 +197,8 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.metrics = metrics
-    return OpstatusApp(app, InlineStatusReads(ctx, status_read, metrics))
+    # Only a store that reads without waiting can be read inline (SQLite, memory).
+    inline = (
+        InlineStatusReads(ctx, status_read, metrics) if isinstance(store, ImmediateReads) else None
+    )
+    return OpstatusApp(app, inline)

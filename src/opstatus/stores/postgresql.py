@@ -200,9 +200,16 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
         """A pooled connection; driver errors inside become StoreError, others pass unchanged."""
         if self._pool is None:
             raise StoreError("The store is not open.")
+        pool = self._pool
         try:
-            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            # asyncio.timeout, not acquire(timeout=): asyncpg runs a timed acquire as a task
+            # of its own, which costs more than the rest of a status read's acquire.
+            async with asyncio.timeout(ACQUIRE_TIMEOUT):
+                conn = await pool.acquire()
+            try:
                 yield conn
+            finally:
+                await pool.release(conn)
         except DRIVER_ERRORS as exc:
             raise StoreError(f"PostgreSQL did not answer: {_reason(exc)}") from exc
 
