@@ -40,6 +40,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--scale-to",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure opstatus with --workers N, reported against its --workers run",
+    )
     parser.add_argument("--skip-handwritten", action="store_true")
     parser.add_argument("--store", choices=KINDS, default="sqlite")
     parser.add_argument(
@@ -78,6 +85,9 @@ def run(args: argparse.Namespace, home: Path, store: Seeded) -> dict[str, Load]:
         results["hand-written"] = measure(
             "handwritten", uvicorn_args("bench.baselines.handwritten:app", args.workers), env
         )
+    if args.scale_to > 1:
+        scaled = [*opstatus_args(home, store.url), "--workers", str(args.scale_to)]
+        results[f"opstatus x{args.scale_to}"] = measure("opstatus", scaled)
     return results
 
 
@@ -97,6 +107,12 @@ def report(results: dict[str, Load], args: argparse.Namespace, store: Seeded) ->
         print(
             f"{name:<14}{load.rps:>10,.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
             f"{load.errors + load.non2xx:>8}{load.rps / bare:>8.2f}{vs_hand}"
+        )
+    scaled = results.get(f"opstatus x{args.scale_to}")
+    if scaled is not None:
+        print(
+            f"opstatus with {args.scale_to} workers: {scaled.rps / results['opstatus'].rps:.2f}x "
+            f"its throughput with {args.workers}"
         )
     record(
         "read_path",

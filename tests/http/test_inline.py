@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from opstatus.http.app import OpstatusApp, create_app
+from opstatus.http.headers import ArmHeadersMiddleware
 from opstatus.security import SecuritySettings
 from opstatus.settings import Settings
 from opstatus.stores import MemoryStore, PostgreSQLStore
@@ -35,10 +36,13 @@ PER_RESPONSE = {"x-ms-request-id", "date"}
 
 
 class Both:
-    """One app, reached through ASGI and through its inline lane."""
+    """One app, reached the ordinary way (middlewares, router, handler), through its ASGI
+    lane, and through its protocol lane."""
 
     def __init__(self, app: OpstatusApp, client: httpx.AsyncClient, home: Path) -> None:
         self.app, self.client, self.home = app, client, home
+        ordinary = httpx.ASGITransport(app=ArmHeadersMiddleware(app.app))
+        self.ordinary = httpx.AsyncClient(transport=ordinary, base_url="http://testserver")
         self.reader = token(home, "Reader", f"/subscriptions/{SUB_A}", "reader")
         # As a first request through the app would: the lane serves only tokens seen before.
         app.app.state.ctx.verifier.authenticate(f"Bearer {self.reader}")
@@ -49,7 +53,25 @@ class Both:
         assert response.status_code in (200, 201), response.text
 
     async def via_app(self, path: str, headers: dict[str, str]) -> httpx.Response:
-        return await self.client.get(path, headers=headers)
+        """The ordinary way: the router's handler."""
+        return await self.ordinary.get(path, headers=headers)
+
+    async def via_lane(self, path: str, headers: dict[str, str]) -> httpx.Response | None:
+        """The ASGI lane, or None when it leaves the request to the app."""
+        raw = [(b"host", b"testserver")]
+        raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        path, _, query = path.partition("?")
+        scope = {"type": "http", "method": "GET", "path": path, "query_string": query.encode()}
+        messages: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            messages.append(message)
+
+        if not await self.app.reads.serve({**scope, "headers": raw}, send):  # type: ignore[arg-type]
+            assert messages == []
+            return None
+        start, body = messages
+        return httpx.Response(start["status"], headers=start["headers"], content=body["body"])
 
     def inline(self, path: str, headers: dict[str, str], keep_alive: bool = True) -> bytes | None:
         raw = [(b"host", b"testserver")]
@@ -131,6 +153,11 @@ async def test_the_same_answer_both_ways(
         )
     assert got["x-ms-request-id"] != expected.headers["x-ms-request-id"]
     assert len(got["x-ms-request-id"]) == 36 and got["x-ms-request-id"][14] == "4"
+    lane = await both.via_lane(path, headers)
+    assert lane is not None and lane.content == expected.content
+    lane_headers = {k: v for k, v in lane.headers.items() if k not in per_response}
+    assert lane_headers == want
+    assert (await both.client.get(path, headers=headers)).content == expected.content
     # Another spelling of the same address (ARM compares these case-insensitively).
     other = path.replace("operationsStatus", "OPERATIONSSTATUS").replace("Op-1", "op-1")
     assert parse(both.inline(other, headers) or b"")[2] == content
@@ -170,6 +197,16 @@ async def test_declines_what_the_app_must_answer(both: Both) -> None:
     }
     for name, (path, headers) in cases.items():
         assert both.inline(path, headers) is None, name
+        if name not in ("no such operation (404)", "wrong location"):  # 404s: see below
+            assert await both.via_lane(path, headers) is None, name
+    # The ASGI lane answers a 404 itself (one lookup, not two), exactly as the app does.
+    lane = await both.via_lane(status_path(op_id="nope"), both.bearer())
+    app = await both.via_app(status_path(op_id="nope"), both.bearer())
+    assert lane is not None and (lane.status_code, lane.content) == (404, app.content)
+    drop = {*PER_RESPONSE, "x-ms-correlation-request-id"}
+    assert {k: v for k, v in lane.headers.items() if k not in drop} == {
+        k: v for k, v in app.headers.items() if k not in drop
+    }
     # The app, which answers them instead, is unchanged by the lane's having looked.
     assert (await both.via_app(status_path(sub=SUB_B), both.bearer())).status_code == 403
     assert (await both.via_app(status_path(op_id="nope"), both.bearer())).status_code == 404

@@ -792,3 +792,17 @@ async def test_tombstones_survive_close_and_reopen(make_store: Callable[[], Stor
         await first.remove([(SUB_A, op.key)], functools.partial(tombstone_of, reason="Purged"))
     async with opened(make_store) as second:
         assert await second.get_tombstone(SUB_A, op.key) == tombstone_of(op, reason="Purged")
+
+
+async def test_concurrent_reads_each_get_their_own(store: Store) -> None:
+    """Reads in flight together (which a store may gather into one query) stay apart."""
+    for i in range(40):
+        await store.create(make_op(f"op-{i}", status=SUCCEEDED if i % 2 else IN_PROGRESS))
+    keys = [f"op-{i % 45}" for i in range(200)]  # repeats, and some that do not exist
+    found = await asyncio.gather(*(store.get(SUB_A, key) for key in keys))
+    for key, op in zip(keys, found, strict=True):
+        if int(key.split("-")[1]) >= 40:
+            assert op is None
+        else:
+            assert op is not None and op.key == key
+            assert op.status == (SUCCEEDED if int(key.split("-")[1]) % 2 else IN_PROGRESS)

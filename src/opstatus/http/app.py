@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .. import errors
 from ..auth import load_or_create_key
@@ -41,7 +42,7 @@ from .headers import ArmHeadersMiddleware
 from .inline import InlineStatusReads
 from .limits import RateLimiter, WaiterSlots
 from .operability import MetricsMiddleware, operability_routes
-from .status_read import StatusRead, StatusReadMiddleware
+from .status_read import StatusRead
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
@@ -83,12 +84,23 @@ def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
 
 
 class OpstatusApp(ArmHeadersMiddleware):
-    """The ASGI app, and the status reads the HTTP protocol may answer inline (``serve``
-    hands :attr:`inline` to :mod:`.protocol`; see :mod:`.inline`)."""
+    """The ASGI app. A status GET by a known caller is answered first, without the
+    middlewares and the router (see :mod:`.inline`): by the HTTP protocol itself when the
+    store reads without waiting (``serve`` hands :attr:`inline` to :mod:`.protocol`),
+    else here."""
 
-    def __init__(self, app: Starlette, inline: InlineStatusReads | None) -> None:
+    def __init__(
+        self, app: Starlette, reads: InlineStatusReads, inline: InlineStatusReads | None
+    ) -> None:
         super().__init__(app)
+        self.reads = reads
         self.inline = inline
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        is_get = scope["type"] == "http" and scope["method"] == "GET"
+        if is_get and await self.reads.serve(scope, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -186,8 +198,6 @@ def create_app(
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(GuardMiddleware, ctx=ctx),
-            # The status GET, answered here without the router (see status_read.py).
-            Middleware(StatusReadMiddleware, read=status_read),
         ],
         exception_handlers={
             errors.OpstatusError: handle_opstatus_error,
@@ -198,7 +208,6 @@ def create_app(
     app.state.ctx = ctx
     app.state.metrics = metrics
     # Only a store that reads without waiting can be read inline (SQLite, memory).
-    inline = (
-        InlineStatusReads(ctx, status_read, metrics) if isinstance(store, ImmediateReads) else None
-    )
-    return OpstatusApp(app, inline)
+    reads = InlineStatusReads(ctx, status_read, metrics)
+    # Only a store that reads without waiting can be read inline (SQLite, memory).
+    return OpstatusApp(app, reads, reads if isinstance(store, ImmediateReads) else None)

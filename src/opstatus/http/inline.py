@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import time
 
+from starlette.types import Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from ..errors import OpstatusError
+from ..errors import OpstatusError, StoreError
 from ..metrics import Metrics
-from .arm import target_of
+from ..models import Operation
+from .arm import Target, target_of
 from .context import AppContext
+from .errors import opstatus_error_response
 from .headers import arm_headers, http_date
-from .status_read import StatusRead
+from .status_read import Request, StatusRead
 
 #: Request headers that send a request the ordinary way: a body, or preferences to honour.
 _ORDINARY = frozenset({b"prefer", b"content-length", b"transfer-encoding"})
@@ -42,9 +45,69 @@ class InlineStatusReads:
     def answer(
         self, url: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
     ) -> bytes | None:
-        """The whole HTTP response to ``GET url``, or None to answer it the ordinary way."""
+        """The whole HTTP response to ``GET url``, or None to answer it the ordinary way.
+        For the protocol, on a store that reads without waiting."""
         start = time.perf_counter()
-        request = self.read.parse_url(url)
+        admitted = self._admit(self.read.parse_url(url), headers)
+        if admitted is None:
+            return None
+        caller, target = admitted
+        try:
+            op = self.ctx.service.read_now(target.ref)
+        except Exception:  # noqa: BLE001 - the app answers it, logs it, in its own words
+            return None
+        if op is None:
+            return None
+        self._charge(caller)
+        response_headers, body = self._respond(op, target, headers)
+        if not keep_alive:
+            response_headers.append(_CLOSE)
+        lines = [STATUS_LINE[200]]
+        for name, value in response_headers:
+            lines += (name, b": ", value, b"\r\n")
+        lines += (b"\r\n", body)
+        self.metrics.observe_request(self.template, "GET", 200, time.perf_counter() - start)
+        return b"".join(lines)
+
+    async def serve(self, scope: Scope, send: Send) -> bool:
+        """Answer an ASGI GET the same way, awaiting the store; False to leave it to the app.
+        For stores whose reads wait (PostgreSQL), and for requests the protocol did not
+        answer itself (an app run by another server, tests)."""
+        start = time.perf_counter()
+        request = self.read.parse(scope["path"], scope["query_string"])
+        admitted = self._admit(request, scope["headers"])
+        if admitted is None:
+            return False
+        caller, target = admitted
+        metrics = self.metrics
+        metrics.requests_in_flight += 1
+        status = 200
+        try:
+            op = await self.ctx.service.get(target.ref)
+        except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, StoreError) or not isinstance(exc, OpstatusError):
+                return False  # the app answers it and logs it, in its own words
+            self._charge(caller)  # not found, expired: answered here, as the app would
+            error = opstatus_error_response(exc)
+            status = error.status_code
+            headers = [*error.raw_headers, *arm_headers(scope["headers"])]
+            headers.append((b"date", http_date()))
+            body = error.body
+        else:
+            self._charge(caller)
+            headers, body = self._respond(op, target, scope["headers"])
+        finally:
+            metrics.requests_in_flight -= 1
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        metrics.observe_request(self.template, "GET", status, time.perf_counter() - start)
+        return True
+
+    def _admit(
+        self, request: Request | None, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[str, Target] | None:
+        """The caller's key and the operation, for a status read by a known caller with the
+        right to read it; else None."""
         if request is None:
             return None
         authorization = None
@@ -59,24 +122,26 @@ class InlineStatusReads:
         principal = ctx.verifier.known(authorization.decode("latin-1"))
         if principal is None or principal.external:  # to verify, or roles to read: await
             return None
-        if ctx.limiter is not None and ctx.limiter.take(principal.key):
+        if ctx.limiter is not None and ctx.limiter.exhausted(principal.key):
             return None  # the guard answers 429, the same way every time
         params, api_version = request
         try:
-            target = target_of(ctx, principal, params, api_version, "read", "read")
-            op = ctx.service.read_now(target.ref)
+            return principal.key, target_of(ctx, principal, params, api_version, "read", "read")
         except OpstatusError:
             return None
-        if op is None:
-            return None
-        response_headers, body = self.read.respond(op, target.provider)
-        response_headers += arm_headers(headers)
-        response_headers.append((b"date", http_date()))
-        if not keep_alive:
-            response_headers.append(_CLOSE)
-        lines = [STATUS_LINE[200]]
-        for name, value in response_headers:
-            lines += (name, b": ", value, b"\r\n")
-        lines += (b"\r\n", body)
-        self.metrics.observe_request(self.template, "GET", 200, time.perf_counter() - start)
-        return b"".join(lines)
+
+    def _charge(self, caller: str) -> None:
+        """Spend the caller's token for a request answered here; one declined is charged by
+        the guard, so that every request costs one. (A caller with several reads awaiting
+        the store at once may overdraw its bucket by those.)"""
+        if self.ctx.limiter is not None:
+            self.ctx.limiter.take(caller)
+
+    def _respond(
+        self, op: Operation, target: Target, request_headers: list[tuple[bytes, bytes]]
+    ) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """The 200's headers, the ARM ones included, and body."""
+        headers, body = self.read.respond(op, target.provider)
+        headers += arm_headers(request_headers)
+        headers.append((b"date", http_date()))
+        return headers, body

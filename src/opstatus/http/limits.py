@@ -34,6 +34,13 @@ class RateLimiter:
             return None
         return cls(security.rate_limit, security.rate_burst)
 
+    def exhausted(self, key: str) -> bool:
+        """Whether :meth:`take` would refuse now (it spends nothing)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return False
+        return bucket[0] + (self._clock() - bucket[1]) * self.rate < 1.0
+
     def take(self, key: str) -> float:
         """Spend one token: 0.0 when allowed, else the seconds until one is available."""
         now = self._clock()

@@ -21,6 +21,9 @@ for the notification's round trip. Each process keeps one listening connection
 (:class:`Listener`) feeding the store's notifier; while it is down, waiters poll, and when
 it is back every waiter reads again.
 
+Reads of one operation are gathered (:mod:`.batched_reads`): those that arrive while two
+queries are in flight share the next query.
+
 Faults: driver errors become StoreError here (HTTP 503 with Retry-After). Connecting,
 acquiring and every statement have time limits, so no request hangs on a dead server, and
 the pool replaces lost connections on next use: the store recovers by itself.
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -39,6 +42,7 @@ from asyncpg.pool import PoolConnectionProxy
 from ..errors import OperationNotFound, StoreError
 from ..models import Operation
 from .base import Change, DeleteCheck
+from .batched_reads import BatchedReads, Key
 from .migrations import Plan, migrate_command, plan, redact, require_latest
 from .notifier import Notifier
 from .postgresql_queries import DELETE_TOMBSTONE, PostgreSQLQueries
@@ -50,6 +54,7 @@ from .postgresql_rows import (
     LOCK,
     MUTABLE,
     SELECT,
+    SELECT_MANY,
     UPDATE,
     column,
     from_row,
@@ -124,6 +129,7 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
         self.notifier = Notifier(poll_interval=POLL_SECONDS)
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._listener: Listener | None = None
+        self._reads: BatchedReads[asyncpg.Record] = BatchedReads(self._fetch_many)
 
     def describe(self) -> str:
         return f"the PostgreSQL database {redact(self.url)}"
@@ -237,9 +243,19 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
         raise StoreError(f"The operation '{operation.key}' kept changing; retry the request.")
 
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
-        async with self._connection() as conn:
-            row = await conn.fetchrow(SELECT, subscription_id, operation_key)
+        row = await self._reads.get((subscription_id, operation_key))
         return None if row is None else from_row(row)
+
+    async def _fetch_many(self, keys: Sequence[tuple[str, str]]) -> dict[Key, asyncpg.Record]:
+        """The rows of these operations (the batched reads' one query)."""
+        async with self._connection() as conn:
+            if len(keys) == 1:
+                row = await conn.fetchrow(SELECT, *keys[0])
+                rows = [] if row is None else [row]
+            else:
+                subscriptions, operation_keys = zip(*keys, strict=True)
+                rows = await conn.fetch(SELECT_MANY, list(subscriptions), list(operation_keys))
+        return {(row["subscription_id"], row["operation_key"]): row for row in rows}
 
     async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:
         async with self._connection() as conn, conn.transaction():

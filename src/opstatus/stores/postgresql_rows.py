@@ -27,6 +27,11 @@ _WHERE = "WHERE subscription_id = $1 AND operation_key = $2"
 NOTIFY = f"pg_notify('{CHANNEL}', subscription_id || '/' || operation_key)"
 SELECT = f"SELECT {COLUMNS} FROM {TABLE} {_WHERE}"
 LOCK = f"{SELECT} FOR UPDATE"
+#: Several operations by key, $1 and $2 the arrays of subscriptions and keys.
+SELECT_MANY = (
+    f"SELECT {COLUMNS} FROM {TABLE} WHERE (subscription_id, operation_key) IN "
+    "(SELECT * FROM unnest($1::text[], $2::text[]))"
+)
 INSERT = (
     f"INSERT INTO {TABLE} ({COLUMNS}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(FIELDS) + 2))}) "
