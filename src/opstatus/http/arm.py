@@ -8,6 +8,7 @@ provider, api-version and the rest of the path (400), then the store (404, 409, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from ..models import (
     validate_operation_id,
     validate_subscription_id,
 )
-from ..providers import Provider
+from ..providers import Provider, ProviderRegistry
 from ..queries import OperationQuery
 from ..service import IfMatch, OperationRef
 from .context import AppContext
@@ -98,7 +99,7 @@ def scope_of(
 ) -> Scope:
     """:func:`resolve_scope` on what was already taken from the request (the fast status
     read, :mod:`.status_read`, calls it without a Starlette Request)."""
-    subscription_id = validate_subscription_id(params["subscription_id"])
+    subscription_id = _subscription(params["subscription_id"])
     namespace, location = params["namespace"], params.get("location")
     if not principal.can(action, subscription_id):
         # The 403's text is built only when it is needed: the read path never pays for it.
@@ -108,11 +109,29 @@ def scope_of(
         resource_type = resource.split("/", 1)[0]
         arm_action = f"{_printable(namespace)}/locations/{resource_type}/{verb}"
         authorize(principal, action, subscription_id, f"{scope}/{_printable(resource)}", arm_action)
-    provider = ctx.providers.lookup(namespace)
+    provider, location = _placed(ctx.providers, namespace, location, api_version)
+    return Scope(subscription_id, provider, location, api_version)
+
+
+# The checks of a path's parts depend on nothing else, and pollers send the same parts over
+# and over: remembered (a failed check is not, so it raises every time).
+
+
+@functools.lru_cache(maxsize=4096)
+def _subscription(value: str) -> str:
+    return validate_subscription_id(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _placed(
+    providers: ProviderRegistry, namespace: str, location: str | None, api_version: str
+) -> tuple[Provider, str | None]:
+    """The provider and normalised location, once the api-version is checked."""
+    provider = providers.lookup(namespace)
     if location is not None:
         location = normalize_location(location)
     provider.check_api_version(api_version, location or "all")
-    return Scope(subscription_id, provider, location, api_version)
+    return provider, location
 
 
 def resolve(

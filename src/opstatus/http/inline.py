@@ -41,6 +41,9 @@ class InlineStatusReads:
         self.read = read
         self.metrics = metrics
         self.template = read.route.path
+        # The labels of the lanes' usual answer, made once (see Metrics.observe_request).
+        self._counted = (self.template, "GET", "200")
+        self._timed = (self.template, "GET")
 
     def answer(
         self, url: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
@@ -66,7 +69,9 @@ class InlineStatusReads:
         for name, value in response_headers:
             lines += (name, b": ", value, b"\r\n")
         lines += (b"\r\n", body)
-        self.metrics.observe_request(self.template, "GET", 200, time.perf_counter() - start)
+        metrics = self.metrics
+        metrics.requests.inc(self._counted)
+        metrics.latency.observe(self._timed, time.perf_counter() - start)
         return b"".join(lines)
 
     async def serve(self, scope: Scope, send: Send) -> bool:

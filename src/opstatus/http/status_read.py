@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from ..models import Operation
 from ..providers import Provider
-from .arm import document, operation_headers
+from .arm import document
 from .context import AppContext
 
 _PLAIN_API_VERSION = re.compile(rb"api-version=([A-Za-z0-9.\-]{1,64})\Z")
@@ -25,8 +25,7 @@ Request = tuple[dict[str, str], str]
 
 
 class StatusRead:
-    """Recognising a status read and writing its answer: shared by the middleware below and
-    the protocol's inline lane (:mod:`.inline`)."""
+    """Recognising a status read and writing its answer, for both lanes of :mod:`.inline`."""
 
     def __init__(self, ctx: AppContext, route: Route) -> None:
         self.ctx = ctx
@@ -34,6 +33,7 @@ class StatusRead:
         #: left in the scope so that the metrics label the request as the router would.
         self.route = route
         self._match = route.path_regex.match
+        self._retry_after = (b"retry-after", str(ctx.settings.retry_after).encode())
 
     def parse(self, path: str, query: bytes) -> Request | None:
         """None unless ``path`` is an operation's status and the query a plain api-version."""
@@ -52,12 +52,14 @@ class StatusRead:
         return self.parse(path.decode("ascii"), query)
 
     def respond(self, op: Operation, provider: Provider) -> tuple[list[tuple[bytes, bytes]], bytes]:
-        """The 200's headers (before the ARM ones) and body."""
+        """The 200's headers (before the ARM ones) and body: :func:`.arm.operation_headers`
+        written straight as bytes (tests/http/test_inline.py holds the two to the same)."""
         body = document(self.ctx, op, provider, False)
         headers = [
             (b"content-length", b"%d" % len(body)),
             (b"content-type", b"application/json"),
+            (b"etag", b'"%s"' % op.etag.encode()),
         ]
-        for name, value in operation_headers(self.ctx, op).items():
-            headers.append((name.lower().encode(), value.encode()))
+        if not op.terminal:
+            headers.append(self._retry_after)
         return headers, body
