@@ -38,6 +38,7 @@ from .query_sql import Parameters, counts_sql, find_sql
 from .records import operation_from_record, operation_from_row
 from .sqlite_commits import CommitGroups
 from .sqlite_roles import SQLiteRoleAssignments
+from .sqlite_snapshots import SharedReads
 
 log = logging.getLogger("opstatus.store")
 
@@ -132,6 +133,7 @@ class SQLiteStore(SQLiteRoleAssignments):
         self.path = str(path)
         self.notifier = Notifier(poll_interval=POLL_SECONDS)
         self._reader: sqlite3.Connection | None = None
+        self._shared: SharedReads | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader_stale = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opstatus-sqlite")
@@ -161,7 +163,14 @@ class SQLiteStore(SQLiteRoleAssignments):
             self._reader = self._connect_read_only(exc)
             log.error("the database is read-only, serving reads only: %s", exc.message)
             return
-        self._reader = self._connect()
+        self._use_reader(self._connect())
+
+    def _use_reader(self, conn: sqlite3.Connection) -> None:
+        """Read through ``conn`` from now on, its reads shared within a turn of the loop."""
+        if self._shared is not None:
+            self._shared.close()
+        self._reader = conn
+        self._shared = SharedReads(conn, f"{self.path}-shm")
 
     def _connect_read_only(self, cause: StoreError) -> sqlite3.Connection:
         for query in ("mode=ro", "immutable=1"):
@@ -221,6 +230,9 @@ class SQLiteStore(SQLiteRoleAssignments):
         if self._writer is not None:
             await self._write(self._writer.close)
             self._writer = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
         if self._reader is not None:
             self._reader.close()
         self._executor.shutdown(wait=True)
@@ -243,7 +255,8 @@ class SQLiteStore(SQLiteRoleAssignments):
             log.warning("could not reopen the read connection: %s", exc)
             return
         self._reader_stale = False
-        stale, self._reader = self._reader, fresh
+        stale = self._reader
+        self._use_reader(fresh)
         if stale is not None:
             stale.close()
 
@@ -259,6 +272,8 @@ class SQLiteStore(SQLiteRoleAssignments):
         if self._reader is None:
             raise StoreError("The store is not open.")
         try:
+            if self._shared is not None:
+                self._shared.before_read()
             cursor = self._reader.execute(sql, params)
             if one:
                 row = cursor.fetchone()
@@ -266,6 +281,8 @@ class SQLiteStore(SQLiteRoleAssignments):
             rows: list[tuple[Any, ...]] = cursor.fetchall()
             return rows
         except sqlite3.Error as exc:
+            if self._shared is not None:
+                self._shared.release()
             raise StoreError(f"The store could not be read: {exc}") from exc
 
     async def _write(self, work: Any) -> Any:

@@ -12,7 +12,6 @@ import sqlite3
 from typing import Any
 
 from ..auth.roles import RoleAssignment
-from ..errors import StoreError
 from ..models import now_text
 
 _INSERT = (
@@ -30,6 +29,9 @@ class SQLiteRoleAssignments:
     _reader: sqlite3.Connection | None
 
     async def _commit(self, body: Any) -> Any:
+        raise NotImplementedError
+
+    def _read_all(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
     async def assign_role(self, assignment: RoleAssignment) -> bool:
@@ -52,13 +54,8 @@ class SQLiteRoleAssignments:
         return result
 
     async def list_role_assignments(self, principal_id: str | None = None) -> list[RoleAssignment]:
-        if self._reader is None:
-            raise StoreError("The store is not open.")
-        try:
-            if principal_id is None:
-                rows = self._reader.execute(_SELECT_ALL).fetchall()
-            else:
-                rows = self._reader.execute(_SELECT_ONE, (principal_id,)).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"The store could not be read: {exc}") from exc
+        if principal_id is None:
+            rows = self._read_all(_SELECT_ALL, ())
+        else:
+            rows = self._read_all(_SELECT_ONE, (principal_id,))
         return [RoleAssignment(role, scope, principal) for principal, role, scope in rows]

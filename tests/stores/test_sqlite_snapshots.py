@@ -1,0 +1,91 @@
+"""Shared read transactions (stores/sqlite_snapshots.py): never staler than a read of its own.
+
+"Another process" here is another connection to the same file, which is what SQLite sees of
+another process; a commit through it rewrites the WAL-index header like any commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from opstatus.models import SUCCEEDED
+from opstatus.stores.sqlite import SQLiteStore
+from tests.stores.test_contract import SUB_A, make_op
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "db.sqlite")
+    await s.open()
+    for i in range(3):
+        await s.create(make_op(f"op-{i}"))
+    yield s
+    await s.close()
+
+
+def other_process(store: SQLiteStore) -> sqlite3.Connection:
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    return conn
+
+
+def statements_of(store: SQLiteStore) -> list[str]:
+    seen: list[str] = []
+    assert store._reader is not None
+    store._reader.set_trace_callback(seen.append)
+    return seen
+
+
+async def test_reads_in_one_turn_share_one_transaction(store: SQLiteStore) -> None:
+    seen = statements_of(store)
+    for _ in range(3):  # no await between: one turn of the loop
+        for i in range(3):
+            assert store.get_now(SUB_A, f"op-{i}") is not None
+    assert seen.count("BEGIN") == 1
+    assert store._reader is not None and store._reader.in_transaction
+    await asyncio.sleep(0)  # the turn ends: so does the transaction
+    assert not store._reader.in_transaction
+    assert seen.count("COMMIT") == 1
+
+
+async def test_a_commit_elsewhere_is_seen_by_the_next_read_in_the_same_turn(
+    store: SQLiteStore,
+) -> None:
+    other = other_process(store)
+    assert store.get_now(SUB_A, "op-1").status == "InProgress"  # type: ignore[union-attr]
+    other.execute("UPDATE operations SET status = ? WHERE operation_key = 'op-1'", (SUCCEEDED,))
+    assert store.get_now(SUB_A, "op-1").status == SUCCEEDED  # type: ignore[union-attr]
+    other.execute("DELETE FROM operations WHERE operation_key = 'op-2'")
+    assert store.get_now(SUB_A, "op-2") is None
+    await store.update(SUB_A, "op-0", lambda op: op.evolve(status=SUCCEEDED, etag="e2"))
+    assert store.get_now(SUB_A, "op-0").status == SUCCEEDED  # type: ignore[union-attr]
+    other.close()
+
+
+async def test_an_idle_server_holds_no_snapshot_back(store: SQLiteStore) -> None:
+    other = other_process(store)
+    for i in range(50):
+        other.execute(
+            "UPDATE operations SET percent_complete = ? WHERE operation_key = 'op-1'", (i,)
+        )
+        store.get_now(SUB_A, "op-1")
+    await asyncio.sleep(0)
+    busy, log_frames, checkpointed = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0 and log_frames == checkpointed == 0  # the WAL could be emptied
+    other.close()
+
+
+def test_without_an_event_loop_each_read_is_its_own(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    asyncio.run(store.open())
+    asyncio.run(store.create(make_op("op-1")))
+    assert store.get_now(SUB_A, "op-1") is not None
+    assert store._reader is not None and not store._reader.in_transaction
+    asyncio.run(store.close())
