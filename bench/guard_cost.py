@@ -25,6 +25,7 @@ from tests.idp import IdentityProvider  # noqa: E402
 from opstatus.auth import RoleAssignment, mint_token  # noqa: E402
 from opstatus.http.context import AppContext  # noqa: E402
 from opstatus.http.guard import GuardMiddleware  # noqa: E402
+from opstatus.http.limits import RateLimiter  # noqa: E402
 from opstatus.providers import ProviderRegistry  # noqa: E402
 from opstatus.security import build_verifier  # noqa: E402
 from opstatus.service import OperationService  # noqa: E402
@@ -64,7 +65,15 @@ async def measure(n: int) -> None:
         await store.assign_role(RoleAssignment("Reader", "/", "alice"))
         settings = Settings(home=folder / "home", security=idp.security(rate_limit=1e9))
         verifier = build_verifier(settings.security, settings.home)
-        ctx = AppContext(settings, store, OperationService(store), verifier, ProviderRegistry())
+        ctx = AppContext(
+            settings,
+            store,
+            OperationService(store),
+            verifier,
+            ProviderRegistry(),
+            paging_key=bytes(32),
+            limiter=RateLimiter.from_settings(settings.security),
+        )
         guard = GuardMiddleware(nothing, ctx)
         if local is None:
             from opstatus.auth import load_key
