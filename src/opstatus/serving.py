@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -111,6 +112,8 @@ def run_workers(count: int, reserved: socket.socket, work: Callable[[socket.sock
             code = 1
             try:
                 code = work(listener(reserved))
+            except BaseException:  # noqa: BLE001 - said, then the supervisor decides
+                traceback.print_exc()
             finally:
                 os._exit(code)
         children.add(pid)

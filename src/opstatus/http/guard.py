@@ -12,7 +12,7 @@ pass over the headers, a cached token lookup, a token-bucket update). Per reques
    client address): over the limit, 429 ``TooManyRequests`` with Retry-After, held back
    ``reject_delay`` seconds so that a flood costs the server little;
 3. refuses a body over the size limit (413) and a body that is not sent in time (408);
-4. writes one audit line per write request, whatever its outcome.
+4. writes one audit line per write request, whatever its outcome, before its answer leaves.
 """
 
 from __future__ import annotations
@@ -173,6 +173,23 @@ class GuardMiddleware:
     ) -> None:
         status = 500
         created: str | None = None
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            recorded = True
+            action, subscription, operation_id = audit.write_target(scope["method"], scope["path"])
+            state = scope.get("state") or {}
+            audit.record(
+                action=action,
+                principal=principal.key if principal is not None else None,
+                subscription=subscription,
+                operation_id=operation_id or created,
+                result=status,
+                request_id=state.get("request_id"),
+                method=scope["method"],
+                client=client_address(scope),
+            )
 
         async def send_and_note(message: Message) -> None:
             nonlocal status, created
@@ -181,6 +198,7 @@ class GuardMiddleware:
                 for name, value in message.get("headers", ()):
                     if name == b"azure-asyncoperation":
                         created = audit.operation_from_link(value)
+                record()  # before the answer leaves: no client sees a write not yet audited
             await send(message)
 
         try:
@@ -195,18 +213,8 @@ class GuardMiddleware:
             except ClientDisconnect:
                 status = 499  # nginx's "client closed request": nothing was answered
         finally:
-            action, subscription, operation_id = audit.write_target(scope["method"], scope["path"])
-            state = scope.get("state") or {}
-            audit.record(
-                action=action,
-                principal=principal.key if principal is not None else None,
-                subscription=subscription,
-                operation_id=operation_id or created,
-                result=status,
-                request_id=state.get("request_id"),
-                method=scope["method"],
-                client=client_address(scope),
-            )
+            if not recorded:  # nothing was answered: the app failed, or the client left
+                record()
 
 
 def _scan(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, bytes | None, bool]:

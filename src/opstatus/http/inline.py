@@ -6,12 +6,16 @@ Such a request is answered where its head is parsed (:mod:`.protocol`), in one w
 ASGI scope, task or messages, and no middleware stack. That is most of what a status read
 costs, and status reads are most of what the server answers.
 
-So this lane carries the middlewares' duties itself, through the functions they use: the
-guard's token cache and rate limit, the ARM headers, the request metrics, and the status
-read's checks and document (:mod:`.status_read`). It answers only the plain success: any
-other outcome (a token to verify, a 4xx, a Prefer header, an expired or lapsed operation,
-a store error) returns None and the request takes the ordinary path, which answers it as
-it always has. tests/http/test_inline.py holds both paths to the same answers.
+On other stores (PostgreSQL) the same shortcut is taken in ASGI, before the middlewares and
+the router (:meth:`InlineStatusReads.serve`).
+
+So both lanes carry the middlewares' duties themselves, through the functions those use:
+the guard's token cache and rate limit, the ARM headers, the request metrics, and the
+status read's checks and document (:mod:`.status_read`). The protocol's lane answers only
+the plain success; the ASGI lane also the read's own errors (not found, expired), through
+the app's error response. Anything else (a token to verify, another 4xx, a Prefer header,
+a lapse to record, a store error) goes the ordinary way, which answers it as it always
+has. tests/http/test_inline.py holds every path to the same answers.
 """
 
 from __future__ import annotations
