@@ -8,6 +8,7 @@ and the connection kept or closed as the client asked.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,3 +121,45 @@ def _status_reads(metrics: str) -> float:
         ):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_a_client_that_does_not_read_cannot_fill_the_servers_memory(
+    server: ServerProcess,
+) -> None:
+    """Pipelined reads from a client that reads none of its answers: once the answers back
+    up, the server stops answering inline and, as for any request, stops reading."""
+    token = server.token("Reader", f"/subscriptions/{SUB_A}", "hoarder")
+    one = request("GET", status_path(op_id="op1"), token)
+    assert server.proc is not None
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(one)  # verifies the token: the rest would be answered inline
+        read_responses(sock, 1)
+        before = rss_kib(server.proc.pid)
+        burst = one * 40_000  # ~16 MB of requests, ~25 MB of answers
+        sock.setblocking(False)
+        sent, stalled_since = 0, None
+        while sent < len(burst):
+            try:
+                sent += sock.send(burst[sent : sent + 65536])
+                stalled_since = None
+            except BlockingIOError:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since > 1.0:
+                    break  # the server stopped reading
+                time.sleep(0.01)
+        grown = rss_kib(server.proc.pid) - before
+        assert sent < len(burst), "the server read everything a non-reading client sent"
+        assert grown < 8 * 1024, f"the server grew by {grown} KiB"
+        sock.setblocking(True)
+        sock.settimeout(10)
+        answers = read_responses(sock, sent // len(one))
+    assert {status for status, _, _ in answers} == {200}
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")

@@ -38,6 +38,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._raw_head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._started = False  # has any request begun on this connection
+        self._begun_in_chunk = False  # did one begin in the chunk being parsed
         self._head_started = 0.0
         self._refusal: tuple[int, bytes, str] | None = None
         self._answered: bool | None = None  # answered inline: whether to keep the connection
@@ -64,13 +65,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._begun_in_chunk = False
         super().data_received(data)
         # httptools buffers a header it has not finished without calling back: count the
-        # raw bytes of a head still incomplete after this chunk. (A pipelined request that
-        # starts in the same chunk as the end of a large body may be over-counted; clients
-        # of this API do not pipeline.)
+        # raw bytes of a head still incomplete after this chunk. When the head began in
+        # this chunk (after pipelined requests), that is what follows the chunk's last
+        # blank line; a request that starts in the same chunk as the end of a body may be
+        # over-counted by that body.
         if self._in_head:
-            self._raw_head_bytes += len(data)
+            if self._begun_in_chunk:
+                end = data.rfind(b"\r\n\r\n")
+                self._raw_head_bytes += len(data) - (end + 4 if end >= 0 else 0)
+            else:
+                self._raw_head_bytes += len(data)
             if self._raw_head_bytes > self.max_head_bytes and not self.transport.is_closing():
                 self._refuse_too_large()
                 self.send_400_response("")
@@ -79,7 +86,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head = self._started = True
+        self._in_head = self._started = self._begun_in_chunk = True
         self._head_started = self.loop.time()
         self._head_bytes = 0  # as parsed: request line and complete headers
         self._raw_head_bytes = 0  # as received, while the head is incomplete
@@ -111,8 +118,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- inline answers --------------------------------------------------------------------
 
     def _answer_inline(self, inline: InlineStatusReads) -> bool:
-        """Answer a GET inline when nothing is in flight on this connection before it."""
+        """Answer a GET inline when nothing is in flight on this connection before it, and
+        the client is reading its answers (a client that pipelines requests without reading
+        would otherwise fill the write buffer: the ordinary path waits for it and stops
+        reading more)."""
         if self.pipeline or (self.cycle is not None and not self.cycle.response_complete):
+            return False
+        if self.flow.write_paused:
             return False
         if self.parser.get_method() != b"GET":
             return False
