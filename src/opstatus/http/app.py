@@ -207,7 +207,6 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.metrics = metrics
-    # Only a store that reads without waiting can be read inline (SQLite, memory).
     reads = InlineStatusReads(ctx, status_read, metrics)
     # Only a store that reads without waiting can be read inline (SQLite, memory).
     return OpstatusApp(app, reads, reads if isinstance(store, ImmediateReads) else None)
