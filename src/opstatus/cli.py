@@ -19,7 +19,6 @@ from .cli_security import check_serve, role, security_options
 from .errors import InvalidInput, StoreError
 from .security import SecuritySettings
 from .settings import Settings, default_home, parse_duration
-from .stores import open_store
 from .stores.base import Migratable
 from .stores.migrations import latest_version, redact
 
@@ -206,8 +205,7 @@ def serve(
     workers: int,
 ) -> None:
     """Run the operation-status server."""
-    from .http.app import create_app
-    from .serving import ServerOptions, reserve_port, run_server, run_workers
+    from .serving import ServerOptions, build, reserve_port, run_server, run_workers
 
     settings = Settings(
         home=home or default_home(),
@@ -229,10 +227,10 @@ def serve(
     )
     check_serve(host, security)
     try:
-        store = open_store(settings.resolved_store_url())
-        create_app(settings, store)  # checks the settings and makes the key, once
+        built = build(settings)  # checks the settings and makes the key, once
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
+    store = built[0]
     try:
         asyncio.run(admin.preflight(store))
     except StoreError as exc:
@@ -245,7 +243,7 @@ def serve(
         host, port, log_level, "json" if log_format == "json" else "text", drain_timeout
     )
     if workers == 1:
-        code = run_server(settings, options, None)
+        code = run_server(built, settings, options, None)
     else:
         try:
             if isinstance(store, Migratable) and store.migrates_on_open:
@@ -255,7 +253,10 @@ def serve(
             click.echo(f"opstatus: {getattr(exc, 'message', exc)}", err=True)
             sys.exit(EXIT_FAILED)
         click.echo(f"opstatus: {workers} workers on {host}:{reserved.getsockname()[1]}", err=True)
-        code = run_workers(workers, reserved, lambda sock: run_server(settings, options, sock))
+        # Each worker builds its own: neither a SQLite connection nor a pool survives a fork.
+        code = run_workers(
+            workers, reserved, lambda sock: run_server(build(settings), settings, options, sock)
+        )
     if code:
         sys.exit(code)
 

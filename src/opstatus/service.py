@@ -106,6 +106,10 @@ class OperationService:
         self.store = store
         self.clock = clock
         self.policy = policy if policy is not None else LifecyclePolicy()
+        #: The store's synchronous read, if it has one (see :meth:`read_now`).
+        self._get_now: Callable[[str, str], Operation | None] | None = getattr(
+            store, "get_now", None
+        )
 
     async def create(self, draft: OperationDraft) -> tuple[Operation, bool]:
         """Create, or recognise a replay of the same create (returns ``created=False``)."""
@@ -144,12 +148,9 @@ class OperationService:
         """:meth:`get` answered synchronously, or None when it cannot be: the store's reads
         wait (no ``get_now``), or the answer is not a plain read (not found, expired, or a
         lapsed lease to record). The caller then awaits :meth:`get`, which answers those."""
-        get_now: Callable[[str, str], Operation | None] | None = getattr(
-            self.store, "get_now", None
-        )
-        if get_now is None:
+        if self._get_now is None:
             return None
-        op = get_now(ref.subscription_id, ref.key)
+        op = self._get_now(ref.subscription_id, ref.key)
         if op is None or not ref.matches(op):
             return None
         try:

@@ -26,10 +26,11 @@ from typing import Any, Literal
 import uvicorn
 
 from .cli_security import configure_audit, uvicorn_options
-from .http.app import create_app
+from .http.app import OpstatusApp, create_app
 from .logs import log_config
 from .settings import Settings
 from .stores import open_store
+from .stores.base import Store
 
 log = logging.getLogger("opstatus.serve")
 
@@ -46,10 +47,21 @@ class ServerOptions:
     drain_timeout: int
 
 
-def run_server(settings: Settings, options: ServerOptions, sock: socket.socket | None) -> int:
-    """Serve until told to stop; the process's exit code. ``sock``: listen there."""
+def build(settings: Settings) -> tuple[Store, OpstatusApp]:
+    """The store (not opened yet) and the app over it. Raises ValueError or OSError for
+    settings it cannot use (a providers file, a key, a store URL)."""
     store = open_store(settings.resolved_store_url())
-    app = create_app(settings, store)
+    return store, create_app(settings, store)
+
+
+def run_server(
+    built: tuple[Store, OpstatusApp],
+    settings: Settings,
+    options: ServerOptions,
+    sock: socket.socket | None,
+) -> int:
+    """Serve ``built`` until told to stop; the process's exit code. ``sock``: listen there."""
+    store, app = built
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:

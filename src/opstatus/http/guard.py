@@ -83,9 +83,7 @@ class GuardMiddleware:
         if scope["method"] in audit.WRITE_METHODS:
             await self.audited(scope, receive, send, principal, length, has_body)
             return
-        wait, refusal = self.check(scope, principal, length)
-        if wait:
-            refusal = await self.too_many(scope, wait)
+        refusal = await self.refusal(scope, principal, length)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -98,6 +96,15 @@ class GuardMiddleware:
             roles = await self.ctx.store.list_role_assignments(principal.object_id)
             principal = principal.with_roles(tuple(roles))
         return principal
+
+    async def refusal(
+        self, scope: Scope, principal: Principal | None, length: bytes | None
+    ) -> ASGIApp | None:
+        """The answer that refuses the request (429, held back; 413), or None: it may go on."""
+        wait, refusal = self.check(scope, principal, length)
+        if wait:
+            return await self.too_many(scope, wait)
+        return refusal
 
     def check(
         self, scope: Scope, principal: Principal | None, length: bytes | None
@@ -202,9 +209,7 @@ class GuardMiddleware:
             await send(message)
 
         try:
-            wait, refusal = self.check(scope, principal, length)
-            if wait:
-                refusal = await self.too_many(scope, wait)
+            refusal = await self.refusal(scope, principal, length)
             if refusal is not None:
                 await refusal(scope, receive, send_and_note)
                 return

@@ -98,10 +98,8 @@ class InlineStatusReads:
                 return False  # the app answers it and logs it, in its own words
             self._charge(caller)  # not found, expired: answered here, as the app would
             error = opstatus_error_response(exc)
-            status = error.status_code
-            headers = [*error.raw_headers, *arm_headers(scope["headers"])]
-            headers.append((b"date", http_date()))
-            body = error.body
+            status, body = error.status_code, error.body
+            headers = _with_arm_headers(list(error.raw_headers), scope["headers"])
         else:
             self._charge(caller)
             headers, body = self._respond(op, target, scope["headers"])
@@ -151,6 +149,13 @@ class InlineStatusReads:
     ) -> tuple[list[tuple[bytes, bytes]], bytes]:
         """The 200's headers, the ARM ones included, and body."""
         headers, body = self.read.respond(op, target.provider)
-        headers += arm_headers(request_headers)
-        headers.append((b"date", http_date()))
-        return headers, body
+        return _with_arm_headers(headers, request_headers), body
+
+
+def _with_arm_headers(
+    headers: list[tuple[bytes, bytes]], request_headers: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` and then ARM's, as ArmHeadersMiddleware adds them to every answer."""
+    headers += arm_headers(request_headers)
+    headers.append((b"date", http_date()))
+    return headers
