@@ -47,13 +47,6 @@ log = logging.getLogger("opstatus.store")
 POLL_SECONDS = 1.0
 
 DIALECT = "sqlite"
-#: How much of the file the read connection maps into memory instead of reading it page by
-#: page. A status read on a large store touches pages no cache holds, and each was a pread
-#: (two per read at a million operations); mapped, it is a memory access, which under load
-#: saved a fifth of a read's CPU time (docs/performance.md). Mapped pages are the kernel's
-#: page cache, shared by every process that maps the file and reclaimed under pressure; they
-#: count in a server's resident memory only once read. Past this size SQLite reads as before.
-READ_MAP_BYTES = 1 << 30
 #: Operation fields in column order; ``operation_key`` is derived and stored beside them.
 FIELDS = tuple(f.name for f in dataclasses.fields(Operation))
 _JSON_FIELDS = frozenset({"properties", "error"})
@@ -176,7 +169,6 @@ class SQLiteStore(SQLiteRoleAssignments):
         """Read through ``conn`` from now on, its reads shared within a turn of the loop."""
         if self._shared is not None:
             self._shared.close()
-        conn.execute(f"PRAGMA mmap_size={READ_MAP_BYTES}").fetchall()
         self._reader = conn
         self._shared = SharedReads(conn, f"{self.path}-shm")
 
