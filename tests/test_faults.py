@@ -131,6 +131,32 @@ async def test_a_damaged_row_is_reported_not_crashed_on(
     assert (await client.get("/readyz")).status_code == 200  # one bad row is not an outage
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("error", "{not json", "is not valid JSON"),
+        ("error", '{"message": "no code"}', "has no error code"),
+        ("properties", "42", "is not a JSON object"),
+        ("status", "banana!", "not a status"),
+        ("percent_complete", 250, "out of 0..100"),
+        ("etag", b"\x00", "is not text"),
+        ("lease_expires_at", b"\x00", "is not text"),
+    ],
+)
+async def test_the_status_read_names_a_damaged_column_too(
+    home: Path, store: SQLiteStore, column: str, value: object, problem: str
+) -> None:
+    """The fast lanes read a status alone (status_now); a damaged row stops them as it stops
+    a whole read, so that the ordinary path reports it."""
+    async with app_client(home, store=store) as c:
+        await c.put(status_path(op_id="x1"), json={}, headers=bearer(home))
+        edit(home, f"UPDATE operations SET {column} = ? WHERE operation_key = 'x1'", value)
+        with pytest.raises(CorruptRecord) as caught:
+            store.status_now("e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f", "x1")
+    assert caught.value.operation_id == "x1"
+    assert f"column '{column}'" in caught.value.message and problem in caught.value.message
+
+
 async def test_a_hand_written_lowercase_terminal_status_is_still_final(
     client: httpx.AsyncClient, home: Path
 ) -> None:

@@ -21,6 +21,7 @@ time order as plain strings, which is also how the stores compare them.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from .models import (
     FAILED,
     SUCCEEDED,
     Operation,
+    OperationStatus,
     OperationUpdate,
     format_time,
     new_etag,
@@ -172,6 +174,11 @@ class LifecyclePolicy:
             raise expired_error(op.operation_id, op.status, op.expires_at or now)
         return self.lapse(op, now) or op
 
+    def due(self, op: Operation | OperationStatus, now: str) -> bool:
+        """Whether reading ``op`` at ``now`` is more than a read: it has expired, or its
+        producer's lease ran out past the grace period (:meth:`settle` raises or fails it)."""
+        return self.is_expired(op, now) or self._lapsed(op, now)
+
     def on_update(
         self,
         stored: Operation,
@@ -211,13 +218,18 @@ class LifecyclePolicy:
 
     def lapse_cutoff(self, now: str) -> str:
         """Leases that expired at or before this moment have run out of grace at ``now``."""
-        return add_seconds(now, -self.lease_grace_seconds)
+        return _earlier(now, self.lease_grace_seconds)
+
+    def _lapsed(self, op: Operation | OperationStatus, now: str) -> bool:
+        return (
+            not op.terminal
+            and op.lease_expires_at is not None
+            and op.lease_expires_at <= self.lapse_cutoff(now)
+        )
 
     def lapse(self, op: Operation, now: str) -> Operation | None:
         """Failed with ProducerLost if the lease ran out more than the grace period ago."""
-        if op.terminal or op.lease_expires_at is None:
-            return None
-        if op.lease_expires_at > self.lapse_cutoff(now):
+        if not self._lapsed(op, now) or op.lease_expires_at is None:
             return None
         deadline = add_seconds(op.lease_expires_at, self.lease_grace_seconds)
         return op.evolve(
@@ -258,7 +270,7 @@ class LifecyclePolicy:
 
     # --- retention ---------------------------------------------------------------------
 
-    def is_expired(self, op: Operation, now: str) -> bool:
+    def is_expired(self, op: Operation | OperationStatus, now: str) -> bool:
         return op.expires_at is not None and op.expires_at <= now
 
     def tombstone(self, op: Operation, now: str, reason: RemovalReason) -> Tombstone:
@@ -273,6 +285,14 @@ class LifecyclePolicy:
             reason=reason,
             forget_at=add_seconds(now, self.tombstone_seconds),
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _earlier(now: str, seconds: float) -> str:
+    """:func:`add_seconds` back in time, remembered: every read of an operation with a lease
+    asks it of the same clock reading (``now_text`` changes once a millisecond), and parsing
+    and formatting the time costs more than the rest of the check."""
+    return add_seconds(now, -seconds)
 
 
 def expired_error(

@@ -23,7 +23,7 @@ from typing import Any, cast
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from .errors import CorruptRecord, StoreError
-from .models import Operation
+from .models import Operation, OperationStatus
 from .queries import OperationQuery
 from .stores.base import Change, DeleteCheck, ImmediateReads, Store
 from .tallies import CounterTally, HistogramTally
@@ -119,7 +119,7 @@ class Metrics:
 
 
 def instrument(store: Store, metrics: Metrics) -> Store:
-    """``store`` with every call timed; it keeps ``get_now`` if it has it (ImmediateReads)."""
+    """``store`` with every call timed; it keeps ``status_now`` if it has it (ImmediateReads)."""
     cls = InstrumentedStore if isinstance(store, ImmediateReads) else _InstrumentedAsyncStore
     return cast(Store, cls(store, metrics))
 
@@ -191,12 +191,13 @@ class InstrumentedStore:
         )
         return result
 
-    def get_now(self, subscription_id: str, operation_key: str) -> Operation | None:
-        """Present only on the wrapper of a store that has it: see :func:`instrument`."""
+    def status_now(self, subscription_id: str, operation_key: str) -> OperationStatus | None:
+        """Present only on the wrapper of a store that has it: see :func:`instrument`.
+        Timed as the ``get`` it stands for."""
         inner: ImmediateReads = self.inner  # type: ignore[assignment]
         start = time.perf_counter()
         try:
-            result = inner.get_now(subscription_id, operation_key)
+            result = inner.status_now(subscription_id, operation_key)
         except StoreError:
             self._observe("get", "error", time.perf_counter() - start)
             self.metrics.store_errors.labels("get").inc()
@@ -216,6 +217,6 @@ class InstrumentedStore:
 
 
 class _InstrumentedAsyncStore(InstrumentedStore):
-    """For a store without immediate reads (PostgreSQL): ``get_now`` is absent, as there."""
+    """For a store without immediate reads (PostgreSQL): ``status_now`` is absent, as there."""
 
-    get_now = None  # type: ignore[assignment]
+    status_now = None  # type: ignore[assignment]

@@ -24,13 +24,13 @@ from .errors import (
     OperationExists,
     OperationExpired,
     OperationNotFound,
-    OpstatusError,
     PreconditionFailed,
 )
 from .lifecycle import Clock, LifecyclePolicy, Tombstone, expired_error
 from .models import (
     Operation,
     OperationDraft,
+    OperationStatus,
     OperationUpdate,
     apply_update,
     now_text,
@@ -64,7 +64,7 @@ class OperationRef:
     def key(self) -> str:
         return operation_key(self.operation_id)
 
-    def matches(self, op: Operation | Tombstone) -> bool:
+    def matches(self, op: Operation | OperationStatus | Tombstone) -> bool:
         if self.namespace is None or self.location is None:
             return True
         return op.namespace.lower() == self.namespace.lower() and op.location == self.location
@@ -106,9 +106,9 @@ class OperationService:
         self.store = store
         self.clock = clock
         self.policy = policy if policy is not None else LifecyclePolicy()
-        #: The store's synchronous read, if it has one (see :meth:`read_now`).
-        self._get_now: Callable[[str, str], Operation | None] | None = getattr(
-            store, "get_now", None
+        #: The store's synchronous status read, if it has one (see :meth:`status_now`).
+        self._status_now: Callable[[str, str], OperationStatus | None] | None = getattr(
+            store, "status_now", None
         )
 
     async def create(self, draft: OperationDraft) -> tuple[Operation, bool]:
@@ -144,20 +144,17 @@ class OperationService:
             raise _not_found(ref)
         return await self._settle(op, now)
 
-    def read_now(self, ref: OperationRef) -> Operation | None:
-        """:meth:`get` answered synchronously, or None when it cannot be: the store's reads
-        wait (no ``get_now``), or the answer is not a plain read (not found, expired, or a
-        lapsed lease to record). The caller then awaits :meth:`get`, which answers those."""
-        if self._get_now is None:
+    def status_now(self, ref: OperationRef) -> OperationStatus | None:
+        """What :meth:`get` answers, as a status read shows it, answered synchronously; or
+        None when it cannot be: the store's reads wait (no ``status_now``), or the answer is
+        not a plain read (not found, expired, or a lapsed lease to record). The caller then
+        awaits :meth:`get`, which answers those."""
+        if self._status_now is None:
             return None
-        op = self._get_now(ref.subscription_id, ref.key)
-        if op is None or not ref.matches(op):
+        status = self._status_now(ref.subscription_id, ref.key)
+        if status is None or not ref.matches(status) or self.policy.due(status, self.clock()):
             return None
-        try:
-            settled = self.policy.settle(op, self.clock())
-        except OpstatusError:  # expired
-            return None
-        return op if settled is op else None
+        return status
 
     async def _settle(self, op: Operation, now: str) -> Operation:
         """``op`` as it stands now; a lost producer's operation is failed for good on the way."""

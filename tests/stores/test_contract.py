@@ -35,6 +35,7 @@ from opstatus.models import (
     IN_PROGRESS,
     SUCCEEDED,
     Operation,
+    OperationStatus,
     OperationUpdate,
     default_error,
     operation_key,
@@ -42,7 +43,7 @@ from opstatus.models import (
 from opstatus.queries import OperationFilter, OperationQuery, Position, position
 from opstatus.service import OperationRef, OperationService
 from opstatus.stores import MemoryStore, PostgreSQLStore, SQLiteStore
-from opstatus.stores.base import Store
+from opstatus.stores.base import ImmediateReads, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -203,6 +204,32 @@ async def test_get_missing_returns_none(store: Store) -> None:
     await store.create(make_op("present"))
     assert await store.get(SUB_A, "nope") is None
     assert await store.get(SUB_B, "present") is None
+
+
+async def test_a_status_read_shows_what_get_returns(store: Store) -> None:
+    """Stores that read without waiting (ImmediateReads) also read a status alone, for the
+    fast lanes: the same values as the whole operation, JSON columns decoded alike."""
+    if not isinstance(store, ImmediateReads):
+        # One whose reads wait must not offer it: the service would block the loop on it.
+        assert not hasattr(store, "status_now")
+        return
+    failed = make_op(
+        "failed",
+        status=FAILED,
+        end_time=T0,
+        percent_complete=40,
+        error={"code": "Boom", "message": "m", "details": [{"code": "Inner", "message": "i"}]},
+        lease_expires_at=None,
+        expires_at=T0,
+    )
+    running = make_op("running", properties={"k": [1, 2]}, lease_expires_at=T0)
+    for op in (failed, running):
+        await store.create(op)
+        stored = await store.get(op.subscription_id, op.key)
+        assert stored is not None
+        assert store.status_now(op.subscription_id, op.key) == OperationStatus.of(stored)
+    assert store.status_now(SUB_A, "nope") is None
+    assert store.status_now(SUB_B, "running") is None
 
 
 # --- update ------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ async def test_reads_in_one_turn_share_one_transaction(store: SQLiteStore) -> No
     seen = statements_of(store)
     for _ in range(3):  # no await between: one turn of the loop
         for i in range(3):
-            assert store.get_now(SUB_A, f"op-{i}") is not None
+            assert store.status_now(SUB_A, f"op-{i}") is not None
     assert seen.count("BEGIN") == 1
     assert store._reader is not None and store._reader.in_transaction
     await asyncio.sleep(0)  # the turn ends: so does the transaction
@@ -59,13 +59,13 @@ async def test_a_commit_elsewhere_is_seen_by_the_next_read_in_the_same_turn(
     store: SQLiteStore,
 ) -> None:
     other = other_process(store)
-    assert store.get_now(SUB_A, "op-1").status == "InProgress"  # type: ignore[union-attr]
+    assert store.status_now(SUB_A, "op-1").status == "InProgress"  # type: ignore[union-attr]
     other.execute("UPDATE operations SET status = ? WHERE operation_key = 'op-1'", (SUCCEEDED,))
-    assert store.get_now(SUB_A, "op-1").status == SUCCEEDED  # type: ignore[union-attr]
+    assert store.status_now(SUB_A, "op-1").status == SUCCEEDED  # type: ignore[union-attr]
     other.execute("DELETE FROM operations WHERE operation_key = 'op-2'")
-    assert store.get_now(SUB_A, "op-2") is None
+    assert store.status_now(SUB_A, "op-2") is None
     await store.update(SUB_A, "op-0", lambda op: op.evolve(status=SUCCEEDED, etag="e2"))
-    assert store.get_now(SUB_A, "op-0").status == SUCCEEDED  # type: ignore[union-attr]
+    assert store.status_now(SUB_A, "op-0").status == SUCCEEDED  # type: ignore[union-attr]
     other.close()
 
 
@@ -75,7 +75,7 @@ async def test_an_idle_server_holds_no_snapshot_back(store: SQLiteStore) -> None
         other.execute(
             "UPDATE operations SET percent_complete = ? WHERE operation_key = 'op-1'", (i,)
         )
-        store.get_now(SUB_A, "op-1")
+        store.status_now(SUB_A, "op-1")
     await asyncio.sleep(0)
     busy, log_frames, checkpointed = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     assert busy == 0 and log_frames == checkpointed == 0  # the WAL could be emptied
@@ -86,6 +86,6 @@ def test_without_an_event_loop_each_read_is_its_own(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "db.sqlite")
     asyncio.run(store.open())
     asyncio.run(store.create(make_op("op-1")))
-    assert store.get_now(SUB_A, "op-1") is not None
+    assert store.status_now(SUB_A, "op-1") is not None
     assert store._reader is not None and not store._reader.in_transaction
     asyncio.run(store.close())

@@ -27,11 +27,11 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from ..errors import OpstatusError, StoreError
 from ..metrics import Metrics
-from ..models import Operation
 from .arm import Target, target_of
 from .context import AppContext
 from .errors import opstatus_error_response
 from .headers import arm_headers, http_date
+from .representation import Shown
 from .status_read import Request, StatusRead
 
 #: Request headers that send a request the ordinary way: a body, or preferences to honour.
@@ -60,13 +60,13 @@ class InlineStatusReads:
             return None
         caller, target = admitted
         try:
-            op = self.ctx.service.read_now(target.ref)
+            status = self.ctx.service.status_now(target.ref)
         except Exception:  # noqa: BLE001 - the app answers it, logs it, in its own words
             return None
-        if op is None:
+        if status is None:
             return None
         self._charge(caller)
-        response_headers, body = self._respond(op, target, headers)
+        response_headers, body = self._respond(status, target, headers)
         if not keep_alive:
             response_headers.append(_CLOSE)
         lines = [STATUS_LINE[200]]
@@ -145,7 +145,7 @@ class InlineStatusReads:
             self.ctx.limiter.take(caller)
 
     def _respond(
-        self, op: Operation, target: Target, request_headers: list[tuple[bytes, bytes]]
+        self, op: Shown, target: Target, request_headers: list[tuple[bytes, bytes]]
     ) -> tuple[list[tuple[bytes, bytes]], bytes]:
         """The 200's headers, the ARM ones included, and body."""
         headers, body = self.read.respond(op, target.provider)

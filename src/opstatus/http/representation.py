@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import SUCCEEDED, Operation
+from ..models import SUCCEEDED, Operation, OperationStatus
 from ..providers import ErrorShape
 
+#: What :func:`arm_body` shows without full detail: an operation, or its status read model.
+Shown = Operation | OperationStatus
 
-def location_path(op: Operation) -> str:
+
+def location_path(op: Shown) -> str:
     return f"/subscriptions/{op.subscription_id}/providers/{op.namespace}/locations/{op.location}"
 
 
-def resource_id(op: Operation) -> str:
+def resource_id(op: Shown) -> str:
     return f"{location_path(op)}/operationsStatus/{op.operation_id}"
 
 
@@ -22,7 +25,7 @@ def result_path(op: Operation) -> str:
 
 
 def arm_body(
-    op: Operation, shape: ErrorShape, full: bool = False, lease_state: str | None = None
+    op: Shown, shape: ErrorShape, full: bool = False, lease_state: str | None = None
 ) -> dict[str, Any]:
     """Keys in the order of the published example; absent values are left out, not null.
 
@@ -41,12 +44,16 @@ def arm_body(
             body["percentComplete"] = op.percent_complete
         if op.properties is not None and op.status == SUCCEEDED:
             body["properties"] = op.properties
-    if full and op.http_status_code is not None:
-        body["httpStatusCode"] = op.http_status_code
+    whole = None
+    if full:
+        assert isinstance(op, Operation), "full detail is shown of a whole operation"
+        whole = op
+    if whole is not None and whole.http_status_code is not None:
+        body["httpStatusCode"] = whole.http_status_code
     if op.error is not None:
         body["error"] = op.error if shape == "flat" else {"error": op.error}
-    if full:
-        body.update(lifecycle_detail(op, lease_state))
+    if whole is not None:
+        body.update(lifecycle_detail(whole, lease_state))
     return body
 
 

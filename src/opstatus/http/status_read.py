@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 
+import orjson
 from starlette.routing import Route
 
-from ..models import Operation
 from ..providers import Provider
-from .arm import document
 from .context import AppContext
+from .representation import Shown, arm_body
 
 _PLAIN_API_VERSION = re.compile(rb"api-version=([A-Za-z0-9.\-]{1,64})\Z")
 
@@ -51,10 +51,11 @@ class StatusRead:
             return None
         return self.parse(path.decode("ascii"), query)
 
-    def respond(self, op: Operation, provider: Provider) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    def respond(self, op: Shown, provider: Provider) -> tuple[list[tuple[bytes, bytes]], bytes]:
         """The 200's headers (before the ARM ones) and body: :func:`.arm.operation_headers`
-        written straight as bytes (tests/http/test_inline.py holds the two to the same)."""
-        body = document(self.ctx, op, provider, False)
+        and :func:`.arm.document` written straight as bytes (tests/http/test_inline.py holds
+        them to the same)."""
+        body = orjson.dumps(arm_body(op, provider.error_shape))
         headers = [
             (b"content-length", b"%d" % len(body)),
             (b"content-type", b"application/json"),

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..lifecycle import Tombstone
-from ..models import Operation
+from ..models import Operation, OperationStatus
 from ..queries import OperationQuery
 from .migrations import Plan
 from .notifier import Notifier
@@ -100,8 +100,8 @@ class ImmediateReads(Protocol):
     it can answer a read synchronously, which lets the server answer a status GET inline,
     without scheduling a task for it (``http/inline.py``)."""
 
-    def get_now(self, subscription_id: str, operation_key: str) -> Operation | None:
-        """:meth:`Store.get`, synchronously."""
+    def status_now(self, subscription_id: str, operation_key: str) -> OperationStatus | None:
+        """What :meth:`Store.get` would return, as a status read shows it, synchronously."""
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ..errors import OperationNotFound
 from ..lifecycle import Tombstone
-from ..models import Operation
+from ..models import Operation, OperationStatus
 from ..queries import OperationQuery
 from .base import Change, DeleteCheck, Removal
 from .notifier import Notifier
@@ -48,10 +48,11 @@ class MemoryStore(MemoryRoleAssignments):
         return operation, True
 
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
-        return self.get_now(subscription_id, operation_key)
-
-    def get_now(self, subscription_id: str, operation_key: str) -> Operation | None:
         return self._operations.get((subscription_id, operation_key))
+
+    def status_now(self, subscription_id: str, operation_key: str) -> OperationStatus | None:
+        op = self._operations.get((subscription_id, operation_key))
+        return None if op is None else OperationStatus.of(op)
 
     async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:
         key = (subscription_id, operation_key)

@@ -2,9 +2,10 @@
 crashed on.
 
 A backend hands :func:`operation_from_record` the stored values by field name (JSON columns
-still as text). Every value is checked for the type the domain relies on, and the status is
-brought to its canonical spelling (a hand-written ``succeeded`` is still terminal). Anything
-else raises :class:`~opstatus.errors.CorruptRecord` naming the operation and the column.
+still as text), or :func:`operation_from_row` and :func:`status_from_row` in field order.
+Every value is checked for the type the domain relies on, and the status is brought to its
+canonical spelling (a hand-written ``succeeded`` is still terminal). Anything else raises
+:class:`~opstatus.errors.CorruptRecord` naming the operation and the column.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import CorruptRecord, InvalidInput
-from ..models import Operation, normalize_status
+from ..models import Operation, OperationStatus, normalize_status
 
 _TEXT = ("subscription_id", "operation_id", "namespace", "location", "etag", "created_at")
 _OPTIONAL_TEXT = (
@@ -30,14 +31,32 @@ _OPTIONAL_TEXT = (
 )
 
 
+_NUMBERS = ("percent_complete", "lease_seconds")
 _FIELDS = tuple(f.name for f in dataclasses.fields(Operation))
-_INDEX = {name: i for i, name in enumerate(_FIELDS)}
-_TEXT_AT = tuple(_INDEX[c] for c in _TEXT)
-_OPTIONAL_TEXT_AT = tuple(_INDEX[c] for c in _OPTIONAL_TEXT)
-_NUMBERS_AT = tuple(_INDEX[c] for c in ("percent_complete", "lease_seconds"))
-_STATUS, _PERCENT, _CODE, _CANCELABLE, _ERROR = (
-    _INDEX[c] for c in ("status", "percent_complete", "http_status_code", "cancelable", "error")
-)
+
+
+class _Layout:
+    """Where each checked field sits in a row of ``fields`` (a record type's fields, in order;
+    a check of a field the row does not hold is skipped)."""
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        index = {name: i for i, name in enumerate(fields)}
+        self.fields = fields
+        self.text = tuple(index[c] for c in _TEXT if c in index)
+        self.optional_text = tuple(index[c] for c in _OPTIONAL_TEXT if c in index)
+        self.numbers = tuple(index[c] for c in _NUMBERS if c in index)
+        self.percent = index["percent_complete"]
+        self.status = index["status"]
+        self.error = index["error"]
+        self.code = index.get("http_status_code")
+        self.cancelable = index.get("cancelable")
+        self.json = {c: index[c] for c in ("properties", "error")}
+        self.operation_id = index["operation_id"]
+        self.subscription_id = index["subscription_id"]
+
+
+_OPERATION = _Layout(_FIELDS)
+_STATUS = _Layout(OperationStatus._fields)
 
 
 def operation_from_record(values: dict[str, Any], json_fields: frozenset[str]) -> Operation:
@@ -45,7 +64,7 @@ def operation_from_record(values: dict[str, Any], json_fields: frozenset[str]) -
     row = [values.get(name) for name in _FIELDS]
     if set(values) - set(_FIELDS) or len(values) != len(_FIELDS):
         unknown = sorted(set(values) ^ set(_FIELDS))
-        raise _corrupt(row, "*", f"does not fit (columns {', '.join(unknown)})")
+        raise _corrupt(row, _OPERATION, "*", f"does not fit (columns {', '.join(unknown)})")
     return operation_from_row(row, json_fields)
 
 
@@ -54,52 +73,65 @@ def operation_from_row(row: list[Any], json_fields: frozenset[str]) -> Operation
 
     Position by position rather than through a dict: this runs on every status read.
     """
-    _check_types(row)
-    return _finish(row, json_fields)
+    return Operation(*_checked(row, _OPERATION, json_fields))
 
 
-def _check_types(row: list[Any]) -> None:
-    for i in _TEXT_AT:
+def status_from_row(row: list[Any], json_fields: frozenset[str]) -> OperationStatus:
+    """From the stored values in the order of OperationStatus's fields (changed in place),
+    checked as :func:`operation_from_row` checks them."""
+    return OperationStatus._make(_checked(row, _STATUS, json_fields))
+
+
+def _checked(row: list[Any], layout: _Layout, json_fields: frozenset[str]) -> list[Any]:
+    _check_types(row, layout)
+    _check_values(row, layout, json_fields)
+    return row
+
+
+def _check_types(row: list[Any], layout: _Layout) -> None:
+    for i in layout.text:
         if not isinstance(row[i], str):
-            raise _corrupt(row, _FIELDS[i], "is not text")
-    for i in _OPTIONAL_TEXT_AT:
+            raise _corrupt(row, layout, layout.fields[i], "is not text")
+    for i in layout.optional_text:
         if row[i] is not None and not isinstance(row[i], str):
-            raise _corrupt(row, _FIELDS[i], "is not text")
-    for i in _NUMBERS_AT:
+            raise _corrupt(row, layout, layout.fields[i], "is not text")
+    for i in layout.numbers:
         number = row[i]
         if number is not None:
             if isinstance(number, bool) or not isinstance(number, int | float):
-                raise _corrupt(row, _FIELDS[i], "is not a number")
+                raise _corrupt(row, layout, layout.fields[i], "is not a number")
             row[i] = float(number)
+    if layout.code is not None:
+        code = row[layout.code]
+        if code is not None and not isinstance(code, int):
+            raise _corrupt(row, layout, "http_status_code", "is not an integer")
 
 
-def _finish(row: list[Any], json_fields: frozenset[str]) -> Operation:
-    percent = row[_PERCENT]
+def _check_values(row: list[Any], layout: _Layout, json_fields: frozenset[str]) -> None:
+    percent = row[layout.percent]
     if percent is not None and not 0 <= percent <= 100:
-        raise _corrupt(row, "percent_complete", "is out of 0..100")
-    code = row[_CODE]
-    if code is not None and not isinstance(code, int):
-        raise _corrupt(row, "http_status_code", "is not an integer")
-    if row[_CANCELABLE] not in (0, 1, True, False):
-        raise _corrupt(row, "cancelable", "is not 0 or 1")
-    row[_CANCELABLE] = bool(row[_CANCELABLE])
+        raise _corrupt(row, layout, "percent_complete", "is out of 0..100")
+    if layout.cancelable is not None:
+        if row[layout.cancelable] not in (0, 1, True, False):
+            raise _corrupt(row, layout, "cancelable", "is not 0 or 1")
+        row[layout.cancelable] = bool(row[layout.cancelable])
     try:
-        row[_STATUS] = normalize_status(row[_STATUS])
+        row[layout.status] = normalize_status(row[layout.status])
     except InvalidInput:
-        raise _corrupt(row, "status", f"holds {str(row[_STATUS])[:40]!r}, not a status") from None
+        problem = f"holds {str(row[layout.status])[:40]!r}, not a status"
+        raise _corrupt(row, layout, "status", problem) from None
     for column in json_fields:
-        i = _INDEX[column]
-        row[i] = _json_object(row[i], column, row)
-    error = row[_ERROR]
+        i = layout.json[column]
+        row[i] = _json_object(row[i], column, row, layout)
+    error = row[layout.error]
     if error is not None and not isinstance(error.get("code"), str):
-        raise _corrupt(row, "error", "has no error code")
-    return Operation(*row)
+        raise _corrupt(row, layout, "error", "has no error code")
 
 
-def _corrupt(row: list[Any], column: str, problem: str) -> CorruptRecord:
-    name = row[_INDEX["operation_id"]]
+def _corrupt(row: list[Any], layout: _Layout, column: str, problem: str) -> CorruptRecord:
+    name = row[layout.operation_id]
     name = name if isinstance(name, str) else "?"
-    sub = row[_INDEX["subscription_id"]]
+    sub = row[layout.subscription_id]
     return CorruptRecord(
         f"The stored operation '{name}' (subscription {sub}) is damaged: column "
         f"'{column}' {problem}. It is kept as it is; repair or delete the row.",
@@ -107,14 +139,14 @@ def _corrupt(row: list[Any], column: str, problem: str) -> CorruptRecord:
     )
 
 
-def _json_object(value: Any, column: str, row: list[Any]) -> dict[str, Any] | None:
+def _json_object(value: Any, column: str, row: list[Any], layout: _Layout) -> dict[str, Any] | None:
     if value is None:
         return None
     if isinstance(value, str | bytes):
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
-            raise _corrupt(row, column, "is not valid JSON") from None
+            raise _corrupt(row, layout, column, "is not valid JSON") from None
     if not isinstance(value, dict):
-        raise _corrupt(row, column, "is not a JSON object")
+        raise _corrupt(row, layout, column, "is not a JSON object")
     return value

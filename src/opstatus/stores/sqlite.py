@@ -29,13 +29,13 @@ import orjson
 
 from ..errors import OperationNotFound, SchemaMismatch, StoreError
 from ..lifecycle import Tombstone
-from ..models import Operation
+from ..models import Operation, OperationStatus
 from ..queries import OperationQuery
 from .base import Change, DeleteCheck, Removal
 from .migrations import Plan, latest_version, plan
 from .notifier import Notifier
 from .query_sql import Parameters, counts_sql, find_sql
-from .records import operation_from_record, operation_from_row
+from .records import operation_from_record, operation_from_row, status_from_row
 from .sqlite_commits import CommitGroups
 from .sqlite_roles import SQLiteRoleAssignments
 from .sqlite_snapshots import SharedReads
@@ -52,6 +52,11 @@ FIELDS = tuple(f.name for f in dataclasses.fields(Operation))
 _JSON_FIELDS = frozenset({"properties", "error"})
 COLUMNS = ", ".join(("operation_key", *FIELDS))
 _SELECT = f"SELECT {COLUMNS} FROM operations WHERE subscription_id = ? AND operation_key = ?"
+#: What a status read needs (OperationStatus's fields), and no more: see status_now.
+_SELECT_STATUS = (
+    f"SELECT {', '.join(OperationStatus._fields)} FROM operations "
+    "WHERE subscription_id = ? AND operation_key = ?"
+)
 _INSERT = f"INSERT INTO operations ({COLUMNS}) VALUES ({', '.join('?' * (len(FIELDS) + 1))})"
 _MUTABLE = tuple(f for f in FIELDS if f not in ("subscription_id", "operation_id"))
 _UPDATE = (
@@ -346,13 +351,14 @@ class SQLiteStore(SQLiteRoleAssignments):
         return result
 
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
-        return self.get_now(subscription_id, operation_key)
-
-    def get_now(self, subscription_id: str, operation_key: str) -> Operation | None:
         """Reads run on the caller's thread: a primary-key lookup takes microseconds, less
         than handing it to a thread would."""
         row = self._read(_SELECT, (subscription_id, operation_key))
         return None if row is None else _from_row(row)
+
+    def status_now(self, subscription_id: str, operation_key: str) -> OperationStatus | None:
+        row = self._read(_SELECT_STATUS, (subscription_id, operation_key))
+        return None if row is None else status_from_row(list(row), _JSON_FIELDS)
 
     async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:
         def body(conn: sqlite3.Connection) -> Operation:
