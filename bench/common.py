@@ -157,12 +157,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process (VmRSS in /proc/<pid>/status), in MiB; Linux only."""
+def rss_mib(pid: int, part: str = "VmRSS") -> float:
+    """Resident memory of a process, in MiB, from /proc/<pid>/status (Linux only): all of it
+    (VmRSS), or its private part (RssAnon: what the process itself allocated) or its file
+    pages (RssFile: code, and the store's file where SQLite maps it, which is the kernel's
+    page cache, shared and reclaimable)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{part}:"):
             return int(line.split()[1]) / 1024  # the kernel writes kB, meaning KiB
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {part} for process {pid}")
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from opstatus.models import SUCCEEDED
-from opstatus.stores.sqlite import SQLiteStore
+from opstatus.stores.sqlite import READ_MAP_BYTES, SQLiteStore
 from tests.stores.test_contract import SUB_A, make_op
 
 pytestmark = pytest.mark.anyio
@@ -89,3 +89,30 @@ def test_without_an_event_loop_each_read_is_its_own(tmp_path: Path) -> None:
     assert store.status_now(SUB_A, "op-1") is not None
     assert store._reader is not None and not store._reader.in_transaction
     asyncio.run(store.close())
+
+
+async def test_reads_through_the_map_see_a_file_grown_and_checkpointed_elsewhere(
+    store: SQLiteStore,
+) -> None:
+    """The read connection maps the file (READ_MAP_BYTES); rows another process wrote and
+    checkpointed into the file, growing it past what was mapped, are read all the same."""
+    assert store._reader is not None
+    mapped = store._reader.execute("PRAGMA mmap_size").fetchone()[0]
+    assert mapped == READ_MAP_BYTES
+    assert store.status_now(SUB_A, "op-0") is not None  # the map is made, at the old size
+    size_before = Path(store.path).stat().st_size
+    other = other_process(store)
+    row = other.execute("SELECT * FROM operations WHERE operation_key = 'op-0'").fetchone()
+    other.execute("BEGIN")
+    for i in range(3, 2003):
+        other.execute(
+            f"INSERT INTO operations VALUES ({', '.join('?' * len(row))})",
+            (SUB_A, f"op-{i}", f"op-{i}", *row[3:]),
+        )
+    other.execute("COMMIT")
+    other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert Path(store.path).stat().st_size > size_before
+    assert all(store.status_now(SUB_A, f"op-{i}") is not None for i in range(2003))
+    await asyncio.sleep(0)
+    assert store.status_now(SUB_A, "op-2002").operation_id == "op-2002"  # type: ignore[union-attr]
+    other.close()

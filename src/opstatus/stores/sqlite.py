@@ -47,6 +47,15 @@ log = logging.getLogger("opstatus.store")
 POLL_SECONDS = 1.0
 
 DIALECT = "sqlite"
+#: How much of the file the read connection maps into memory rather than reading it a page
+#: at a time. A status read touches B-tree pages that SQLite's own small cache does not hold,
+#: more of them the larger the store; each was a pread, and under load those system calls
+#: grew with the store: at ten million operations the median read took 1.6-1.9 times as long
+#: as at a thousand, and 1.2-1.3 times mapped (bench/growth.py, docs/performance.md). Mapped
+#: pages are the kernel's page cache, which the reads filled before as well: shared by every
+#: process mapping the file and reclaimable, they count in a server's resident memory (as
+#: file pages, not private ones) once read. Past this size SQLite reads as before.
+READ_MAP_BYTES = 1 << 30
 #: Operation fields in column order; ``operation_key`` is derived and stored beside them.
 FIELDS = tuple(f.name for f in dataclasses.fields(Operation))
 _JSON_FIELDS = frozenset({"properties", "error"})
@@ -174,6 +183,7 @@ class SQLiteStore(SQLiteRoleAssignments):
         """Read through ``conn`` from now on, its reads shared within a turn of the loop."""
         if self._shared is not None:
             self._shared.close()
+        conn.execute(f"PRAGMA mmap_size={READ_MAP_BYTES}").fetchall()
         self._reader = conn
         self._shared = SharedReads(conn, f"{self.path}-shm")
 
