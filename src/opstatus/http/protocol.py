@@ -115,6 +115,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
         self.on_response_complete()  # as uvicorn after a response: the keep-alive timer
 
+    def on_response_complete(self) -> None:
+        """uvicorn resumes reading after every response, and each read parses every request
+        in the chunk into its queue: a client pipelining faster than answers go would grow
+        that queue without bound while answers still drain. Read again only once the queue
+        is empty, so a connection holds at most one chunk of waiting requests."""
+        super().on_response_complete()
+        if self.pipeline:
+            self.flow.pause_reading()
+
     # -- inline answers --------------------------------------------------------------------
 
     def _answer_inline(self, inline: InlineStatusReads) -> bool:
