@@ -3,9 +3,10 @@
     python bench/compare.py --base HEAD~1 --ops 1000000 --rounds 4 --seconds 6
 
 Compares the working tree with the commit ``--base`` names (checked out into a temporary git
-worktree), both serving the same seeded SQLite store. A change of a few per cent is smaller
-than what a shared machine's load does to req/s from one minute to the next, so this
-measures what that moves least:
+worktree), both serving the same seeded store (``--store``: SQLite, or a throwaway PostgreSQL
+database, whose own processes are not pinned and whose CPU is not counted). A change of a
+few per cent is smaller than what a shared machine's load does to req/s from one minute to
+the next, so this measures what that moves least:
 - the server pinned to CPU 0 and wrk to CPU 1, so that they never take each other's core;
 - rounds that alternate between the two versions, so that a drift hits both;
 - besides req/s, the server's CPU time per request (user + system).
@@ -39,7 +40,8 @@ from bench.common import (  # noqa: E402
     started,
     wrk,
 )
-from bench.stores import seeded  # noqa: E402
+from bench.pg import DEFAULT_DSN  # noqa: E402
+from bench.stores import KINDS, seeded  # noqa: E402
 
 SERVER_CPU, LOAD_CPU = 0, 1
 
@@ -51,6 +53,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--store", choices=KINDS, default="sqlite")
+    parser.add_argument(
+        "--dsn", default=DEFAULT_DSN, help="PostgreSQL to make the throwaway database beside"
+    )
     args = parser.parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("compare.py pins the server and the load to two different CPUs")
@@ -60,7 +66,7 @@ def main() -> None:
     with (
         scratch() as home,
         worktree(args.base) as base_src,
-        seeded("sqlite", home, args.ops, "", "compare") as store,
+        seeded(args.store, home, args.ops, args.dsn, "compare") as store,
     ):
         _, token = reader_token(home)
         sources = {"base": base_src, "working tree": ROOT / "src"}
@@ -107,7 +113,7 @@ def report(runs: dict[str, list[tuple[float, float]]], args: argparse.Namespace)
         for name, got in runs.items()
     }
     (base_rps, base_cpu), (new_rps, new_cpu) = medians["base"], medians["working tree"]
-    print(f"\nstatus GET, sqlite, {args.ops:,} operations, c={args.connections}, server on "
+    print(f"\nstatus GET, {args.store}, {args.ops:,} operations, c={args.connections}, server on "
           f"CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}, medians of {args.rounds} rounds")  # fmt: skip
     print(f"{'version':<14}{'req/s':>9}{'CPU us/req':>12}")
     for name, (rps, cpu) in medians.items():
@@ -118,6 +124,7 @@ def report(runs: dict[str, list[tuple[float, float]]], args: argparse.Namespace)
         "compare",
         {
             "base": args.base,
+            "store": args.store,
             "ops": args.ops,
             "rounds": args.rounds,
             "seconds": args.seconds,
