@@ -123,13 +123,15 @@ def check_serve(host: str, security: SecuritySettings) -> None:
 
 
 def uvicorn_options(
-    security: SecuritySettings, inline: InlineStatusReads | None = None
+    security: SecuritySettings,
+    inline: InlineStatusReads | None = None,
+    awaited: InlineStatusReads | None = None,
 ) -> dict[str, Any]:
     """What uvicorn enforces: TLS, idle connections, connection count, the request head; and
-    the status reads its protocol answers inline."""
+    the status reads its protocol answers itself."""
     options: dict[str, Any] = {
         "http": GuardedHttpToolsProtocol.configured(
-            security.max_header_bytes, security.header_timeout, inline
+            security.max_header_bytes, security.header_timeout, inline, awaited
         ),
         "timeout_keep_alive": security.keep_alive_timeout,
         "limit_concurrency": security.max_connections,

@@ -70,6 +70,9 @@ def run_server(
             store.notifier.close()
             await super().shutdown(sockets)
 
+    access_log = options.log_level == "debug"
+    # The protocol's own answers would bypass uvicorn's access log: with it on, the app answers.
+    lanes = (None, None) if access_log else (app.inline, app.awaited)
     config = uvicorn.Config(
         app,
         host=options.host,
@@ -79,8 +82,8 @@ def run_server(
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         date_header=False,
         server_header=False,
-        access_log=options.log_level == "debug",
-        **uvicorn_options(settings.security, app.inline),
+        access_log=access_log,
+        **uvicorn_options(settings.security, *lanes),
         timeout_graceful_shutdown=options.drain_timeout,
     )
     # After uvicorn.Config, whose logging setup resets the handlers of opstatus's loggers.

@@ -27,15 +27,23 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """On SQLite the protocol answers as the head is parsed; on PostgreSQL, whose reads
-    wait, the app answers: both must keep the protocol's contract."""
-    home = tmp_path_factory.mktemp("inline") / "home"
+    wait, by a task of the read's own (protocol._answer_awaited): both must keep the
+    protocol's contract."""
+    with serving(request, tmp_path_factory.mktemp("inline") / "home", request.param) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def serving(
+    request: pytest.FixtureRequest, home: Path, store: str, *extra: str
+) -> Iterator[ServerProcess]:
+    """A server on ``store`` with two operations: op1 InProgress, op2 Succeeded."""
     with contextlib.ExitStack() as cleanup:
-        extra: tuple[str, ...] = ()
-        if request.param == "postgres":
+        if store == "postgres":
             databases: pg.Databases = request.getfixturevalue("pg_databases")
             url = databases.take()
             cleanup.callback(databases.give_back, url)
-            extra = ("--store", url)
+            extra = ("--store", url, *extra)
         proc = ServerProcess(home, *extra).start()
         cleanup.callback(proc.stop)
         owner = {"Authorization": f"Bearer {proc.token()}"}
@@ -123,6 +131,23 @@ def test_inline_answers_are_counted(server: ServerProcess, tmp_path: Path) -> No
         for _ in range(20):
             assert c.get(status_path(op_id="op1")).status_code == 200
         assert _status_reads(c.get("/metrics").text) == before + 20
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_with_the_access_log_on_every_status_read_is_logged(
+    request: pytest.FixtureRequest, tmp_path: Path, store: str
+) -> None:
+    """The protocol's own answers would bypass uvicorn's access log, so at debug level,
+    where that log is on, the app answers them."""
+    with serving(request, tmp_path / "home", store, "--log-level", "debug") as proc:
+        token = proc.token("Reader", f"/subscriptions/{SUB_A}", "logged")
+        with httpx.Client(base_url=proc.url, headers={"Authorization": f"Bearer {token}"}) as c:
+            for _ in range(5):
+                assert c.get(status_path(op_id="op1")).status_code == 200
+        proc.stop()
+        lines = proc.log.read_text().splitlines()
+    logged = [line for line in lines if '"GET ' in line and "operationsStatus/op1" in line]
+    assert len(logged) == 5 and all('" 200' in line for line in logged), logged
 
 
 def _status_reads(metrics: str) -> float:

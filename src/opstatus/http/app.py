@@ -85,16 +85,16 @@ def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
 
 class OpstatusApp(ArmHeadersMiddleware):
     """The ASGI app. A status GET by a known caller is answered first, without the
-    middlewares and the router (see :mod:`.inline`): by the HTTP protocol itself when the
-    store reads without waiting (``serve`` hands :attr:`inline` to :mod:`.protocol`),
-    else here."""
+    middlewares and the router (see :mod:`.inline`): by the HTTP protocol itself (``serve``
+    hands :attr:`inline` or :attr:`awaited` to :mod:`.protocol`), else here."""
 
-    def __init__(
-        self, app: Starlette, reads: InlineStatusReads, inline: InlineStatusReads | None
-    ) -> None:
+    def __init__(self, app: Starlette, reads: InlineStatusReads, immediate: bool) -> None:
         super().__init__(app)
         self.reads = reads
-        self.inline = inline
+        #: The protocol's lanes: as the head is parsed, on a store that reads without
+        #: waiting (SQLite, memory); else by a task of the read's own (PostgreSQL).
+        self.inline = reads if immediate else None
+        self.awaited = None if immediate else reads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         is_get = scope["type"] == "http" and scope["method"] == "GET"
@@ -209,4 +209,4 @@ def create_app(
     app.state.metrics = metrics
     reads = InlineStatusReads(ctx, status_read, metrics)
     # Only a store that reads without waiting can be read inline (SQLite, memory).
-    return OpstatusApp(app, reads, reads if isinstance(store, ImmediateReads) else None)
+    return OpstatusApp(app, reads, isinstance(store, ImmediateReads))

@@ -6,8 +6,11 @@ Such a request is answered where its head is parsed (:mod:`.protocol`), in one w
 ASGI scope, task or messages, and no middleware stack. That is most of what a status read
 costs, and status reads are most of what the server answers.
 
-On other stores (PostgreSQL) the same shortcut is taken in ASGI, before the middlewares and
-the router (:meth:`InlineStatusReads.serve`).
+On other stores (PostgreSQL) the protocol hands such a request, in its turn, to a task that
+awaits the read and writes the answer in one piece (:meth:`InlineStatusReads.respond`,
+``protocol._answer_awaited``), where ASGI would write a head and then a body. Requests the
+protocol did not answer take the same shortcut in ASGI, before the middlewares and the
+router (:meth:`InlineStatusReads.serve`).
 
 So both lanes carry the middlewares' duties themselves, through the functions those use:
 the guard's token cache and rate limit, the ARM headers, the request metrics, and the
@@ -37,6 +40,8 @@ from .status_read import Request, StatusRead
 #: Request headers that send a request the ordinary way: a body, or preferences to honour.
 _ORDINARY = frozenset({b"prefer", b"content-length", b"transfer-encoding"})
 _CLOSE = (b"connection", b"close")
+#: A status read's caller (its rate-limit key) and operation, once admitted.
+Admitted = tuple[str, Target]
 
 
 class InlineStatusReads:
@@ -67,52 +72,74 @@ class InlineStatusReads:
             return None
         self._charge(caller)
         response_headers, body = self._respond(status, target, headers)
-        if not keep_alive:
-            response_headers.append(_CLOSE)
-        lines = [STATUS_LINE[200]]
-        for name, value in response_headers:
-            lines += (name, b": ", value, b"\r\n")
-        lines += (b"\r\n", body)
+        response = _http_response(200, response_headers, body, keep_alive)
         metrics = self.metrics
         metrics.requests.inc(self._counted)
         metrics.latency.observe(self._timed, time.perf_counter() - start)
-        return b"".join(lines)
+        return response
+
+    def admit(self, scope: Scope) -> Admitted | None:
+        """For the protocol, on a store whose reads wait: the caller and operation of a GET
+        :meth:`respond` can answer, or None (decided before its read is awaited)."""
+        return self._admit(self.read.parse(scope["path"], scope["query_string"]), scope["headers"])
+
+    async def respond(
+        self, admitted: Admitted, headers: list[tuple[bytes, bytes]], keep_alive: bool
+    ) -> bytes | None:
+        """The whole HTTP response to an admitted GET, awaiting the store; None to answer it
+        the ordinary way. Written in one piece, where ASGI writes a head and then a body."""
+        start = time.perf_counter()
+        answer = await self._read(admitted, headers)
+        if answer is None:
+            return None
+        status, response_headers, body = answer
+        response = _http_response(status, response_headers, body, keep_alive)
+        self.metrics.observe_request(self.template, "GET", status, time.perf_counter() - start)
+        return response
 
     async def serve(self, scope: Scope, send: Send) -> bool:
         """Answer an ASGI GET the same way, awaiting the store; False to leave it to the app.
-        For stores whose reads wait (PostgreSQL), and for requests the protocol did not
-        answer itself (an app run by another server, tests)."""
+        For requests the protocol did not answer itself (an app run by another server,
+        tests)."""
         start = time.perf_counter()
-        request = self.read.parse(scope["path"], scope["query_string"])
-        admitted = self._admit(request, scope["headers"])
+        admitted = self.admit(scope)
         if admitted is None:
             return False
+        answer = await self._read(admitted, scope["headers"])
+        if answer is None:
+            return False
+        status, headers, body = answer
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.metrics.observe_request(self.template, "GET", status, time.perf_counter() - start)
+        return True
+
+    async def _read(
+        self, admitted: Admitted, request_headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """Status, headers and body of the answer, the read's own errors (not found, expired)
+        included, as the app gives them; None for the app to answer (a store error)."""
         caller, target = admitted
         metrics = self.metrics
         metrics.requests_in_flight += 1
-        status = 200
         try:
             op = await self.ctx.service.get(target.ref)
         except Exception as exc:  # noqa: BLE001
             if isinstance(exc, StoreError) or not isinstance(exc, OpstatusError):
-                return False  # the app answers it and logs it, in its own words
+                return None  # the app answers it and logs it, in its own words
             self._charge(caller)  # not found, expired: answered here, as the app would
             error = opstatus_error_response(exc)
-            status, body = error.status_code, error.body
-            headers = _with_arm_headers(list(error.raw_headers), scope["headers"])
-        else:
-            self._charge(caller)
-            headers, body = self._respond(op, target, scope["headers"])
+            headers = _with_arm_headers(list(error.raw_headers), request_headers)
+            return error.status_code, headers, bytes(error.body)
         finally:
             metrics.requests_in_flight -= 1
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        metrics.observe_request(self.template, "GET", status, time.perf_counter() - start)
-        return True
+        self._charge(caller)
+        headers, body = self._respond(op, target, request_headers)
+        return 200, headers, body
 
     def _admit(
         self, request: Request | None, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[str, Target] | None:
+    ) -> Admitted | None:
         """The caller's key and the operation, for a status read by a known caller with the
         right to read it; else None."""
         if request is None:
@@ -150,6 +177,19 @@ class InlineStatusReads:
         """The 200's headers, the ARM ones included, and body."""
         headers, body = self.read.respond(op, target.provider)
         return _with_arm_headers(headers, request_headers), body
+
+
+def _http_response(
+    status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool
+) -> bytes:
+    """Status line, headers and body, as uvicorn writes them."""
+    if not keep_alive:
+        headers.append(_CLOSE)
+    lines = [STATUS_LINE[status]]
+    for name, value in headers:
+        lines += (name, b": ", value, b"\r\n")
+    lines += (b"\r\n", body)
+    return b"".join(lines)
 
 
 def _with_arm_headers(

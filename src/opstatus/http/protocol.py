@@ -6,19 +6,26 @@ connection has none), so one slow or bloated client could hold memory and a conn
 forever. Here a connection must deliver each request head within ``head_timeout`` seconds
 and ``max_head_bytes`` bytes; otherwise it gets 408 or 431 in ARM's error envelope and is
 closed. An idle connection that never starts a request is closed silently.
+
+It also answers status reads itself, in one write (see inline.py): as soon as the head is
+parsed on a store that reads without waiting, else by a task of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
+from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 if TYPE_CHECKING:
-    from .inline import InlineStatusReads
+    from uvicorn._types import ASGI3Application
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    from .inline import Admitted, InlineStatusReads
 
 
 class _HeadRefused(Exception):
@@ -30,6 +37,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     head_timeout = 10.0
     #: Status reads answered as soon as their head is parsed (see inline.py); None: none.
     inline: InlineStatusReads | None = None
+    #: Status reads answered by a task of their own, on a store whose reads wait; None: none.
+    awaited: InlineStatusReads | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -45,14 +54,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     @classmethod
     def configured(
-        cls, max_head_bytes: int, head_timeout: float, inline: InlineStatusReads | None = None
+        cls,
+        max_head_bytes: int,
+        head_timeout: float,
+        inline: InlineStatusReads | None = None,
+        awaited: InlineStatusReads | None = None,
     ) -> type[HttpToolsProtocol]:
-        """A subclass with these limits (uvicorn instantiates the protocol class itself)."""
-        return type(
-            cls.__name__,
-            (cls,),
-            {"max_head_bytes": max_head_bytes, "head_timeout": head_timeout, "inline": inline},
-        )
+        """A subclass with these limits and lanes (uvicorn instantiates the protocol class
+        itself)."""
+        attributes = {"max_head_bytes": max_head_bytes, "head_timeout": head_timeout}
+        return type(cls.__name__, (cls,), {**attributes, "inline": inline, "awaited": awaited})
 
     # -- connection ------------------------------------------------------------------------
 
@@ -144,6 +155,48 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(response)
         self._answered = keep_alive
         return True
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        """Where uvicorn starts the app on a request, in turn (after pipelined ones): a
+        status read on a store whose reads wait is answered by a task of its own instead,
+        in one write, through uvicorn's own cycle, so that pipelining, keep-alive, shutdown
+        and disconnects go as for any request. A limit on concurrency (``app`` is then
+        uvicorn's 503) and every other request go to the app."""
+        awaited = self.awaited
+        if awaited is not None and app is self.app and cycle.scope["method"] == "GET":
+            admitted = awaited.admit(cast(Scope, cycle.scope))
+            if admitted is not None:
+                task = self.loop.create_task(self._answer_awaited(awaited, admitted, cycle, app))
+                task.add_done_callback(self.tasks.discard)
+                self.tasks.add(task)
+                return
+        super()._start_asgi_task(cycle, app)
+
+    async def _answer_awaited(
+        self,
+        awaited: InlineStatusReads,
+        admitted: Admitted,
+        cycle: RequestResponseCycle,
+        app: ASGI3Application,
+    ) -> None:
+        try:
+            headers = cast(list[tuple[bytes, bytes]], cycle.scope["headers"])
+            response = await awaited.respond(admitted, headers, cycle.keep_alive)
+        except Exception:  # noqa: BLE001 - the app answers it, logs it, in its own words
+            response = None
+        if response is None:
+            await cycle.run_asgi(app)
+            return
+        # As RequestResponseCycle.send: wait for a client that is not reading, then finish.
+        if self.flow.write_paused and not cycle.disconnected:
+            await self.flow.drain()
+        cycle.response_started = cycle.response_complete = True
+        if not cycle.disconnected:
+            self.transport.write(response)
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            self.transport.close()
+        cycle.on_response()
 
     def _count(self, size: int) -> None:
         self._head_bytes += size
