@@ -1,8 +1,10 @@
 """Schemathesis against a live ``opstatus serve``: no 5xx, every answer as the document says.
 
     python scripts/fuzz.py --examples 200 --max-time 600 --seed 7   # the long run: >= 10,000 cases
+    python scripts/fuzz.py --store postgres                          # the same on PostgreSQL
 
-Starts a real server on a fresh home (SQLite) and a loopback port, mints an Owner token,
+Starts a real server on a fresh home and a loopback port (on SQLite, or on a throwaway
+PostgreSQL database with ``--store postgres``), mints an Owner token,
 and runs ``st run`` on the server's own ``/openapi.json`` with every phase (examples,
 coverage, fuzzing, stateful) and the checks not_a_server_error, status_code_conformance,
 content_type_conformance, response_headers_conformance and response_schema_conformance.
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +32,10 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pg import throwaway_database  # noqa: E402
 from tests.support import ServerProcess  # noqa: E402
+
+from scripts.crash_trials import DEFAULT_POSTGRES  # noqa: E402
 
 CHECKS = (
     "not_a_server_error",
@@ -92,8 +98,11 @@ def run(
     workers: int = 1,
     timeout: float = 3600,
     max_time: float | None = None,
+    store: str | None = None,
 ) -> FuzzResult:
-    server = ServerProcess(home, "--retry-after", "1", "--rate-limit", "0").start()
+    """``store``: a migrated PostgreSQL database's URL; None for the home's SQLite file."""
+    extra = ("--store", store) if store else ()
+    server = ServerProcess(home, "--retry-after", "1", "--rate-limit", "0", *extra).start()
     report_dir = home.parent / "schemathesis"
     started = time.monotonic()
     try:
@@ -154,11 +163,23 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=3600, help="give up after (s)")
     parser.add_argument("--min-cases", type=int, default=10_000)
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES,
+        help="with --store postgres: a database on the server to make the throwaway one "
+        "beside [env: OPSTATUS_TEST_POSTGRES; default: %(default)s]",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="opstatus-fuzz-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="opstatus-fuzz-") as tmp, ExitStack() as stack:
         home = Path(tmp) / "home"
         home.mkdir()
-        result = run(home, args.examples, args.seed, args.workers, args.timeout, args.max_time)
+        store = None
+        if args.store == "postgres":
+            store = stack.enter_context(throwaway_database(args.postgres_url, "fuzz", home))
+        result = run(
+            home, args.examples, args.seed, args.workers, args.timeout, args.max_time, store
+        )
     print(result.output[-3000:])
     print(f"seed                      {args.seed}")
     print(f"examples per operation    {args.examples}")

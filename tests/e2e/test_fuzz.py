@@ -14,8 +14,13 @@ pytestmark = pytest.mark.e2e
 SEED = 8
 
 
-def test_a_thousand_generated_requests_get_no_5xx_and_conform(home: Path) -> None:
-    result = run(home, examples=60, seed=SEED, timeout=300)
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_a_thousand_generated_requests_get_no_5xx_and_conform(
+    home: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    """On both stores: their status reads take different lanes (http/protocol.py)."""
+    url = request.getfixturevalue("pg_url") if store == "postgres" else None
+    result = run(home, examples=60, seed=SEED, timeout=300, store=url)
     assert result.cases >= 1000, result.output
     assert result.failures == 0 and result.errors == 0, result.output
     assert result.server_errors == 0, result.output
