@@ -21,8 +21,8 @@ for the notification's round trip. Each process keeps one listening connection
 (:class:`Listener`) feeding the store's notifier; while it is down, waiters poll, and when
 it is back every waiter reads again.
 
-Reads of one operation are gathered (:mod:`.batched_reads`): those that arrive while two
-queries are in flight share the next query.
+Reads of one operation are gathered (:mod:`.batched_reads`): those that arrive while a
+query is in flight share the next query.
 
 Faults: driver errors become StoreError here (HTTP 503 with Retry-After). Connecting,
 acquiring and every statement have time limits, so no request hangs on a dead server, and
