@@ -179,3 +179,25 @@ class ServerProcess:
 
     def token(self, role: str = "Owner", scope: str = "/", subject: str = "alice") -> str:
         return token(self.home, role, scope, subject)
+
+
+def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """``count`` responses, each framed by its Content-Length."""
+    buffer = b""
+    responses = []
+    while len(responses) < count:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(responses)} responses"
+            buffer += chunk
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines)}
+        length = int(headers.get("content-length", "0"))
+        while len(buffer) < length:
+            chunk = sock.recv(65536)
+            assert chunk
+            buffer += chunk
+        responses.append((int(status_line.split()[1]), headers, buffer[:length]))
+        buffer = buffer[length:]
+    return responses

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from opstatus.cli import main
 from tests.idp import AUDIENCE, ISSUER, IdentityProvider
-from tests.support import SUB_A, ServerProcess, status_path
+from tests.support import SUB_A, ServerProcess, read_responses, status_path
 
 pytestmark = pytest.mark.e2e
 
@@ -231,6 +231,28 @@ def test_a_request_head_sent_too_slowly_is_408_and_closed(strict_server: ServerP
     assert 0.8 < time.monotonic() - started < 4
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b'"code":"RequestTimeout"' in answer
+
+
+def test_a_head_the_server_stops_reading_is_not_timed_out(strict_server: ServerProcess) -> None:
+    """A head pipelined behind a request the server holds (Prefer: wait) is not read on
+    while that request is answered: its time limit runs from when the server reads again,
+    since the wait is the server's, not the client's."""
+    token = strict_server.token()
+    owner = {"Authorization": f"Bearer {token}"}
+    path = status_path(op_id="held")
+    put = httpx.put(strict_server.url + path, json={"status": "InProgress"}, headers=owner)
+    assert put.is_success
+    held = f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+    held += "Prefer: wait=2\r\n\r\n"
+    queued = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    partial = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    with socket.create_connection(("127.0.0.1", strict_server.port), timeout=10) as sock:
+        sock.sendall((held + queued + partial).encode())
+        time.sleep(2.5)  # the held GET answers after 2 s; the limit on a head is 1 s
+        sock.sendall(b"\r\n")
+        answers = read_responses(sock, 3)
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert answers[0][1]["preference-applied"] == "wait=2"
 
 
 def test_a_connection_that_never_sends_is_closed(strict_server: ServerProcess) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests import pg
-from tests.support import SUB_A, ServerProcess, status_path
+from tests.support import SUB_A, ServerProcess, read_responses, status_path
 
 pytestmark = pytest.mark.e2e
 
@@ -59,28 +59,6 @@ def request(method: str, path: str, token: str, body: bytes = b"", version: str 
     if body:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + body
-
-
-def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
-    """``count`` responses, each framed by its Content-Length."""
-    buffer = b""
-    responses = []
-    while len(responses) < count:
-        while b"\r\n\r\n" not in buffer:
-            chunk = sock.recv(65536)
-            assert chunk, f"connection closed after {len(responses)} responses"
-            buffer += chunk
-        head, _, buffer = buffer.partition(b"\r\n\r\n")
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines)}
-        length = int(headers.get("content-length", "0"))
-        while len(buffer) < length:
-            chunk = sock.recv(65536)
-            assert chunk
-            buffer += chunk
-        responses.append((int(status_line.split()[1]), headers, buffer[:length]))
-        buffer = buffer[length:]
-    return responses
 
 
 def test_keep_alive_and_pipelined_requests_answer_in_order(server: ServerProcess) -> None:

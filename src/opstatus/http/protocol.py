@@ -130,10 +130,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """uvicorn resumes reading after every response, and each read parses every request
         in the chunk into its queue: a client pipelining faster than answers go would grow
         that queue without bound while answers still drain. Read again only once the queue
-        is empty, so a connection holds at most one chunk of waiting requests."""
+        is empty, so a connection holds at most one chunk of waiting requests. A head left
+        half-read meanwhile has its time limit from when reading resumes: the wait was the
+        server's, not the client's."""
+        paused = self.flow.read_paused
         super().on_response_complete()
         if self.pipeline:
             self.flow.pause_reading()
+        elif paused and self._in_head:
+            self._head_started = self.loop.time()
 
     # -- inline answers --------------------------------------------------------------------
 
@@ -255,6 +260,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if not self._started:
                 self.transport.close()  # connected but never started a request
             return  # between requests: uvicorn's keep-alive timeout closes idle connections
+        if self.flow.read_paused:  # the server is not reading: see on_response_complete
+            self._arm_head_timer()
+            return
         left = self._head_started + self.head_timeout - self.loop.time()
         if left > 0:
             self._arm_head_timer(left)
