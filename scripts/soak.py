@@ -1,8 +1,10 @@
 """Soak: minutes of mixed reads, writes and waits against a real server; memory must stay flat.
 
     python scripts/soak.py --minutes 10
+    python scripts/soak.py --minutes 10 --store postgres
 
-Starts ``opstatus serve`` on a fresh home (SQLite) and a loopback port, then runs
+Starts ``opstatus serve`` on a fresh home and a loopback port (on SQLite, or on a throwaway
+PostgreSQL database with ``--store postgres``), then runs
 ``--workers`` client threads until the time is up: reads of existing operations (most of
 the traffic), creates, progress updates and finishes, deletes of finished operations (the
 live set stays bounded: each create past the bound deletes the oldest finished one), and
@@ -20,6 +22,7 @@ At the end it prints RSS at the first sample after warm-up and at the end, and f
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import random
 import sys
@@ -27,15 +30,20 @@ import tempfile
 import threading
 import time
 from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pg import throwaway_database  # noqa: E402
 from tests.support import SUB_A, ServerProcess, status_path  # noqa: E402
+
+from scripts.crash_trials import DEFAULT_POSTGRES  # noqa: E402
 
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 
@@ -171,8 +179,19 @@ class Workload:
         self.counters.add(waits=1)
 
 
-def database_kib(home: Path) -> int:
-    return sum(p.stat().st_size for p in home.glob("opstatus.db*")) // 1024
+def database_kib(home: Path, store: str | None) -> int:
+    """The size of the store: the home's SQLite files, or the PostgreSQL database."""
+    if store is None:
+        return sum(p.stat().st_size for p in home.glob("opstatus.db*")) // 1024
+
+    async def size() -> int:
+        conn = await asyncpg.connect(store)
+        try:
+            return int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(size()) // 1024
 
 
 def sample(pid: int) -> tuple[int, int, int]:
@@ -186,8 +205,12 @@ def sample(pid: int) -> tuple[int, int, int]:
     return rss, len(list(Path(f"/proc/{pid}/fd").iterdir())), threads
 
 
-def soak(home: Path, minutes: float, interval: float, workers: int) -> dict[str, object]:
-    server = ServerProcess(home, "--retry-after", "1", "--rate-limit", "0").start()
+def soak(
+    home: Path, minutes: float, interval: float, workers: int, store: str | None = None
+) -> dict[str, object]:
+    """``store``: a migrated PostgreSQL database's URL; None for the home's SQLite file."""
+    extra = ("--store", store) if store else ()
+    server = ServerProcess(home, "--retry-after", "1", "--rate-limit", "0", *extra).start()
     assert server.proc is not None
     pid = server.proc.pid
     counters = Counters()
@@ -220,11 +243,12 @@ def soak(home: Path, minutes: float, interval: float, workers: int) -> dict[str,
                     counters.waits,
                 )
             rate = (requests - last_requests) / max(t - last_t, 1e-9)
+            size_mib = database_kib(home, store) / 1024
             last_requests, last_t = requests, t
             rows.append((t, rss, fds, nthreads, requests, errors))
             print(
                 f"{t:6.0f} {rss / 1024:8.1f} {fds:5d} {nthreads:4d} {requests:9d} "
-                f"{rate:7.0f} {errors:6d} {races:6d} {waits:6d} {database_kib(home) / 1024:6.1f}",
+                f"{rate:7.0f} {errors:6d} {races:6d} {waits:6d} {size_mib:6.1f}",
                 flush=True,
             )
         for thread in threads:
@@ -247,11 +271,21 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--max-growth", type=float, default=0.10, help="allowed RSS growth")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES,
+        help="with --store postgres: a database on the server to make the throwaway one "
+        "beside [env: OPSTATUS_TEST_POSTGRES; default: %(default)s]",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="opstatus-soak-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="opstatus-soak-") as tmp, ExitStack() as stack:
         home = Path(tmp) / "home"
         home.mkdir()
-        result = soak(home, args.minutes, args.interval, args.workers)
+        store = None
+        if args.store == "postgres":
+            store = stack.enter_context(throwaway_database(args.postgres_url, "soak", home))
+        result = soak(home, args.minutes, args.interval, args.workers, store)
     rows = result["rows"]
     assert isinstance(rows, list) and rows
     # The first sample includes warm-up (imports, caches, the first pages); judge from the
