@@ -26,9 +26,9 @@ pytestmark = pytest.mark.e2e
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    """On SQLite the protocol answers as the head is parsed; on PostgreSQL, whose reads
-    wait, by a task of the read's own (protocol._answer_awaited): both must keep the
-    protocol's contract."""
+    """On SQLite the protocol answers the reads of one turn of the event loop together at
+    its end (protocol.AnswersAtTurnEnd); on PostgreSQL, whose reads wait, each by a task of
+    its own (protocol._answer_awaited): both must keep the protocol's contract."""
     with serving(request, tmp_path_factory.mktemp("inline") / "home", request.param) as proc:
         yield proc
 
@@ -89,6 +89,34 @@ def test_keep_alive_and_pipelined_requests_answer_in_order(server: ServerProcess
     assert answers[1][1].get("retry-after") is None  # Succeeded: no Retry-After
     ids = {headers["x-ms-request-id"] for _, headers, _ in answers}
     assert len(ids) == 6
+
+
+def test_reads_on_many_connections_at_once_get_their_own_answers(server: ServerProcess) -> None:
+    """Reads that arrive together are answered together: each connection must get its own
+    answer, a 404 among them answered by the app, and a client gone before its answer must
+    cost the others nothing."""
+    token = server.token("Reader", f"/subscriptions/{SUB_A}", "crowd")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request("GET", status_path(op_id="op1"), token))  # verifies the token
+        assert read_responses(sock, 1)[0][0] == 200
+    wanted = ["op1", "op2", "missing"] * 12
+    with contextlib.ExitStack() as stack:
+        socks = [
+            stack.enter_context(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+            for _ in wanted
+        ]
+        for _ in range(3):
+            gone = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            gone.sendall(request("GET", status_path(op_id="op1"), token))
+            gone.close()
+        for sock, op_id in zip(socks, wanted, strict=True):
+            sock.sendall(request("GET", status_path(op_id=op_id), token))
+        for sock, op_id in zip(socks, wanted, strict=True):
+            status, _, body = read_responses(sock, 1)[0]
+            if op_id == "missing":
+                assert status == 404 and b"ResourceNotFound" in body
+            else:
+                assert status == 200 and f'"name":"{op_id}"'.encode() in body
 
 
 def test_http_1_0_gets_its_answer_and_the_connection_closes(server: ServerProcess) -> None:

@@ -9,6 +9,7 @@ answer itself, so that the app answers it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -74,10 +75,18 @@ class Both:
         return httpx.Response(start["status"], headers=start["headers"], content=body["body"])
 
     def inline(self, path: str, headers: dict[str, str], keep_alive: bool = True) -> bytes | None:
+        """The protocol's lane on a store that reads without waiting (protocol.
+        AnswersAtTurnEnd), or None when it leaves the request to the app."""
         raw = [(b"host", b"testserver")]
         raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        assert self.app.inline is not None
-        return self.app.inline.answer(path.encode(), raw, keep_alive)
+        lane = self.app.inline
+        assert lane is not None
+        path, _, query = path.partition("?")
+        scope = {"path": path, "query_string": query.encode(), "headers": raw}
+        admitted = lane.admit(scope)  # type: ignore[arg-type]
+        if admitted is None:
+            return None
+        return lane.answer_now(admitted, raw, keep_alive, time.perf_counter())
 
     def bearer(self, value: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {value or self.reader}"}

@@ -91,8 +91,8 @@ class OpstatusApp(ArmHeadersMiddleware):
     def __init__(self, app: Starlette, reads: InlineStatusReads, immediate: bool) -> None:
         super().__init__(app)
         self.reads = reads
-        #: The protocol's lanes: as the head is parsed, on a store that reads without
-        #: waiting (SQLite, memory); else by a task of the read's own (PostgreSQL).
+        #: The protocol's lanes: at the end of the event loop's turn, on a store that reads
+        #: without waiting (SQLite, memory); else by a task of the read's own (PostgreSQL).
         self.inline = reads if immediate else None
         self.awaited = None if immediate else reads
 

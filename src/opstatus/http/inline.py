@@ -1,24 +1,26 @@
-"""Status reads answered inline, by the HTTP protocol, without an ASGI request.
+"""Status reads answered by the HTTP protocol, without the ASGI app.
 
-A status GET by a caller whose token was verified before needs nothing awaited when the
-store reads without waiting (SQLite, memory: :class:`~opstatus.stores.base.ImmediateReads`).
-Such a request is answered where its head is parsed (:mod:`.protocol`), in one write: no
-ASGI scope, task or messages, and no middleware stack. That is most of what a status read
-costs, and status reads are most of what the server answers.
+A status GET by a caller whose token was verified before is admitted by the protocol where
+uvicorn would start the app on it (:mod:`.protocol`), and answered in one write through
+uvicorn's own request cycle: no ASGI messages, and no middleware stack. That is most of what
+a status read costs, and status reads are most of what the server answers.
 
-On other stores (PostgreSQL) the protocol hands such a request, in its turn, to a task that
-awaits the read and writes the answer in one piece (:meth:`InlineStatusReads.respond`,
-``protocol._answer_awaited``), where ASGI would write a head and then a body. Requests the
-protocol did not answer take the same shortcut in ASGI, before the middlewares and the
-router (:meth:`InlineStatusReads.serve`).
+On a store that reads without waiting (SQLite, memory:
+:class:`~opstatus.stores.base.ImmediateReads`) the reads admitted during one turn of the
+event loop are answered together at its end (:meth:`InlineStatusReads.answer_now`,
+``protocol.AnswersAtTurnEnd``). On other stores (PostgreSQL) each is answered by a task that
+awaits the read (:meth:`InlineStatusReads.respond`). Requests the protocol did not answer
+take the same shortcut in ASGI, before the middlewares and the router
+(:meth:`InlineStatusReads.serve`).
 
-So both lanes carry the middlewares' duties themselves, through the functions those use:
+So the lanes carry the middlewares' duties themselves, through the functions those use:
 the guard's token cache and rate limit, the ARM headers, the request metrics, and the
-status read's checks and document (:mod:`.status_read`). The protocol's lane answers only
-the plain success; the ASGI lane also the read's own errors (not found, expired), through
-the app's error response. Anything else (a token to verify, another 4xx, a Prefer header,
-a lapse to record, a store error) goes the ordinary way, which answers it as it always
-has. tests/http/test_inline.py holds every path to the same answers.
+status read's checks and document (:mod:`.status_read`). The protocol's lane on a store
+that reads without waiting answers only the plain success; the others also the read's own
+errors (not found, expired), through the app's error response. Anything else (a token to
+verify, another 4xx, a Prefer header, a lapse to record, a store error) goes the ordinary
+way, which answers it as it always has. tests/http/test_inline.py holds every path to the
+same answers.
 """
 
 from __future__ import annotations
@@ -54,15 +56,16 @@ class InlineStatusReads:
         self._counted = (self.template, "GET", "200")
         self._timed = (self.template, "GET")
 
-    def answer(
-        self, url: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
+    def answer_now(
+        self,
+        admitted: Admitted,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+        start: float,
     ) -> bytes | None:
-        """The whole HTTP response to ``GET url``, or None to answer it the ordinary way.
-        For the protocol, on a store that reads without waiting."""
-        start = time.perf_counter()
-        admitted = self._admit(self.read.parse_url(url), headers)
-        if admitted is None:
-            return None
+        """The whole HTTP response to an admitted GET, or None to answer it the ordinary way.
+        For the protocol, on a store that reads without waiting; ``start``: when the request
+        was admitted (``time.perf_counter``)."""
         caller, target = admitted
         try:
             status = self.ctx.service.status_now(target.ref)
@@ -79,8 +82,8 @@ class InlineStatusReads:
         return response
 
     def admit(self, scope: Scope) -> Admitted | None:
-        """For the protocol, on a store whose reads wait: the caller and operation of a GET
-        :meth:`respond` can answer, or None (decided before its read is awaited)."""
+        """For the protocol: the caller and operation of a GET :meth:`answer_now` or
+        :meth:`respond` can answer, or None (decided before the store is read)."""
         return self._admit(self.read.parse(scope["path"], scope["query_string"]), scope["headers"])
 
     async def respond(
