@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import orjson
@@ -36,9 +35,12 @@ from .payloads import parse_create, parse_update, read_json_object
 from .prefer import FULL_DETAIL, preferences, wait_seconds, wants_full_detail
 from .representation import arm_body, resource_id, result_path
 
+# Target and Scope are made for every request, the status read's included: NamedTuples,
+# immutable like frozen dataclasses, are built in a third of the time (no __setattr__ per
+# field).
 
-@dataclass(frozen=True, slots=True)
-class Target:
+
+class Target(NamedTuple):
     ref: OperationRef
     provider: Provider
     location: str
@@ -50,8 +52,7 @@ class Target:
         return parse_create(data, sub, self.provider.namespace, self.location, operation_id)
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
+class Scope(NamedTuple):
     """A collection: a provider's operations in a subscription, maybe in one location."""
 
     subscription_id: str
