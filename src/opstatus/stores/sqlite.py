@@ -147,6 +147,7 @@ class SQLiteStore(SQLiteRoleAssignments):
         self.path = str(path)
         self.notifier = Notifier(poll_interval=POLL_SECONDS)
         self._reader: sqlite3.Connection | None = None
+        self._lookups: sqlite3.Cursor | None = None  # the reader's, for _read
         self._shared: SharedReads | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader_stale = False
@@ -175,6 +176,7 @@ class SQLiteStore(SQLiteRoleAssignments):
             # written again.
             await self._write(self._drop_writer)
             self._reader = self._connect_read_only(exc)
+            self._lookups = self._reader.cursor()
             log.error("the database is read-only, serving reads only: %s", exc.message)
             return
         self._use_reader(self._connect())
@@ -185,6 +187,7 @@ class SQLiteStore(SQLiteRoleAssignments):
             self._shared.close()
         conn.execute(f"PRAGMA mmap_size={READ_MAP_BYTES}").fetchall()
         self._reader = conn
+        self._lookups = conn.cursor()
         self._shared = SharedReads(conn, f"{self.path}-shm")
 
     def _connect_read_only(self, cause: StoreError) -> sqlite3.Connection:
@@ -276,29 +279,42 @@ class SQLiteStore(SQLiteRoleAssignments):
             stale.close()
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        rows = self._read_all(sql, params, one=True)
-        return rows[0] if rows else None
-
-    def _read_all(
-        self, sql: str, params: tuple[Any, ...] | list[Any], one: bool = False
-    ) -> list[tuple[Any, ...]]:
-        if self._reader_stale and self._writer is not None:
-            self._reopen_reader()
-        if self._reader is None:
-            raise StoreError("The store is not open.")
+        """The one row of a lookup by primary key (or a pragma), or None. Through one cursor
+        kept for it, which spares making one per status read: a lookup has at most one row,
+        so fetching it finishes the statement and its hold on the snapshot."""
+        _, lookups = self._ready_to_read()
         try:
-            if self._shared is not None:
-                self._shared.before_read()
-            cursor = self._reader.execute(sql, params)
-            if one:
-                row = cursor.fetchone()
-                return [] if row is None else [row]
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            row: tuple[Any, ...] | None = lookups.execute(sql, params).fetchone()
+            return row
+        except sqlite3.Error as exc:
+            raise self._read_failed(exc) from exc
+
+    def _read_all(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[tuple[Any, ...]]:
+        reader, _ = self._ready_to_read()
+        try:
+            rows: list[tuple[Any, ...]] = reader.execute(sql, params).fetchall()
             return rows
         except sqlite3.Error as exc:
-            if self._shared is not None:
-                self._shared.release()
-            raise StoreError(f"The store could not be read: {exc}") from exc
+            raise self._read_failed(exc) from exc
+
+    def _ready_to_read(self) -> tuple[sqlite3.Connection, sqlite3.Cursor]:
+        """The read connection and its lookup cursor, ready for a read that sees every
+        commit made before it."""
+        if self._reader_stale and self._writer is not None:
+            self._reopen_reader()
+        if self._reader is None or self._lookups is None:
+            raise StoreError("The store is not open.")
+        if self._shared is not None:
+            try:
+                self._shared.before_read()
+            except sqlite3.Error as exc:
+                raise self._read_failed(exc) from exc
+        return self._reader, self._lookups
+
+    def _read_failed(self, exc: sqlite3.Error) -> StoreError:
+        if self._shared is not None:
+            self._shared.release()
+        return StoreError(f"The store could not be read: {exc}")
 
     async def _write(self, work: Any) -> Any:
         loop = asyncio.get_running_loop()
