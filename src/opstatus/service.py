@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -38,7 +38,7 @@ from .models import (
     operation_key,
 )
 from .queries import OperationQuery, Page, position
-from .stores.base import Store
+from .stores.base import BatchReads, Store
 
 #: How many operations one step of a sweep or a purge handles in one go.
 DEFAULT_BATCH = 100
@@ -112,6 +112,8 @@ class OperationService:
         self._status_now: Callable[[str, str], OperationStatus | None] | None = getattr(
             store, "status_now", None
         )
+        #: The store's read of many statuses at once, if it has one (see :meth:`statuses`).
+        self._batch_reads = store if isinstance(store, BatchReads) else None
 
     async def create(self, draft: OperationDraft) -> tuple[Operation, bool]:
         """Create, or recognise a replay of the same create (returns ``created=False``)."""
@@ -153,8 +155,24 @@ class OperationService:
         awaits :meth:`get`, which answers those."""
         if self._status_now is None:
             return None
-        status = self._status_now(ref.subscription_id, ref.key)
-        if status is None or not ref.matches(status) or self.policy.due(status, self.clock()):
+        return self._plain(ref, self._status_now(ref.subscription_id, ref.key), self.clock())
+
+    async def statuses(self, refs: Sequence[OperationRef]) -> list[OperationStatus | None]:
+        """:meth:`status_now` for each of ``refs``, in one read of a store that reads in
+        batches (BatchReads); all None on any other store."""
+        if self._batch_reads is None:
+            return [None] * len(refs)
+        keys = [(ref.subscription_id, ref.key) for ref in refs]
+        found = await self._batch_reads.statuses(list(dict.fromkeys(keys)))
+        now = self.clock()
+        return [self._plain(ref, found.get(key), now) for ref, key in zip(refs, keys, strict=True)]
+
+    def _plain(
+        self, ref: OperationRef, status: OperationStatus | None, now: str
+    ) -> OperationStatus | None:
+        """``status`` when it is what :meth:`get` would answer as it stands: found where
+        ``ref`` points, and nothing due (expiry, a lapsed lease) that get would record."""
+        if status is None or not ref.matches(status) or self.policy.due(status, now):
             return None
         return status
 

@@ -72,7 +72,7 @@ def run_server(
 
     access_log = options.log_level == "debug"
     # The protocol's own answers would bypass uvicorn's access log: with it on, the app answers.
-    lanes = (None, None) if access_log else (app.inline, app.awaited)
+    status_reads = None if access_log else app.protocol_reads
     config = uvicorn.Config(
         app,
         host=options.host,
@@ -83,7 +83,7 @@ def run_server(
         date_header=False,
         server_header=False,
         access_log=access_log,
-        **uvicorn_options(settings.security, *lanes),
+        **uvicorn_options(settings.security, status_reads, app.immediate),
         timeout_graceful_shutdown=options.drain_timeout,
     )
     # After uvicorn.Config, whose logging setup resets the handlers of opstatus's loggers.

@@ -22,6 +22,7 @@ from opstatus.http.headers import ArmHeadersMiddleware
 from opstatus.security import SecuritySettings
 from opstatus.settings import Settings
 from opstatus.stores import MemoryStore, PostgreSQLStore
+from opstatus.stores.base import Store
 from opstatus.stores.sqlite import SQLiteStore
 from tests.support import SUB_A, SUB_B, FakeClock, status_path, token
 
@@ -74,19 +75,26 @@ class Both:
         start, body = messages
         return httpx.Response(start["status"], headers=start["headers"], content=body["body"])
 
-    def inline(self, path: str, headers: dict[str, str], keep_alive: bool = True) -> bytes | None:
-        """The protocol's lane on a store that reads without waiting (protocol.
-        AnswersAtTurnEnd), or None when it leaves the request to the app."""
+    async def inline(
+        self, path: str, headers: dict[str, str], keep_alive: bool = True
+    ) -> bytes | None:
+        """The protocol's lane (protocol.AnswersAtTurnEnd): the status read at once on a
+        store that reads without waiting, else in a batch; None when it leaves the request
+        to the app."""
         raw = [(b"host", b"testserver")]
         raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        lane = self.app.inline
+        lane = self.app.protocol_reads
         assert lane is not None
         path, _, query = path.partition("?")
         scope = {"path": path, "query_string": query.encode(), "headers": raw}
         admitted = lane.admit(scope)  # type: ignore[arg-type]
         if admitted is None:
             return None
-        return lane.answer_now(admitted, raw, keep_alive, time.perf_counter())
+        if self.app.immediate:
+            status = lane.status_now(admitted)
+        else:
+            (status,) = await lane.statuses([admitted])
+        return lane.answer(admitted, status, raw, keep_alive, time.perf_counter())
 
     def bearer(self, value: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {value or self.reader}"}
@@ -105,10 +113,19 @@ def parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
     return 200, headers, body
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def both(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Both]:
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """Memory and SQLite read each status at once; PostgreSQL reads them in batches."""
+    if request.param == "memory":
+        return MemoryStore()
+    if request.param == "sqlite":
+        return SQLiteStore(tmp_path / "db.sqlite")
+    return PostgreSQLStore(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def both(store: Store, tmp_path: Path) -> AsyncIterator[Both]:
     (tmp_path / "providers.toml").write_text(PROVIDERS)
-    store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "db.sqlite")
     settings = Settings(
         home=tmp_path,
         providers_file=tmp_path / "providers.toml",
@@ -148,7 +165,7 @@ async def test_the_same_answer_both_ways(
     headers = {**both.bearer(), **(ECHO if echo else {})}
     expected = await both.via_app(path, headers)
     assert expected.status_code == 200
-    raw = both.inline(path, headers)
+    raw = await both.inline(path, headers)
     assert raw is not None
     _, got, content = parse(raw)
     assert content == expected.content
@@ -169,14 +186,14 @@ async def test_the_same_answer_both_ways(
     assert (await both.client.get(path, headers=headers)).content == expected.content
     # Another spelling of the same address (ARM compares these case-insensitively).
     other = path.replace("operationsStatus", "OPERATIONSSTATUS").replace("Op-1", "op-1")
-    assert parse(both.inline(other, headers) or b"")[2] == content
+    assert parse(await both.inline(other, headers) or b"")[2] == content
 
 
 async def test_a_connection_that_closes_says_so(both: Both) -> None:
     await both.put(status_path(), {"status": "InProgress"})
-    raw = both.inline(status_path(), both.bearer(), keep_alive=False)
+    raw = await both.inline(status_path(), both.bearer(), keep_alive=False)
     assert raw is not None and parse(raw)[1]["connection"] == "close"
-    raw = both.inline(status_path(), both.bearer())
+    raw = await both.inline(status_path(), both.bearer())
     assert raw is not None and "connection" not in parse(raw)[1]
 
 
@@ -205,7 +222,7 @@ async def test_declines_what_the_app_must_answer(both: Both) -> None:
         "another route": (status_path().replace("op1?", "op1/cancel?"), both.bearer()),
     }
     for name, (path, headers) in cases.items():
-        assert both.inline(path, headers) is None, name
+        assert await both.inline(path, headers) is None, name
         if name not in ("no such operation (404)", "wrong location"):  # 404s: see below
             assert await both.via_lane(path, headers) is None, name
     # The ASGI lane answers a 404 itself (one lookup, not two), exactly as the app does.
@@ -225,11 +242,11 @@ async def test_declines_expired_and_lapsed_operations(both: Both) -> None:
     clock = both.app.app.state.ctx.service.clock
     await both.put(status_path(op_id="done"), {"status": "Succeeded"})
     await both.put(status_path(op_id="leased"), {"status": "InProgress", "leaseSeconds": 60})
-    assert both.inline(status_path(op_id="done"), both.bearer()) is not None
-    assert both.inline(status_path(op_id="leased"), both.bearer()) is not None
+    assert await both.inline(status_path(op_id="done"), both.bearer()) is not None
+    assert await both.inline(status_path(op_id="leased"), both.bearer()) is not None
     clock.advance(days=400)
-    assert both.inline(status_path(op_id="done"), both.bearer()) is None
-    assert both.inline(status_path(op_id="leased"), both.bearer()) is None
+    assert await both.inline(status_path(op_id="done"), both.bearer()) is None
+    assert await both.inline(status_path(op_id="leased"), both.bearer()) is None
     lapsed = await both.via_app(status_path(op_id="leased"), both.bearer())
     assert lapsed.json()["status"] == "Failed"  # the app records the lapse
     expired = await both.via_app(status_path(op_id="done"), both.bearer())
@@ -240,15 +257,24 @@ async def test_counts_in_the_metrics_like_the_app(both: Both) -> None:
     await both.put(status_path(), {"status": "InProgress"})
     await both.via_app(status_path(), both.bearer())
     for _ in range(3):
-        assert both.inline(status_path(), both.bearer()) is not None
+        assert await both.inline(status_path(), both.bearer()) is not None
     metrics = both.app.app.state.metrics
-    assert both.app.inline is not None
-    route = both.app.inline.template
+    assert both.app.protocol_reads is not None
+    route = both.app.protocol_reads.template
     assert metrics.requests.value((route, "GET", "200")) == 4
 
 
-def test_no_inline_lane_for_a_store_whose_reads_wait(tmp_path: Path) -> None:
+def test_the_protocol_reads_each_store_the_way_it_can(tmp_path: Path) -> None:
+    """At once where reads do not wait (SQLite, memory), in batches on PostgreSQL, and not
+    at all on a store that offers neither (the ASGI lane still answers there)."""
     settings = Settings(home=tmp_path, maintenance_interval=0)
-    store = PostgreSQLStore("postgresql://postgres@127.0.0.1:1/none")  # never opened
-    assert create_app(settings, store=store).inline is None
-    assert create_app(settings, store=MemoryStore()).inline is not None
+    postgres = create_app(settings, store=PostgreSQLStore("postgresql://postgres@127.0.0.1:1/x"))
+    assert postgres.protocol_reads is postgres.reads and not postgres.immediate
+    memory = create_app(settings, store=MemoryStore())
+    assert memory.protocol_reads is memory.reads and memory.immediate
+
+    class PlainStore(MemoryStore):
+        status_now = None  # type: ignore[assignment]
+
+    plain = create_app(settings, store=PlainStore())
+    assert plain.protocol_reads is None and not plain.immediate

@@ -43,7 +43,7 @@ from opstatus.models import (
 from opstatus.queries import OperationFilter, OperationQuery, Position, position
 from opstatus.service import OperationRef, OperationService
 from opstatus.stores import MemoryStore, PostgreSQLStore, SQLiteStore
-from opstatus.stores.base import ImmediateReads, Store
+from opstatus.stores.base import BatchReads, ImmediateReads, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -230,6 +230,31 @@ async def test_a_status_read_shows_what_get_returns(store: Store) -> None:
         assert store.status_now(op.subscription_id, op.key) == OperationStatus.of(stored)
     assert store.status_now(SUB_A, "nope") is None
     assert store.status_now(SUB_B, "running") is None
+
+
+async def test_statuses_read_together_show_what_get_returns(store: Store) -> None:
+    """Stores that read in batches (BatchReads) read many statuses in one go, for the
+    server's status reads of a turn of the event loop: each as a status read shows it,
+    missing keys and other subscriptions' operations left out."""
+    if not isinstance(store, BatchReads):
+        # The others read without waiting: the server reads them one by one, at once.
+        assert isinstance(store, ImmediateReads)
+        return
+    ops = [
+        make_op("failed", status=FAILED, end_time=T0, error={"code": "Boom", "message": "m"}),
+        make_op("running", properties={"k": [1, 2]}, percent_complete=40, lease_expires_at=T0),
+        make_op("other", subscription_id=SUB_B),
+    ]
+    for op in ops:
+        await store.create(op)
+    keys = [(SUB_A, "failed"), (SUB_A, "nope"), (SUB_A, "running"), (SUB_A, "other")]
+    found = await store.statuses(keys)
+    assert set(found) == {(SUB_A, "failed"), (SUB_A, "running")}
+    for op in ops[:2]:
+        stored = await store.get(op.subscription_id, op.key)
+        assert stored is not None
+        assert found[(op.subscription_id, op.key)] == OperationStatus.of(stored)
+    assert await store.statuses([]) == {}
 
 
 # --- update ------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from ..security import build_verifier
 from ..service import OperationService
 from ..settings import Settings
 from ..stores import open_store
-from ..stores.base import ImmediateReads, Store
+from ..stores.base import BatchReads, ImmediateReads, Store
 from . import arm, classic, continuation, lists, results
 from .classic_errors import speaks_classic
 from .context import AppContext
@@ -86,15 +86,17 @@ def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
 class OpstatusApp(ArmHeadersMiddleware):
     """The ASGI app. A status GET by a known caller is answered first, without the
     middlewares and the router (see :mod:`.inline`): by the HTTP protocol itself (``serve``
-    hands :attr:`inline` or :attr:`awaited` to :mod:`.protocol`), else here."""
+    hands :attr:`protocol_reads` to :mod:`.protocol`), else here."""
 
-    def __init__(self, app: Starlette, reads: InlineStatusReads, immediate: bool) -> None:
+    def __init__(self, app: Starlette, reads: InlineStatusReads, store: Store) -> None:
         super().__init__(app)
         self.reads = reads
-        #: The protocol's lanes: at the end of the event loop's turn, on a store that reads
-        #: without waiting (SQLite, memory); else by a task of the read's own (PostgreSQL).
-        self.inline = reads if immediate else None
-        self.awaited = None if immediate else reads
+        #: Whether the store reads without waiting (SQLite, memory), so that the protocol
+        #: reads each status at once, rather than many in one query (PostgreSQL).
+        self.immediate = isinstance(store, ImmediateReads)
+        #: The status reads the protocol answers at the end of each turn of the event loop;
+        #: None on a store that can do neither.
+        self.protocol_reads = reads if self.immediate or isinstance(store, BatchReads) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         is_get = scope["type"] == "http" and scope["method"] == "GET"
@@ -207,6 +209,4 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.metrics = metrics
-    reads = InlineStatusReads(ctx, status_read, metrics)
-    # Only a store that reads without waiting can be read inline (SQLite, memory).
-    return OpstatusApp(app, reads, isinstance(store, ImmediateReads))
+    return OpstatusApp(app, InlineStatusReads(ctx, status_read, metrics), store)

@@ -5,33 +5,34 @@ uvicorn would start the app on it (:mod:`.protocol`), and answered in one write 
 uvicorn's own request cycle: no ASGI messages, and no middleware stack. That is most of what
 a status read costs, and status reads are most of what the server answers.
 
-On a store that reads without waiting (SQLite, memory:
-:class:`~opstatus.stores.base.ImmediateReads`) the reads admitted during one turn of the
-event loop are answered together at its end (:meth:`InlineStatusReads.answer_now`,
-``protocol.AnswersAtTurnEnd``). On other stores (PostgreSQL) each is answered by a task that
-awaits the read (:meth:`InlineStatusReads.respond`). Requests the protocol did not answer
-take the same shortcut in ASGI, before the middlewares and the router
-(:meth:`InlineStatusReads.serve`).
+The protocol answers the status reads admitted during one turn of the event loop together
+at its end (``protocol.AnswersAtTurnEnd``): on a store that reads without waiting (SQLite,
+memory: :class:`~opstatus.stores.base.ImmediateReads`) each is read at once
+(:meth:`InlineStatusReads.status_now`); on one that reads in batches (PostgreSQL:
+:class:`~opstatus.stores.base.BatchReads`) all in one query
+(:meth:`InlineStatusReads.statuses`). Requests the protocol did not answer take the same
+shortcut in ASGI, before the middlewares and the router (:meth:`InlineStatusReads.serve`).
 
 So the lanes carry the middlewares' duties themselves, through the functions those use:
 the guard's token cache and rate limit, the ARM headers, the request metrics, and the
-status read's checks and document (:mod:`.status_read`). The protocol's lane on a store
-that reads without waiting answers only the plain success; the others also the read's own
-errors (not found, expired), through the app's error response. Anything else (a token to
-verify, another 4xx, a Prefer header, a lapse to record, a store error) goes the ordinary
-way, which answers it as it always has. tests/http/test_inline.py holds every path to the
-same answers.
+status read's checks and document (:mod:`.status_read`). The protocol's lane answers only
+the plain success; the ASGI lane also the read's own errors (not found, expired), through
+the app's error response. Anything else (a token to verify, another 4xx, a Prefer header,
+a lapse to record, a store error) goes the ordinary way, which answers it as it always
+has. tests/http/test_inline.py holds every path to the same answers.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from starlette.types import Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from ..errors import OpstatusError, StoreError
 from ..metrics import Metrics
+from ..models import OperationStatus
 from .arm import Target, target_of
 from .context import AppContext
 from .errors import opstatus_error_response
@@ -56,23 +57,39 @@ class InlineStatusReads:
         self._counted = (self.template, "GET", "200")
         self._timed = (self.template, "GET")
 
-    def answer_now(
+    def status_now(self, admitted: Admitted) -> OperationStatus | None:
+        """The status :meth:`answer` shows, read now from a store that reads without
+        waiting; None to answer the request the ordinary way."""
+        try:
+            return self.ctx.service.status_now(admitted[1].ref)
+        except Exception:  # noqa: BLE001 - the app answers it, logs it, in its own words
+            return None
+
+    async def statuses(self, admitted: Sequence[Admitted]) -> list[OperationStatus | None]:
+        """The statuses :meth:`answer` shows, read together from a store that reads in
+        batches; None for each to answer the ordinary way (all of them, if the read fails)."""
+        metrics = self.metrics
+        metrics.requests_in_flight += len(admitted)
+        try:
+            return await self.ctx.service.statuses([target.ref for _, target in admitted])
+        except Exception:  # noqa: BLE001 - the app answers them, logs it, in its own words
+            return [None] * len(admitted)
+        finally:
+            metrics.requests_in_flight -= len(admitted)
+
+    def answer(
         self,
         admitted: Admitted,
+        status: OperationStatus | None,
         headers: list[tuple[bytes, bytes]],
         keep_alive: bool,
         start: float,
     ) -> bytes | None:
-        """The whole HTTP response to an admitted GET, or None to answer it the ordinary way.
-        For the protocol, on a store that reads without waiting; ``start``: when the request
-        was admitted (``time.perf_counter``)."""
-        caller, target = admitted
-        try:
-            status = self.ctx.service.status_now(target.ref)
-        except Exception:  # noqa: BLE001 - the app answers it, logs it, in its own words
-            return None
+        """The whole HTTP response to an admitted GET whose status was read, or None to answer
+        it the ordinary way; ``start``: when it was admitted (``time.perf_counter``)."""
         if status is None:
             return None
+        caller, target = admitted
         self._charge(caller)
         response_headers, body = self._respond(status, target, headers)
         response = _http_response(200, response_headers, body, keep_alive)
@@ -82,23 +99,9 @@ class InlineStatusReads:
         return response
 
     def admit(self, scope: Scope) -> Admitted | None:
-        """For the protocol: the caller and operation of a GET :meth:`answer_now` or
-        :meth:`respond` can answer, or None (decided before the store is read)."""
+        """For the protocol: the caller and operation of a GET :meth:`answer` can answer once
+        its status is read, or None (decided before the store is read)."""
         return self._admit(self.read.parse(scope["path"], scope["query_string"]), scope["headers"])
-
-    async def respond(
-        self, admitted: Admitted, headers: list[tuple[bytes, bytes]], keep_alive: bool
-    ) -> bytes | None:
-        """The whole HTTP response to an admitted GET, awaiting the store; None to answer it
-        the ordinary way. Written in one piece, where ASGI writes a head and then a body."""
-        start = time.perf_counter()
-        answer = await self._read(admitted, headers)
-        if answer is None:
-            return None
-        status, response_headers, body = answer
-        response = _http_response(status, response_headers, body, keep_alive)
-        self.metrics.observe_request(self.template, "GET", status, time.perf_counter() - start)
-        return response
 
     async def serve(self, scope: Scope, send: Send) -> bool:
         """Answer an ASGI GET the same way, awaiting the store; False to leave it to the app.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
 from starlette.types import Scope
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
+    from ..models import OperationStatus
     from .inline import Admitted, InlineStatusReads
 
 
@@ -38,9 +39,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_head_bytes = 16 * 1024
     head_timeout = 10.0
     #: Status reads answered at the end of the event loop's turn (see inline.py); None: none.
-    at_turn_end: AnswersAtTurnEnd | None = None
-    #: Status reads answered by a task of their own, on a store whose reads wait; None: none.
-    awaited: InlineStatusReads | None = None
+    status_reads: AnswersAtTurnEnd | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -58,16 +57,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cls,
         max_head_bytes: int,
         head_timeout: float,
-        inline: InlineStatusReads | None = None,
-        awaited: InlineStatusReads | None = None,
+        status_reads: InlineStatusReads | None = None,
+        immediate: bool = True,
     ) -> type[HttpToolsProtocol]:
-        """A subclass with these limits and lanes (uvicorn instantiates the protocol class
-        itself)."""
+        """A subclass with these limits that answers status reads through ``status_reads``
+        (reading them without waiting when ``immediate``, else in batches); uvicorn
+        instantiates the protocol class itself."""
         attributes = {
             "max_head_bytes": max_head_bytes,
             "head_timeout": head_timeout,
-            "at_turn_end": None if inline is None else AnswersAtTurnEnd(inline),
-            "awaited": awaited,
+            "status_reads": None
+            if status_reads is None
+            else AnswersAtTurnEnd(status_reads, immediate),
         }
         return type(cls.__name__, (cls,), attributes)
 
@@ -139,44 +140,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         """Where uvicorn starts the app on a request, in turn (after pipelined ones), a status
-        read is answered in one write through uvicorn's own cycle, so that pipelining,
-        keep-alive, shutdown and disconnects go as for any request: on a store that reads
-        without waiting, at the end of this turn of the event loop (:class:`AnswersAtTurnEnd`);
-        else by a task of its own. A limit on concurrency (``app`` is then uvicorn's 503) and
-        every other request go to the app."""
-        if app is self.app and cycle.scope["method"] == "GET":
-            scope = cast(Scope, cycle.scope)
-            at_turn_end, awaited = self.at_turn_end, self.awaited
-            # A client that is not reading its answers: the app waits for it to drain.
-            if at_turn_end is not None and not self.flow.write_paused:
-                admitted = at_turn_end.lane.admit(scope)
-                if admitted is not None:
-                    at_turn_end.add(self, cycle, admitted)
-                    return
-            if awaited is not None:
-                admitted = awaited.admit(scope)
-                if admitted is not None:
-                    task = self.loop.create_task(self._answer_awaited(awaited, admitted, cycle))
-                    task.add_done_callback(self.tasks.discard)
-                    self.tasks.add(task)
-                    return
+        read is left for :class:`AnswersAtTurnEnd`, which answers it in one write through
+        uvicorn's own cycle, so that pipelining, keep-alive, shutdown and disconnects go as
+        for any request. A limit on concurrency (``app`` is then uvicorn's 503), a client
+        that is not reading its answers (the app waits for it to drain) and every other
+        request go to the app."""
+        status_reads = self.status_reads
+        if (
+            status_reads is not None
+            and app is self.app
+            and cycle.scope["method"] == "GET"
+            and not self.flow.write_paused
+        ):
+            admitted = status_reads.lane.admit(cast(Scope, cycle.scope))
+            if admitted is not None:
+                status_reads.add(self, cycle, admitted)
+                return
         super()._start_asgi_task(cycle, app)
-
-    async def _answer_awaited(
-        self, awaited: InlineStatusReads, admitted: Admitted, cycle: RequestResponseCycle
-    ) -> None:
-        try:
-            headers = cast(list[tuple[bytes, bytes]], cycle.scope["headers"])
-            response = await awaited.respond(admitted, headers, cycle.keep_alive)
-        except Exception:  # noqa: BLE001 - the app answers it, logs it, in its own words
-            response = None
-        if response is None:
-            await cycle.run_asgi(self.app)
-            return
-        # As RequestResponseCycle.send: wait for a client that is not reading, then finish.
-        if self.flow.write_paused and not cycle.disconnected:
-            await self.flow.drain()
-        self.finish(cycle, response)
 
     def finish(self, cycle: RequestResponseCycle, response: bytes) -> None:
         """Write a whole response to ``cycle``'s request, and end it as uvicorn's own send
@@ -265,44 +245,87 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.send_400_response("")
 
 
+class _Pending(NamedTuple):
+    protocol: GuardedHttpToolsProtocol
+    cycle: RequestResponseCycle
+    admitted: Admitted
+    start: float  # when it was admitted (time.perf_counter)
+
+
 class AnswersAtTurnEnd:
-    """Status reads admitted during one turn of the event loop, answered together at its end,
-    on a store that reads without waiting.
+    """Status reads admitted during one turn of the event loop, answered together at its
+    end: read at once from a store that reads without waiting (SQLite, memory), else in one
+    query for all of them (PostgreSQL), one query in flight at a time; the reads that arrive
+    meanwhile wait for the next. A query starts after every read it answers arrived, so it
+    sees every write acknowledged before any of them.
 
     Answering each as its head was parsed interleaved the server's reads of requests with
     its writes of answers, one connection at a time. Under load the loop reads some dozens
     of requests a turn; answering them together, every read and answer first and then
-    every write, took the server's CPU time per request from about 70 to 44 microseconds
-    (pinned): the kernel's part from 20 to 8, the rest the same Python code run back to
-    back. The bare ASGI app's tasks answer that way too (docs/performance.md).
+    every write, took the server's CPU time per request on SQLite from about 70 to 44
+    microseconds (pinned): the kernel's part from 20 to 8, the rest the same Python code
+    run back to back. The bare ASGI app's tasks answer that way too. On PostgreSQL, one
+    task and one query per turn instead of a task and a batched read per request: 58 to
+    43 microseconds (docs/performance.md).
     """
 
-    def __init__(self, lane: InlineStatusReads) -> None:
+    def __init__(self, lane: InlineStatusReads, immediate: bool, max_batch: int = 256) -> None:
         self.lane = lane
-        self._pending: list[
-            tuple[GuardedHttpToolsProtocol, RequestResponseCycle, Admitted, float]
-        ] = []
+        self.immediate = immediate
+        self.max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._scheduled = False  # is the end of this turn on the loop's list
+        self._in_flight = False  # is a query running
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def add(
         self, protocol: GuardedHttpToolsProtocol, cycle: RequestResponseCycle, admitted: Admitted
     ) -> None:
-        if not self._pending:
-            protocol.loop.call_soon(self.answer)
-        self._pending.append((protocol, cycle, admitted, time.perf_counter()))
+        self._pending.append(_Pending(protocol, cycle, admitted, time.perf_counter()))
+        if not self._scheduled and not self._in_flight:
+            self._scheduled = True
+            protocol.loop.call_soon(self._turn_ended)
 
-    def answer(self) -> None:
-        pending, self._pending = self._pending, []
+    def _turn_ended(self) -> None:
+        self._scheduled = False
+        if self.immediate:
+            pending, self._pending = self._pending, []
+            self._answer(pending, [self.lane.status_now(p.admitted) for p in pending])
+        elif not self._in_flight and self._pending:
+            self._send()
+
+    def _send(self) -> None:
+        batch = self._pending[: self.max_batch]
+        del self._pending[: self.max_batch]
+        self._in_flight = True
+        task = asyncio.get_running_loop().create_task(self._read_and_answer(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_and_answer(self, batch: list[_Pending]) -> None:
+        try:
+            statuses = await self.lane.statuses([p.admitted for p in batch])
+        finally:
+            self._in_flight = False
+            if self._pending:
+                self._send()  # the reads that arrived meanwhile, while these are answered
+        self._answer(batch, statuses)
+
+    def _answer(self, pending: list[_Pending], statuses: list[OperationStatus | None]) -> None:
+        """Every answer first, then every write; the app answers those the lane does not."""
         lane = self.lane
-        responses = []
-        for _, cycle, admitted, start in pending:
+        responses: list[bytes | None] = []
+        for p, status in zip(pending, statuses, strict=True):
             try:
-                headers = cast(list[tuple[bytes, bytes]], cycle.scope["headers"])
-                responses.append(lane.answer_now(admitted, headers, cycle.keep_alive, start))
+                headers = cast(list[tuple[bytes, bytes]], p.cycle.scope["headers"])
+                responses.append(
+                    lane.answer(p.admitted, status, headers, p.cycle.keep_alive, p.start)
+                )
             except Exception:  # noqa: BLE001 - the app answers it, logs it, in its own words
                 responses.append(None)
-        for (protocol, cycle, _, _), response in zip(pending, responses, strict=True):
+        for p, response in zip(pending, responses, strict=True):
             # A client that stopped reading meanwhile: the app waits for it to drain.
-            if response is None or (protocol.flow.write_paused and not cycle.disconnected):
-                protocol.start_app(cycle)
+            if response is None or (p.protocol.flow.write_paused and not p.cycle.disconnected):
+                p.protocol.start_app(p.cycle)
             else:
-                protocol.finish(cycle, response)
+                p.protocol.finish(p.cycle, response)

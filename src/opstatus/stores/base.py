@@ -20,6 +20,8 @@ from .migrations import Plan
 from .notifier import Notifier
 from .roles import RoleAssignmentStore
 
+#: Where an operation is stored: ``(subscription_id, operation_key)``.
+Key = tuple[str, str]
 #: Given the current operation, returns the changed one, or None when nothing changes.
 #: May raise a domain error, which aborts the change and reaches the caller unchanged.
 Change = Callable[[Operation], Operation | None]
@@ -102,6 +104,18 @@ class ImmediateReads(Protocol):
 
     def status_now(self, subscription_id: str, operation_key: str) -> OperationStatus | None:
         """What :meth:`Store.get` would return, as a status read shows it, synchronously."""
+
+
+@runtime_checkable
+class BatchReads(Protocol):
+    """A store whose reads wait on a round trip (PostgreSQL): it reads the statuses of many
+    operations in one, which lets the server answer the status GETs that arrived in one turn
+    of the event loop with one query (``http/protocol.py``)."""
+
+    async def statuses(self, keys: Sequence[Key]) -> dict[Key, OperationStatus]:
+        """What :meth:`Store.get` would return for each ``(subscription_id,
+        operation_key)``, as a status read shows it; keys without an operation are left
+        out."""
 
 
 @runtime_checkable

@@ -21,8 +21,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from .base import Key
+
 Row = TypeVar("Row")
-Key = tuple[str, str]
 
 
 class BatchedReads(Generic[Row]):

@@ -22,7 +22,8 @@ for the notification's round trip. Each process keeps one listening connection
 it is back every waiter reads again.
 
 Reads of one operation are gathered (:mod:`.batched_reads`): those that arrive while a
-query is in flight share the next query.
+query is in flight share the next query. The server's own status reads come in batches
+already, those of one turn of the event loop (:meth:`PostgreSQLStore.statuses`).
 
 Faults: driver errors become StoreError here (HTTP 503 with Retry-After). Connecting,
 acquiring and every statement have time limits, so no request hangs on a dead server, and
@@ -40,9 +41,9 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ..errors import OperationNotFound, StoreError
-from ..models import Operation
-from .base import Change, DeleteCheck
-from .batched_reads import BatchedReads, Key
+from ..models import Operation, OperationStatus
+from .base import Change, DeleteCheck, Key
+from .batched_reads import BatchedReads
 from .migrations import Plan, migrate_command, plan, redact, require_latest
 from .notifier import Notifier
 from .postgresql_queries import DELETE_TOMBSTONE, PostgreSQLQueries
@@ -55,9 +56,11 @@ from .postgresql_rows import (
     MUTABLE,
     SELECT,
     SELECT_MANY,
+    SELECT_STATUSES,
     UPDATE,
     column,
     from_row,
+    status_from_record,
     to_row,
 )
 
@@ -245,6 +248,15 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
         row = await self._reads.get((subscription_id, operation_key))
         return None if row is None else from_row(row)
+
+    async def statuses(self, keys: Sequence[Key]) -> dict[Key, OperationStatus]:
+        """The statuses of these operations in one query (see BatchReads)."""
+        subscriptions, operation_keys = zip(*keys, strict=True) if keys else ((), ())
+        async with self._connection() as conn:
+            rows = await conn.fetch(SELECT_STATUSES, list(subscriptions), list(operation_keys))
+        return {
+            (row["subscription_id"], row["operation_key"]): status_from_record(row) for row in rows
+        }
 
     async def _fetch_many(self, keys: Sequence[tuple[str, str]]) -> dict[Key, asyncpg.Record]:
         """The rows of these operations (the batched reads' one query)."""

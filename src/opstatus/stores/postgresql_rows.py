@@ -12,7 +12,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from ..models import Operation
+from ..models import Operation, OperationStatus
+from .records import status_from_row
 
 TABLE = "opstatus_operations"
 CHANNEL = "opstatus_operations"
@@ -31,6 +32,12 @@ LOCK = f"{SELECT} FOR UPDATE"
 SELECT_MANY = (
     f"SELECT {COLUMNS} FROM {TABLE} WHERE (subscription_id, operation_key) IN "
     "(SELECT * FROM unnest($1::text[], $2::text[]))"
+)
+#: What a status read shows of several operations (OperationStatus's fields), keyed as
+#: SELECT_MANY.
+SELECT_STATUSES = (
+    f"SELECT operation_key, {', '.join(OperationStatus._fields)} FROM {TABLE} "
+    "WHERE (subscription_id, operation_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
 )
 INSERT = (
     f"INSERT INTO {TABLE} ({COLUMNS}) "
@@ -53,6 +60,11 @@ def column(op: Operation, name: str) -> Any:
 
 def to_row(op: Operation) -> tuple[Any, ...]:
     return (op.key, *(column(op, name) for name in FIELDS))
+
+
+def status_from_record(row: asyncpg.Record) -> OperationStatus:
+    """From a row of SELECT_STATUSES (its key column first), checked as SQLite's are."""
+    return status_from_row(list(row)[1:], _JSON_FIELDS)
 
 
 def from_row(row: asyncpg.Record) -> Operation:
