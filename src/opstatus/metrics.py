@@ -73,7 +73,8 @@ class Metrics:
         )
         for tally in (self.requests, self.latency, self.store_latency):
             r.register(tally)
-        #: Requests being answered through the app (inline answers are never in flight).
+        #: Requests being answered: through the app, and the protocol's status reads while
+        #: their batch is read from a store whose reads wait (SQLite's are read at once).
         self.requests_in_flight = 0
         Gauge(
             "opstatus_http_requests_in_flight", "HTTP requests being answered.", registry=r
