@@ -7,9 +7,8 @@ forever. Here a connection must deliver each request head within ``head_timeout`
 and ``max_head_bytes`` bytes; otherwise it gets 408 or 431 in ARM's error envelope and is
 closed. An idle connection that never starts a request is closed silently.
 
-It also answers status reads itself, in one write each (see inline.py): on a store that
-reads without waiting, those of one turn of the event loop together at its end; else each
-by a task of its own.
+It also answers status reads itself, in one write each (see inline.py), those of one turn
+of the event loop together at its end (:class:`AnswersAtTurnEnd`).
 """
 
 from __future__ import annotations
@@ -265,8 +264,8 @@ class AnswersAtTurnEnd:
     every write, took the server's CPU time per request on SQLite from about 70 to 44
     microseconds (pinned): the kernel's part from 20 to 8, the rest the same Python code
     run back to back. The bare ASGI app's tasks answer that way too. On PostgreSQL, one
-    task and one query per turn instead of a task and a batched read per request: 58 to
-    43 microseconds (docs/performance.md).
+    task and one query per turn instead of a task and a batched read per request: 70 to
+    45 microseconds (docs/performance.md).
     """
 
     def __init__(self, lane: InlineStatusReads, immediate: bool, max_batch: int = 256) -> None:

@@ -43,14 +43,6 @@ class StatusRead:
             return None
         return match.groupdict(), version.group(1).decode()
 
-    def parse_url(self, url: bytes) -> Request | None:
-        """:meth:`parse` on a raw request target; None for anything the router would have
-        to decode first (percent-escapes, non-ASCII) or an absolute-form URL."""
-        path, _, query = url.partition(b"?")
-        if not path.startswith(b"/") or b"%" in path or b"#" in url or not path.isascii():
-            return None
-        return self.parse(path.decode("ascii"), query)
-
     def respond(self, op: Shown, provider: Provider) -> tuple[list[tuple[bytes, bytes]], bytes]:
         """The 200's headers (before the ARM ones) and body: :func:`.arm.operation_headers`
         and :func:`.arm.document` written straight as bytes (tests/http/test_inline.py holds
