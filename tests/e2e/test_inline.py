@@ -26,9 +26,9 @@ pytestmark = pytest.mark.e2e
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    """On SQLite the protocol answers the reads of one turn of the event loop together at
-    its end (protocol.AnswersAtTurnEnd); on PostgreSQL, whose reads wait, each by a task of
-    its own (protocol._answer_awaited): both must keep the protocol's contract."""
+    """The protocol answers the reads of one turn of the event loop together at its end
+    (protocol.AnswersAtTurnEnd): on SQLite each read at once, on PostgreSQL all in one
+    query. Both must keep the protocol's contract."""
     with serving(request, tmp_path_factory.mktemp("inline") / "home", request.param) as proc:
         yield proc
 
