@@ -119,6 +119,52 @@ def test_reads_on_many_connections_at_once_get_their_own_answers(server: ServerP
                 assert status == 200 and f'"name":"{op_id}"'.encode() in body
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_reads_that_arrive_together_cannot_overspend_the_rate_limit(
+    request: pytest.FixtureRequest, tmp_path: Path, store: str
+) -> None:
+    """Reads answered together are charged as they are admitted: a burst on many
+    connections at once gets the bucket's worth of answers, and 429 for the rest."""
+    with serving(
+        request, tmp_path / "home", store, "--rate-limit", "1", "--rate-burst", "5"
+    ) as proc:
+        read = request_bytes(proc.token("Reader", f"/subscriptions/{SUB_A}", "burst"), "op1")
+        with contextlib.ExitStack() as stack:
+            socks = [
+                stack.enter_context(socket.create_connection(("127.0.0.1", proc.port), timeout=10))
+                for _ in range(30)
+            ]
+            socks[0].sendall(read)  # verifies the token
+            assert read_responses(socks[0], 1)[0][0] == 200
+            for sock in socks:
+                sock.sendall(read)
+            statuses = [read_responses(sock, 1)[0][0] for sock in socks]
+    assert set(statuses) <= {200, 429}
+    assert statuses.count(200) <= 5, statuses  # 4 tokens left, and at most 1 refilled
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_a_read_the_app_answers_after_all_costs_one_token(
+    request: pytest.FixtureRequest, tmp_path: Path, store: str
+) -> None:
+    """A read the lane admits (and charges) but leaves to the app, a 404 here, is not
+    charged again by the guard."""
+    with serving(
+        request, tmp_path / "home", store, "--rate-limit", "0.001", "--rate-burst", "3"
+    ) as proc:
+        token = proc.token("Reader", f"/subscriptions/{SUB_A}", "counted-once")
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            got = []
+            for op_id in ("op1", "missing", "op1", "op1"):  # the first verifies the token
+                sock.sendall(request_bytes(token, op_id))
+                got.append(read_responses(sock, 1)[0][0])
+    assert got == [200, 404, 200, 429]
+
+
+def request_bytes(token: str, op_id: str) -> bytes:
+    return request("GET", status_path(op_id=op_id), token)
+
+
 def test_http_1_0_gets_its_answer_and_the_connection_closes(server: ServerProcess) -> None:
     token = server.token("Reader", f"/subscriptions/{SUB_A}", "old-client")
     for _ in range(2):  # the first through the app, the second inline

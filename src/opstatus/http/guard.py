@@ -33,6 +33,7 @@ from . import audit
 from .classic_errors import classic_error_response
 from .context import AppContext
 from .errors import RequestTimeout, RequestTooLarge, error_response
+from .limits import CHARGED
 
 
 def principal_of(request: Request) -> Principal:
@@ -111,7 +112,7 @@ class GuardMiddleware:
     ) -> tuple[float, ASGIApp | None]:
         """``(seconds to wait, None)`` when over the rate (429), ``(0, answer)`` for a
         declared body over the limit (413), else ``(0, None)``: the request may proceed."""
-        if self.limiter is not None:
+        if self.limiter is not None and not scope.get("state", {}).get(CHARGED):
             key = principal.key if principal is not None else client_address(scope)
             wait = self.limiter.take(key)
             if wait:

@@ -37,6 +37,7 @@ from .arm import Target, target_of
 from .context import AppContext
 from .errors import opstatus_error_response
 from .headers import arm_headers, http_date
+from .limits import CHARGED
 from .representation import Shown
 from .status_read import Request, StatusRead
 
@@ -89,9 +90,7 @@ class InlineStatusReads:
         it the ordinary way; ``start``: when it was admitted (``time.perf_counter``)."""
         if status is None:
             return None
-        caller, target = admitted
-        self._charge(caller)
-        response_headers, body = self._respond(status, target, headers)
+        response_headers, body = self._respond(status, admitted[1], headers)
         response = _http_response(200, response_headers, body, keep_alive)
         metrics = self.metrics
         metrics.requests.inc(self._counted)
@@ -99,9 +98,25 @@ class InlineStatusReads:
         return response
 
     def admit(self, scope: Scope) -> Admitted | None:
-        """For the protocol: the caller and operation of a GET :meth:`answer` can answer once
-        its status is read, or None (decided before the store is read)."""
-        return self._admit(self.read.parse(scope["path"], scope["query_string"]), scope["headers"])
+        """The caller and operation of a GET :meth:`answer` can answer once its status is
+        read, or None (decided before the store is read).
+
+        An admitted read has spent its caller's token: reads admitted together (in one turn
+        of the event loop, or awaiting the store) could otherwise all pass a bucket that
+        holds one. Its scope says so, so that if the app answers it after all, the guard
+        does not charge it again. A read over the rate is not admitted: the guard answers
+        it 429."""
+        admitted = self._admit(
+            self.read.parse(scope["path"], scope["query_string"]), scope["headers"]
+        )
+        limiter = self.ctx.limiter
+        if admitted is not None and limiter is not None:
+            state = scope.setdefault("state", {})
+            if not state.get(CHARGED):  # the ASGI lane, after the protocol's: charged there
+                if limiter.take(admitted[0]):
+                    return None
+                state[CHARGED] = True
+        return admitted
 
     async def serve(self, scope: Scope, send: Send) -> bool:
         """Answer an ASGI GET the same way, awaiting the store; False to leave it to the app.
@@ -125,7 +140,7 @@ class InlineStatusReads:
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         """Status, headers and body of the answer, the read's own errors (not found, expired)
         included, as the app gives them; None for the app to answer (a store error)."""
-        caller, target = admitted
+        target = admitted[1]
         metrics = self.metrics
         metrics.requests_in_flight += 1
         try:
@@ -133,13 +148,11 @@ class InlineStatusReads:
         except Exception as exc:  # noqa: BLE001
             if isinstance(exc, StoreError) or not isinstance(exc, OpstatusError):
                 return None  # the app answers it and logs it, in its own words
-            self._charge(caller)  # not found, expired: answered here, as the app would
             error = opstatus_error_response(exc)
             headers = _with_arm_headers(list(error.raw_headers), request_headers)
             return error.status_code, headers, bytes(error.body)
         finally:
             metrics.requests_in_flight -= 1
-        self._charge(caller)
         headers, body = self._respond(op, target, request_headers)
         return 200, headers, body
 
@@ -162,20 +175,11 @@ class InlineStatusReads:
         principal = ctx.verifier.known(authorization.decode("latin-1"))
         if principal is None or principal.external:  # to verify, or roles to read: await
             return None
-        if ctx.limiter is not None and ctx.limiter.exhausted(principal.key):
-            return None  # the guard answers 429, the same way every time
         params, api_version = request
         try:
             return principal.key, target_of(ctx, principal, params, api_version, "read", "read")
         except OpstatusError:
             return None
-
-    def _charge(self, caller: str) -> None:
-        """Spend the caller's token for a request answered here; one declined is charged by
-        the guard, so that every request costs one. (A caller with several reads awaiting
-        the store at once may overdraw its bucket by those.)"""
-        if self.ctx.limiter is not None:
-            self.ctx.limiter.take(caller)
 
     def _respond(
         self, op: Shown, target: Target, request_headers: list[tuple[bytes, bytes]]

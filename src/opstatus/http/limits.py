@@ -13,6 +13,9 @@ from ..security import SecuritySettings
 
 #: Buckets kept before idle (full) ones are dropped.
 MAX_BUCKETS = 100_000
+#: Set in a request's ASGI state when its token was spent before the guard saw it (by the
+#: status read lanes, which admit it): the guard does not charge it twice.
+CHARGED = "opstatus.rate_charged"
 
 
 class RateLimiter:
@@ -33,13 +36,6 @@ class RateLimiter:
         if security.rate_limit <= 0:
             return None
         return cls(security.rate_limit, security.rate_burst)
-
-    def exhausted(self, key: str) -> bool:
-        """Whether :meth:`take` would refuse now (it spends nothing)."""
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            return False
-        return bucket[0] + (self._clock() - bucket[1]) * self.rate < 1.0
 
     def take(self, key: str) -> float:
         """Spend one token: 0.0 when allowed, else the seconds until one is available."""
