@@ -125,13 +125,12 @@ def check_serve(host: str, security: SecuritySettings) -> None:
 def uvicorn_options(
     security: SecuritySettings,
     status_reads: InlineStatusReads | None = None,
-    immediate: bool = True,
 ) -> dict[str, Any]:
     """What uvicorn enforces: TLS, idle connections, connection count, the request head; and
     the status reads its protocol answers itself (see GuardedHttpToolsProtocol.configured)."""
     options: dict[str, Any] = {
         "http": GuardedHttpToolsProtocol.configured(
-            security.max_header_bytes, security.header_timeout, status_reads, immediate
+            security.max_header_bytes, security.header_timeout, status_reads
         ),
         "timeout_keep_alive": security.keep_alive_timeout,
         "limit_concurrency": security.max_connections,

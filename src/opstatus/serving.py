@@ -83,7 +83,7 @@ def run_server(
         date_header=False,
         server_header=False,
         access_log=access_log,
-        **uvicorn_options(settings.security, status_reads, app.immediate),
+        **uvicorn_options(settings.security, status_reads),
         timeout_graceful_shutdown=options.drain_timeout,
     )
     # After uvicorn.Config, whose logging setup resets the handlers of opstatus's loggers.

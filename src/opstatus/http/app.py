@@ -32,7 +32,7 @@ from ..security import build_verifier
 from ..service import OperationService
 from ..settings import Settings
 from ..stores import open_store
-from ..stores.base import BatchReads, ImmediateReads, Store
+from ..stores.base import Store
 from . import arm, classic, continuation, lists, results
 from .classic_errors import speaks_classic
 from .context import AppContext
@@ -88,15 +88,18 @@ class OpstatusApp(ArmHeadersMiddleware):
     middlewares and the router (see :mod:`.inline`): by the HTTP protocol itself (``serve``
     hands :attr:`protocol_reads` to :mod:`.protocol`), else here."""
 
-    def __init__(self, app: Starlette, reads: InlineStatusReads, store: Store) -> None:
+    def __init__(self, app: Starlette, reads: InlineStatusReads) -> None:
         super().__init__(app)
         self.reads = reads
-        #: Whether the store reads without waiting (SQLite, memory), so that the protocol
-        #: reads each status at once, rather than many in one query (PostgreSQL).
-        self.immediate = isinstance(store, ImmediateReads)
         #: The status reads the protocol answers at the end of each turn of the event loop;
-        #: None on a store that can do neither.
-        self.protocol_reads = reads if self.immediate or isinstance(store, BatchReads) else None
+        #: None on a store that can read them neither at once nor in batches.
+        self.protocol_reads = reads if reads.immediate or reads.batched else None
+
+    @property
+    def immediate(self) -> bool:
+        """Whether the protocol reads each status at once (SQLite, memory), rather than
+        many in one query (PostgreSQL)."""
+        return self.reads.immediate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         is_get = scope["type"] == "http" and scope["method"] == "GET"
@@ -209,4 +212,4 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.metrics = metrics
-    return OpstatusApp(app, InlineStatusReads(ctx, status_read, metrics), store)
+    return OpstatusApp(app, InlineStatusReads(ctx, status_read, metrics))

@@ -33,6 +33,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from ..errors import OpstatusError, StoreError
 from ..metrics import Metrics
 from ..models import OperationStatus
+from ..stores.base import BatchReads, ImmediateReads
 from .arm import Target, target_of
 from .context import AppContext
 from .errors import opstatus_error_response
@@ -44,8 +45,6 @@ from .status_read import Request, StatusRead
 #: Request headers that send a request the ordinary way: a body, or preferences to honour.
 _ORDINARY = frozenset({b"prefer", b"content-length", b"transfer-encoding"})
 _CLOSE = (b"connection", b"close")
-#: A status read's caller (its rate-limit key) and operation, once admitted.
-Admitted = tuple[str, Target]
 
 
 class InlineStatusReads:
@@ -53,34 +52,39 @@ class InlineStatusReads:
         self.ctx = ctx
         self.read = read
         self.metrics = metrics
+        #: Whether the store reads without waiting (SQLite, memory), so that the protocol
+        #: reads each status at once (:meth:`status_now`), and whether it reads many in one
+        #: query instead (PostgreSQL: :meth:`statuses`).
+        self.immediate = isinstance(ctx.store, ImmediateReads)
+        self.batched = isinstance(ctx.store, BatchReads)
         self.template = read.route.path
         # The labels of the lanes' usual answer, made once (see Metrics.observe_request).
         self._counted = (self.template, "GET", "200")
         self._timed = (self.template, "GET")
 
-    def status_now(self, admitted: Admitted) -> OperationStatus | None:
+    def status_now(self, target: Target) -> OperationStatus | None:
         """The status :meth:`answer` shows, read now from a store that reads without
         waiting; None to answer the request the ordinary way."""
         try:
-            return self.ctx.service.status_now(admitted[1].ref)
+            return self.ctx.service.status_now(target.ref)
         except Exception:  # noqa: BLE001 - the app answers it, logs it, in its own words
             return None
 
-    async def statuses(self, admitted: Sequence[Admitted]) -> list[OperationStatus | None]:
+    async def statuses(self, targets: Sequence[Target]) -> list[OperationStatus | None]:
         """The statuses :meth:`answer` shows, read together from a store that reads in
         batches; None for each to answer the ordinary way (all of them, if the read fails)."""
         metrics = self.metrics
-        metrics.requests_in_flight += len(admitted)
+        metrics.requests_in_flight += len(targets)
         try:
-            return await self.ctx.service.statuses([target.ref for _, target in admitted])
+            return await self.ctx.service.statuses([target.ref for target in targets])
         except Exception:  # noqa: BLE001 - the app answers them, logs it, in its own words
-            return [None] * len(admitted)
+            return [None] * len(targets)
         finally:
-            metrics.requests_in_flight -= len(admitted)
+            metrics.requests_in_flight -= len(targets)
 
     def answer(
         self,
-        admitted: Admitted,
+        target: Target,
         status: OperationStatus | None,
         headers: list[tuple[bytes, bytes]],
         keep_alive: bool,
@@ -90,16 +94,16 @@ class InlineStatusReads:
         it the ordinary way; ``start``: when it was admitted (``time.perf_counter``)."""
         if status is None:
             return None
-        response_headers, body = self._respond(status, admitted[1], headers)
+        response_headers, body = self._respond(status, target, headers)
         response = _http_response(200, response_headers, body, keep_alive)
         metrics = self.metrics
         metrics.requests.inc(self._counted)
         metrics.latency.observe(self._timed, time.perf_counter() - start)
         return response
 
-    def admit(self, scope: Scope) -> Admitted | None:
-        """The caller and operation of a GET :meth:`answer` can answer once its status is
-        read, or None (decided before the store is read).
+    def admit(self, scope: Scope) -> Target | None:
+        """The operation of a GET :meth:`answer` can answer once its status is read, or None
+        (decided before the store is read).
 
         An admitted read has spent its caller's token: reads admitted together (in one turn
         of the event loop, or awaiting the store) could otherwise all pass a bucket that
@@ -109,24 +113,27 @@ class InlineStatusReads:
         admitted = self._admit(
             self.read.parse(scope["path"], scope["query_string"]), scope["headers"]
         )
+        if admitted is None:
+            return None
+        caller, target = admitted
         limiter = self.ctx.limiter
-        if admitted is not None and limiter is not None:
+        if limiter is not None:
             state = scope.setdefault("state", {})
             if not state.get(CHARGED):  # the ASGI lane, after the protocol's: charged there
-                if limiter.take(admitted[0]):
+                if limiter.take(caller):
                     return None
                 state[CHARGED] = True
-        return admitted
+        return target
 
     async def serve(self, scope: Scope, send: Send) -> bool:
         """Answer an ASGI GET the same way, awaiting the store; False to leave it to the app.
         For requests the protocol did not answer itself (an app run by another server,
         tests)."""
         start = time.perf_counter()
-        admitted = self.admit(scope)
-        if admitted is None:
+        target = self.admit(scope)
+        if target is None:
             return False
-        answer = await self._read(admitted, scope["headers"])
+        answer = await self._read(target, scope["headers"])
         if answer is None:
             return False
         status, headers, body = answer
@@ -136,11 +143,10 @@ class InlineStatusReads:
         return True
 
     async def _read(
-        self, admitted: Admitted, request_headers: list[tuple[bytes, bytes]]
+        self, target: Target, request_headers: list[tuple[bytes, bytes]]
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         """Status, headers and body of the answer, the read's own errors (not found, expired)
         included, as the app gives them; None for the app to answer (a store error)."""
-        target = admitted[1]
         metrics = self.metrics
         metrics.requests_in_flight += 1
         try:
@@ -158,9 +164,9 @@ class InlineStatusReads:
 
     def _admit(
         self, request: Request | None, headers: list[tuple[bytes, bytes]]
-    ) -> Admitted | None:
-        """The caller's key and the operation, for a status read by a known caller with the
-        right to read it; else None."""
+    ) -> tuple[str, Target] | None:
+        """The caller's key (for its rate limit) and the operation, for a status read by a
+        known caller with the right to read it; else None."""
         if request is None:
             return None
         authorization = None

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
     from ..models import OperationStatus
-    from .inline import Admitted, InlineStatusReads
+    from .arm import Target
+    from .inline import InlineStatusReads
 
 
 class _HeadRefused(Exception):
@@ -57,17 +58,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         max_head_bytes: int,
         head_timeout: float,
         status_reads: InlineStatusReads | None = None,
-        immediate: bool = True,
     ) -> type[HttpToolsProtocol]:
-        """A subclass with these limits that answers status reads through ``status_reads``
-        (reading them without waiting when ``immediate``, else in batches); uvicorn
-        instantiates the protocol class itself."""
+        """A subclass with these limits that answers status reads through ``status_reads``;
+        uvicorn instantiates the protocol class itself."""
         attributes = {
             "max_head_bytes": max_head_bytes,
             "head_timeout": head_timeout,
             "status_reads": None
             if status_reads is None
-            else AnswersAtTurnEnd(status_reads, immediate),
+            else AnswersAtTurnEnd(status_reads, status_reads.immediate),
         }
         return type(cls.__name__, (cls,), attributes)
 
@@ -151,9 +150,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             and cycle.scope["method"] == "GET"
             and not self.flow.write_paused
         ):
-            admitted = status_reads.lane.admit(cast(Scope, cycle.scope))
-            if admitted is not None:
-                status_reads.add(self, cycle, admitted)
+            target = status_reads.lane.admit(cast(Scope, cycle.scope))
+            if target is not None:
+                status_reads.add(self, cycle, target)
                 return
         super()._start_asgi_task(cycle, app)
 
@@ -247,7 +246,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 class _Pending(NamedTuple):
     protocol: GuardedHttpToolsProtocol
     cycle: RequestResponseCycle
-    admitted: Admitted
+    target: Target
     start: float  # when it was admitted (time.perf_counter)
 
 
@@ -278,9 +277,9 @@ class AnswersAtTurnEnd:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def add(
-        self, protocol: GuardedHttpToolsProtocol, cycle: RequestResponseCycle, admitted: Admitted
+        self, protocol: GuardedHttpToolsProtocol, cycle: RequestResponseCycle, target: Target
     ) -> None:
-        self._pending.append(_Pending(protocol, cycle, admitted, time.perf_counter()))
+        self._pending.append(_Pending(protocol, cycle, target, time.perf_counter()))
         if not self._scheduled and not self._in_flight:
             self._scheduled = True
             protocol.loop.call_soon(self._turn_ended)
@@ -289,7 +288,7 @@ class AnswersAtTurnEnd:
         self._scheduled = False
         if self.immediate:
             pending, self._pending = self._pending, []
-            self._answer(pending, [self.lane.status_now(p.admitted) for p in pending])
+            self._answer(pending, [self.lane.status_now(p.target) for p in pending])
         elif not self._in_flight and self._pending:
             self._send()
 
@@ -303,7 +302,7 @@ class AnswersAtTurnEnd:
 
     async def _read_and_answer(self, batch: list[_Pending]) -> None:
         try:
-            statuses = await self.lane.statuses([p.admitted for p in batch])
+            statuses = await self.lane.statuses([p.target for p in batch])
         finally:
             self._in_flight = False
             if self._pending:
@@ -318,7 +317,7 @@ class AnswersAtTurnEnd:
             try:
                 headers = cast(list[tuple[bytes, bytes]], p.cycle.scope["headers"])
                 responses.append(
-                    lane.answer(p.admitted, status, headers, p.cycle.keep_alive, p.start)
+                    lane.answer(p.target, status, headers, p.cycle.keep_alive, p.start)
                 )
             except Exception:  # noqa: BLE001 - the app answers it, logs it, in its own words
                 responses.append(None)

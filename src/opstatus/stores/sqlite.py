@@ -147,7 +147,8 @@ class SQLiteStore(SQLiteRoleAssignments):
         self.path = str(path)
         self.notifier = Notifier(poll_interval=POLL_SECONDS)
         self._reader: sqlite3.Connection | None = None
-        self._lookups: sqlite3.Cursor | None = None  # the reader's, for _read
+        #: The reader's one cursor (see _read_through), which spares making one per read.
+        self._cursor: sqlite3.Cursor | None = None
         self._shared: SharedReads | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader_stale = False
@@ -175,8 +176,7 @@ class SQLiteStore(SQLiteRoleAssignments):
             # serve reads if the database can be read, refuse writes with 503 until it can be
             # written again.
             await self._write(self._drop_writer)
-            self._reader = self._connect_read_only(exc)
-            self._lookups = self._reader.cursor()
+            self._read_through(self._connect_read_only(exc))
             log.error("the database is read-only, serving reads only: %s", exc.message)
             return
         self._use_reader(self._connect())
@@ -186,9 +186,15 @@ class SQLiteStore(SQLiteRoleAssignments):
         if self._shared is not None:
             self._shared.close()
         conn.execute(f"PRAGMA mmap_size={READ_MAP_BYTES}").fetchall()
-        self._reader = conn
-        self._lookups = conn.cursor()
+        self._read_through(conn)
         self._shared = SharedReads(conn, f"{self.path}-shm")
+
+    def _read_through(self, conn: sqlite3.Connection) -> None:
+        """Read through ``conn`` and one cursor of it. Reads run on the event loop's thread
+        one at a time and fetch every row they ask for, which finishes each statement
+        (CPython steps past the last row), so the kept cursor holds no snapshot."""
+        self._reader = conn
+        self._cursor = conn.cursor()
 
     def _connect_read_only(self, cause: StoreError) -> sqlite3.Connection:
         for query in ("mode=ro", "immutable=1"):
@@ -279,42 +285,25 @@ class SQLiteStore(SQLiteRoleAssignments):
             stale.close()
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """The one row of a lookup by primary key (or a pragma), or None. Through one cursor
-        kept for it, which spares making one per status read: a lookup has at most one row,
-        so fetching it finishes the statement and its hold on the snapshot."""
-        _, lookups = self._ready_to_read()
-        try:
-            row: tuple[Any, ...] | None = lookups.execute(sql, params).fetchone()
-            return row
-        except sqlite3.Error as exc:
-            raise self._read_failed(exc) from exc
+        """The one row of a lookup by primary key (or a pragma), or None."""
+        rows = self._read_all(sql, params)
+        return rows[0] if rows else None
 
     def _read_all(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[tuple[Any, ...]]:
-        reader, _ = self._ready_to_read()
-        try:
-            rows: list[tuple[Any, ...]] = reader.execute(sql, params).fetchall()
-            return rows
-        except sqlite3.Error as exc:
-            raise self._read_failed(exc) from exc
-
-    def _ready_to_read(self) -> tuple[sqlite3.Connection, sqlite3.Cursor]:
-        """The read connection and its lookup cursor, ready for a read that sees every
-        commit made before it."""
+        """Every row, in a read that sees every commit made before it."""
         if self._reader_stale and self._writer is not None:
             self._reopen_reader()
-        if self._reader is None or self._lookups is None:
+        if self._cursor is None:
             raise StoreError("The store is not open.")
-        if self._shared is not None:
-            try:
+        try:
+            if self._shared is not None:
                 self._shared.before_read()
-            except sqlite3.Error as exc:
-                raise self._read_failed(exc) from exc
-        return self._reader, self._lookups
-
-    def _read_failed(self, exc: sqlite3.Error) -> StoreError:
-        if self._shared is not None:
-            self._shared.release()
-        return StoreError(f"The store could not be read: {exc}")
+            rows: list[tuple[Any, ...]] = self._cursor.execute(sql, params).fetchall()
+            return rows
+        except sqlite3.Error as exc:
+            if self._shared is not None:
+                self._shared.release()
+            raise StoreError(f"The store could not be read: {exc}") from exc
 
     async def _write(self, work: Any) -> Any:
         loop = asyncio.get_running_loop()
