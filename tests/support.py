@@ -19,9 +19,9 @@ import httpx
 import xmlschema
 
 from opstatus.auth import load_or_create_key, mint_token
-from opstatus.http.app import create_app
 from opstatus.lifecycle import Clock
 from opstatus.models import format_time, now_text
+from opstatus.server import build_app
 from opstatus.settings import Settings
 from opstatus.stores.base import Store
 
@@ -98,7 +98,7 @@ async def app_client(
     home: Path, store: Store | None = None, clock: Clock = now_text, **settings: object
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app in-process (its lifespan run), reached through httpx.ASGITransport."""
-    app = create_app(
+    app = build_app(
         Settings(home=home, **settings),  # type: ignore[arg-type]
         store=store,
         clock=clock,

@@ -172,6 +172,15 @@ def main() -> None:
     "[env: OPSTATUS_WORKERS]",
 )
 @click.option(
+    "--fast-reads/--no-fast-reads",
+    default=True,
+    show_default=True,
+    envvar="OPSTATUS_FAST_READS",
+    help="Answer status reads without the middleware stack, inside the HTTP protocol where "
+    "the installed uvicorn allows it (answers are the same either way). "
+    "[env: OPSTATUS_FAST_READS]",
+)
+@click.option(
     "--drain-timeout",
     default=30,
     show_default=True,
@@ -203,9 +212,17 @@ def serve(
     log_format: str,
     drain_timeout: int,
     workers: int,
+    fast_reads: bool,
 ) -> None:
     """Run the operation-status server."""
-    from .serving import ServerOptions, build, reserve_port, run_server, run_workers
+    from .server.running import (
+        CannotServe,
+        ServerOptions,
+        build,
+        reserve_port,
+        run_server,
+        run_workers,
+    )
 
     settings = Settings(
         home=home or default_home(),
@@ -224,12 +241,16 @@ def serve(
         lease_grace_seconds=lease_grace,
         maintenance_interval=maintenance_interval,
         max_page_size=max_page_size,
+        fast_reads=fast_reads,
     )
     check_serve(host, security)
     try:
         built = build(settings)  # checks the settings and makes the key, once
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
+    except CannotServe as exc:
+        click.echo(f"opstatus: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
     store = built[0]
     try:
         asyncio.run(admin.preflight(store))

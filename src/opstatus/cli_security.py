@@ -7,13 +7,11 @@ Every option falls back to an ``OPSTATUS_*`` variable; the repeatable ones (``--
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import getpass
-import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,7 @@ import click
 from .auth import ROLES, RoleAssignment, canonical_role, check_private_file, normalize_scope
 from .errors import InvalidInput, StoreError
 from .http import audit
-from .http.inline import InlineStatusReads
-from .http.protocol import GuardedHttpToolsProtocol
+from .http.audit import audit_to
 from .security import SecuritySettings, is_loopback
 from .settings import default_home
 from .stores import open_store
@@ -120,59 +117,6 @@ def check_serve(host: str, security: SecuritySettings) -> None:
             "in clear unless a TLS proxy is in front. Use --tls-cert and --tls-key.",
             err=True,
         )
-
-
-def uvicorn_options(
-    security: SecuritySettings,
-    status_reads: InlineStatusReads | None = None,
-) -> dict[str, Any]:
-    """What uvicorn enforces: TLS, idle connections, connection count, the request head; and
-    the status reads its protocol answers itself (see GuardedHttpToolsProtocol.configured)."""
-    options: dict[str, Any] = {
-        "http": GuardedHttpToolsProtocol.configured(
-            security.max_header_bytes, security.header_timeout, status_reads
-        ),
-        "timeout_keep_alive": security.keep_alive_timeout,
-        "limit_concurrency": security.max_connections,
-    }
-    if security.tls_cert is not None and security.tls_key is not None:
-        options["ssl_certfile"] = str(security.tls_cert)
-        options["ssl_keyfile"] = str(security.tls_key)
-    return options
-
-
-def _audit_handler(path: Path | None) -> logging.Handler:
-    if path is None:
-        handler: logging.Handler = logging.StreamHandler()
-    else:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    return handler
-
-
-def configure_audit(path: Path | None) -> None:
-    """For the server's life, audit lines go to ``path`` (created 0600) or standard error."""
-    logger = audit.audit_log
-    logger.addHandler(_audit_handler(path))
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
-@contextlib.contextmanager
-def audit_to(path: Path | None) -> Iterator[None]:
-    """For one command: audit lines also go to ``path`` or standard error, then it is undone."""
-    logger = audit.audit_log
-    handler = _audit_handler(path)
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        handler.close()
 
 
 # --- opstatus role ---------------------------------------------------------------------------

@@ -6,6 +6,8 @@ Each app has its own registry (so that tests can build many apps in one process)
   ``opstatus_http_request_duration_seconds{route, method}``: labelled by route *template*,
   never the raw path, so that a fuzzer or a scanner cannot blow up the label space;
 - ``opstatus_http_requests_in_flight``;
+- ``opstatus_fast_reads_total{lane}``: status reads answered without the middleware stack,
+  by the server's protocol (``protocol``) or before the middlewares in ASGI (``asgi``);
 - ``opstatus_store_call_duration_seconds{call, outcome}``: every store call, timed;
 - ``opstatus_store_errors_total{call}``: store calls that failed (503 to the client);
 - ``opstatus_active_waiters``: requests waiting for an operation to change (long-polls);
@@ -71,7 +73,12 @@ class Metrics:
             ["call", "outcome"],
             LATENCY_BUCKETS,
         )
-        for tally in (self.requests, self.latency, self.store_latency):
+        self.fast_reads = CounterTally(
+            "opstatus_fast_reads",
+            "Status reads answered without the middleware stack, by lane (protocol, asgi).",
+            ["lane"],
+        )
+        for tally in (self.requests, self.latency, self.store_latency, self.fast_reads):
             r.register(tally)
         #: Requests being answered: through the app, and the protocol's status reads while
         #: their batch is read from a store whose reads wait (SQLite's are read at once).

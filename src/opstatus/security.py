@@ -5,10 +5,10 @@ Where each limit is enforced:
 
 - request rate per principal, body size, body read time, long-poll waiters: the app's
   guard middleware (``http/guard.py``), answering in ARM's error envelope;
-- request head size and head read time: the HTTP protocol (``http/protocol.py``), before
-  the app sees the request;
-- idle keep-alive connections and the number of connections: uvicorn
-  (``timeout_keep_alive``, ``limit_concurrency``).
+- request head size, and every connection's timers (head, body, idle keep-alive, TLS
+  handshake, a client that stops reading): the HTTP protocol (``server/protocol.py``),
+  before the app sees the request;
+- the number of connections: uvicorn (``limit_concurrency``).
 """
 
 from __future__ import annotations

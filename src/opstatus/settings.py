@@ -66,6 +66,10 @@ class Settings:
     #: List pages: the size when the caller names none, and the most the server returns.
     default_page_size: int = 100
     max_page_size: int = 1000
+    #: Answer status reads without the middleware stack (``http/fast_reads.py``), in the
+    #: server's protocol where the running uvicorn allows it; off: every request goes
+    #: through the ordinary app, with identical answers.
+    fast_reads: bool = True
 
     def lifecycle_policy(self) -> LifecyclePolicy:
         """The retention and lease rules; ValueError names a bad setting."""

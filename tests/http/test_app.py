@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opstatus.http.app import create_app
+from opstatus.server import build_app
 from opstatus.service import OperationService
 from opstatus.settings import Settings
 from opstatus.stores import MemoryStore
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_405_lists_every_method_the_path_allows(home: Path) -> None:
-    app = create_app(Settings(home=home), store=MemoryStore())
+    app = build_app(Settings(home=home), store=MemoryStore())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.post(status_path(), headers=bearer(home))
@@ -27,7 +27,7 @@ async def test_405_lists_every_method_the_path_allows(home: Path) -> None:
 
 
 async def test_head_answers_like_get_without_a_body(home: Path) -> None:
-    app = create_app(Settings(home=home), store=MemoryStore())
+    app = build_app(Settings(home=home), store=MemoryStore())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         await client.put(status_path(), json={}, headers=bearer(home))
@@ -44,7 +44,7 @@ async def test_an_unexpected_failure_is_a_500_envelope_without_internals(
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(OperationService, "get", explode)
-    app = create_app(Settings(home=home), store=MemoryStore())
+    app = build_app(Settings(home=home), store=MemoryStore())
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.get(status_path(), headers=bearer(home))

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from opstatus.auth import RoleAssignment
 from opstatus.cli import main
-from opstatus.http.app import create_app
 from opstatus.security import SecuritySettings
+from opstatus.server import build_app
 from opstatus.settings import Settings
 from opstatus.stores import MemoryStore
 from tests.idp import IdentityProvider
@@ -161,7 +161,7 @@ async def test_tokens_never_appear_in_logs_or_error_answers(
         rate_burst=12,
         reject_delay=0.0,
     )
-    app = create_app(Settings(home=home, security=security), store=store)
+    app = build_app(Settings(home=home, security=security), store=store)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         for raw in tokens.values():

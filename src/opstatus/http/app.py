@@ -1,5 +1,5 @@
-"""The ASGI app factory: routes, error mapping, ARM headers, and a lifespan for the store
-and the background sweeps.
+"""The ASGI app factory: routes, middlewares, error mapping and ARM headers, over an
+:class:`.context.AppContext` that ``opstatus.server.wiring`` builds.
 
 Two forms share one store: ARM's ``operationsStatus`` resource (JSON, :mod:`.arm`) and the
 classic Service Management ``operations`` resource (XML, :mod:`.classic`).
@@ -7,10 +7,9 @@ classic Service Management ``operations`` resource (XML, :mod:`.classic`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,25 +21,13 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .. import errors
-from ..auth import load_or_create_key
-from ..lifecycle import Clock
-from ..maintenance import run_maintenance
-from ..metrics import Metrics, instrument
-from ..models import now_text
-from ..providers import ProviderRegistry
-from ..security import build_verifier
-from ..service import OperationService
-from ..settings import Settings
-from ..stores import open_store
-from ..stores.base import Store
-from . import arm, classic, continuation, lists, results
+from . import arm, classic, lists, results
 from .classic_errors import speaks_classic
 from .context import AppContext
 from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
+from .fast_reads import FastReads
 from .guard import GuardMiddleware
 from .headers import ArmHeadersMiddleware
-from .inline import InlineStatusReads
-from .limits import RateLimiter, WaiterSlots
 from .operability import MetricsMiddleware, operability_routes
 from .status_read import StatusRead
 
@@ -84,75 +71,33 @@ def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
 
 
 class OpstatusApp(ArmHeadersMiddleware):
-    """The ASGI app. A status GET by a known caller is answered first, without the
-    middlewares and the router (see :mod:`.inline`): by the HTTP protocol itself (``serve``
-    hands :attr:`protocol_reads` to :mod:`.protocol`), else here."""
+    """The ASGI app: Starlette's, behind the ARM headers. With fast reads on, a status GET
+    by a known caller is answered first, without the middlewares and the router (see
+    :mod:`.fast_reads`); the server's protocol may answer such reads before they reach the
+    app at all, through :attr:`fast_reads`."""
 
-    def __init__(self, app: Starlette, reads: InlineStatusReads) -> None:
+    def __init__(self, app: Starlette, fast_reads: FastReads | None) -> None:
         super().__init__(app)
-        self.reads = reads
-        #: The status reads the protocol answers at the end of each turn of the event loop;
-        #: None on a store that can read them neither at once nor in batches.
-        self.protocol_reads = reads if reads.immediate or reads.batched else None
-
-    @property
-    def immediate(self) -> bool:
-        """Whether the protocol reads each status at once (SQLite, memory), rather than
-        many in one query (PostgreSQL)."""
-        return self.reads.immediate
+        self.fast_reads = fast_reads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        is_get = scope["type"] == "http" and scope["method"] == "GET"
-        if is_get and await self.reads.serve(scope, send):
+        reads = self.fast_reads
+        if (
+            reads is not None
+            and scope["type"] == "http"
+            and scope["method"] == "GET"
+            and await reads.serve(scope, send)
+        ):
             return
         await super().__call__(scope, receive, send)
 
 
-def create_app(
-    settings: Settings, store: Store | None = None, clock: Clock = now_text
-) -> OpstatusApp:
-    """The app; ``clock`` is the service's and the sweeps' notion of now (tests pass a
-    controllable one)."""
-    store = store if store is not None else open_store(settings.resolved_store_url())
-    metrics = Metrics()
-    store = instrument(store, metrics)
-    providers = (
-        ProviderRegistry.from_file(settings.providers_file)
-        if settings.providers_file
-        else ProviderRegistry()
-    )
-    key = load_or_create_key(settings.home)
-    service = OperationService(store, clock, settings.lifecycle_policy())
-    ctx = AppContext(
-        settings=settings,
-        store=store,
-        service=service,
-        verifier=build_verifier(settings.security, settings.home),
-        providers=providers,
-        paging_key=continuation.paging_key(key),
-        waiters=WaiterSlots(
-            settings.security.max_waiters, settings.security.max_waiters_per_principal
-        ),
-        limiter=RateLimiter.from_settings(settings.security),
-    )
+Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await store.open()
-        sweeps = None
-        if settings.maintenance_interval > 0:
-            sweeps = asyncio.create_task(
-                run_maintenance(service, settings.maintenance_interval, settings.maintenance_batch)
-            )
-        try:
-            yield
-        finally:
-            if sweeps is not None:
-                sweeps.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeps
-            await store.close()
 
+def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp:
+    """The routes and the middlewares over ``ctx``; ``lifespan`` opens and closes what the
+    app uses (``opstatus.server.wiring`` gives the store's and the background sweeps')."""
     status_item = {
         "GET": arm.get_operation,
         "PUT": arm.put_operation,
@@ -201,7 +146,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=[
-            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(MetricsMiddleware, metrics=ctx.metrics),
             Middleware(GuardMiddleware, ctx=ctx),
         ],
         exception_handlers={
@@ -211,5 +156,6 @@ def create_app(
         },
     )
     app.state.ctx = ctx
-    app.state.metrics = metrics
-    return OpstatusApp(app, InlineStatusReads(ctx, status_read, metrics))
+    app.state.metrics = ctx.metrics
+    fast_reads = FastReads(ctx, status_read, ctx.metrics) if ctx.settings.fast_reads else None
+    return OpstatusApp(app, fast_reads)

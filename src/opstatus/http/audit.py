@@ -9,9 +9,13 @@ a token, a header value or a request body.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -71,3 +75,37 @@ def record(
         **extra,
     }
     audit_log.info(orjson.dumps(line).decode())
+
+
+def _audit_handler(path: Path | None) -> logging.Handler:
+    if path is None:
+        handler: logging.Handler = logging.StreamHandler()
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+
+def configure_audit(path: Path | None) -> None:
+    """For the server's life, audit lines go to ``path`` (created 0600) or standard error."""
+    logger = audit_log
+    logger.addHandler(_audit_handler(path))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+@contextlib.contextmanager
+def audit_to(path: Path | None) -> Iterator[None]:
+    """For one command: audit lines also go to ``path`` or standard error, then it is undone."""
+    logger = audit_log
+    handler = _audit_handler(path)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()

@@ -1,10 +1,12 @@
-"""What the handlers share for the life of the app, opened and closed by its lifespan."""
+"""What the handlers share for the life of the app: built by ``opstatus.server.wiring``, the
+store opened and closed by the app's lifespan."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from ..auth import TokenVerifier
+from ..metrics import Metrics
 from ..providers import ProviderRegistry
 from ..service import OperationService
 from ..settings import Settings
@@ -23,5 +25,7 @@ class AppContext:
     paging_key: bytes
     #: Long-poll waiters (Prefer: wait) ask here for a slot; see limits.WaiterSlots.
     waiters: WaiterSlots = field(default_factory=WaiterSlots)
-    #: Requests per second per caller (the guard, and the inline status reads); None: no limit.
+    #: Requests per second per caller (the guard, and the fast reads); None: no limit.
     limiter: RateLimiter | None = None
+    #: The app's own registry; the store is instrumented into it (metrics.instrument).
+    metrics: Metrics = field(default_factory=Metrics)

@@ -1,4 +1,4 @@
-"""Recognising a status read and writing its answer, for the fast lanes of :mod:`.inline`.
+"""Recognising a status read and writing its answer, for the fast reads of :mod:`.fast_reads`.
 
 Clients poll one operation's status thousands of times for every write, so that GET is the
 request the server answers most. What is a status read is the router's own pattern for the
@@ -25,7 +25,7 @@ Request = tuple[dict[str, str], str]
 
 
 class StatusRead:
-    """Recognising a status read and writing its answer, for both lanes of :mod:`.inline`."""
+    """Recognising a status read and writing its answer, for both lanes of :mod:`.fast_reads`."""
 
     def __init__(self, ctx: AppContext, route: Route) -> None:
         self.ctx = ctx
@@ -45,7 +45,7 @@ class StatusRead:
 
     def respond(self, op: Shown, provider: Provider) -> tuple[list[tuple[bytes, bytes]], bytes]:
         """The 200's headers (before the ARM ones) and body: :func:`.arm.operation_headers`
-        and :func:`.arm.document` written straight as bytes (tests/http/test_inline.py holds
+        and :func:`.arm.document` written straight as bytes (tests/http/test_fast_reads.py holds
         them to the same)."""
         body = orjson.dumps(arm_body(op, provider.error_shape))
         headers = [

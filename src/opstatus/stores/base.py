@@ -99,8 +99,8 @@ class Store(RoleAssignmentStore, Protocol):
 @runtime_checkable
 class ImmediateReads(Protocol):
     """A store whose reads never wait on I/O the event loop could overlap (SQLite, memory):
-    it can answer a read synchronously, which lets the server answer a status GET inline,
-    without scheduling a task for it (``http/inline.py``)."""
+    it can answer a read synchronously, which lets the server answer a status GET in its protocol,
+    without scheduling a task for it (``server/fast_lane.py``)."""
 
     def status_now(self, subscription_id: str, operation_key: str) -> OperationStatus | None:
         """What :meth:`Store.get` would return, as a status read shows it, synchronously."""
@@ -110,7 +110,7 @@ class ImmediateReads(Protocol):
 class BatchReads(Protocol):
     """A store whose reads wait on a round trip (PostgreSQL): it reads the statuses of many
     operations in one, which lets the server answer the status GETs that arrived in one turn
-    of the event loop with one query (``http/protocol.py``)."""
+    of the event loop with one query (``server/fast_lane.py``)."""
 
     async def statuses(self, keys: Sequence[Key]) -> dict[Key, OperationStatus]:
         """What :meth:`Store.get` would return for each ``(subscription_id,

@@ -1,13 +1,16 @@
 """The protocol's status reads in a real server: keep-alive, pipelining, HTTP/1.0, metrics.
 
-The lane answers inside the HTTP protocol (http/protocol.py), so what it must keep is the
+The lane answers inside the HTTP protocol (server/fast_lane.py), so what it must keep is the
 protocol's contract: answers in request order on a connection, however requests arrive,
-and the connection kept or closed as the client asked.
+and the connection kept or closed as the client asked. CI runs the end-to-end suite a
+second time with the lane off (OPSTATUS_FAST_READS=false): every test here holds either way,
+and :func:`test_the_protocol_lane_itself_answers` tells which way it ran.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -27,8 +30,8 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """The protocol answers the reads of one turn of the event loop together at its end
-    (protocol.AnswersAtTurnEnd): on SQLite each read at once, on PostgreSQL all in one
-    query. Both must keep the protocol's contract."""
+    (server/fast_lane.py): on SQLite each read at once, on PostgreSQL all in one query.
+    Both must keep the protocol's contract."""
     with serving(request, tmp_path_factory.mktemp("inline") / "home", request.param) as proc:
         yield proc
 
@@ -200,6 +203,35 @@ def test_with_the_access_log_on_every_status_read_is_logged(
         lines = proc.log.read_text().splitlines()
     logged = [line for line in lines if '"GET ' in line and "operationsStatus/op1" in line]
     assert len(logged) == 5 and all('" 200' in line for line in logged), logged
+
+
+#: Whether the servers here run with the fast lane (the default) or without it.
+LANE_ON = os.environ.get("OPSTATUS_FAST_READS", "true").lower() not in ("0", "false", "no", "off")
+
+
+def test_the_protocol_lane_itself_answers(server: ServerProcess) -> None:
+    """Fails unless the protocol lane answered the reads: each after the first (which has
+    its token verified by the app) is counted as the lane's. With the lane off, none is."""
+    token = server.token("Reader", f"/subscriptions/{SUB_A}", "lane")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        before = _lane_reads(c.get("/metrics").text)
+        for _ in range(10):
+            assert c.get(status_path(op_id="op1")).status_code == 200
+        after = _lane_reads(c.get("/metrics").text)
+    if LANE_ON:
+        assert after["protocol"] - before["protocol"] == 9
+        assert after["asgi"] == before["asgi"]
+    else:
+        assert after == before == {"protocol": 0.0, "asgi": 0.0}
+
+
+def _lane_reads(metrics: str) -> dict[str, float]:
+    counts = {"protocol": 0.0, "asgi": 0.0}
+    for line in metrics.splitlines():
+        if line.startswith("opstatus_fast_reads_total{"):
+            lane = line.split('lane="', 1)[1].split('"', 1)[0]
+            counts[lane] = float(line.rsplit(" ", 1)[1])
+    return counts
 
 
 def _status_reads(metrics: str) -> float:

@@ -1,7 +1,7 @@
-"""The inline status read (http/inline.py) answers exactly as the app does, or not at all.
+"""Fast reads (http/fast_reads.py) answer exactly as the app does, or not at all.
 
 Each case sends the same GET both ways: through the ASGI app (middlewares, router, handler)
-and to the inline lane, whose raw HTTP response is parsed here. The two must agree on the
+and to the protocol lane, whose raw HTTP response is parsed here. The two must agree on the
 status, the body and every header but the two that differ per response (x-ms-request-id,
 and Date, which may cross a second). The lane must decline (None) whatever it does not
 answer itself, so that the app answers it.
@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from opstatus.http.app import OpstatusApp, create_app
+from opstatus.http.app import OpstatusApp
 from opstatus.http.headers import ArmHeadersMiddleware
 from opstatus.security import SecuritySettings
+from opstatus.server import build_app
+from opstatus.server.fast_lane import _http_response
 from opstatus.settings import Settings
 from opstatus.stores import MemoryStore, PostgreSQLStore
 from opstatus.stores.base import Store
@@ -43,6 +45,8 @@ class Both:
 
     def __init__(self, app: OpstatusApp, client: httpx.AsyncClient, home: Path) -> None:
         self.app, self.client, self.home = app, client, home
+        assert app.fast_reads is not None
+        self.reads = app.fast_reads
         ordinary = httpx.ASGITransport(app=ArmHeadersMiddleware(app.app))
         self.ordinary = httpx.AsyncClient(transport=ordinary, base_url="http://testserver")
         self.reader = token(home, "Reader", f"/subscriptions/{SUB_A}", "reader")
@@ -69,32 +73,32 @@ class Both:
         async def send(message: dict[str, Any]) -> None:
             messages.append(message)
 
-        if not await self.app.reads.serve({**scope, "headers": raw}, send):  # type: ignore[arg-type]
+        if not await self.reads.serve({**scope, "headers": raw}, send):  # type: ignore[arg-type]
             assert messages == []
             return None
         start, body = messages
         return httpx.Response(start["status"], headers=start["headers"], content=body["body"])
 
-    async def inline(
+    async def protocol_lane(
         self, path: str, headers: dict[str, str], keep_alive: bool = True
     ) -> bytes | None:
-        """The protocol's lane (protocol.AnswersAtTurnEnd): the status read at once on a
+        """The protocol's lane (server/fast_lane.py): the status read at once on a
         store that reads without waiting, else in a batch; None when it leaves the request
         to the app."""
         raw = [(b"host", b"testserver")]
         raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        lane = self.app.protocol_reads
-        assert lane is not None
+        lane = self.reads
         path, _, query = path.partition("?")
         scope = {"path": path, "query_string": query.encode(), "headers": raw}
         admitted = lane.admit(scope)  # type: ignore[arg-type]
         if admitted is None:
             return None
-        if self.app.immediate:
+        if lane.immediate:
             status = lane.status_now(admitted)
         else:
             (status,) = await lane.statuses([admitted])
-        return lane.answer(admitted, status, raw, keep_alive, time.perf_counter())
+        answer = lane.respond(admitted, status, raw, time.perf_counter())
+        return None if answer is None else _http_response(*answer, keep_alive)
 
     def bearer(self, value: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {value or self.reader}"}
@@ -132,7 +136,7 @@ async def both(store: Store, tmp_path: Path) -> AsyncIterator[Both]:
         security=SecuritySettings(rate_limit=0),
         maintenance_interval=0,
     )
-    app = create_app(settings, store=store, clock=FakeClock())
+    app = build_app(settings, store=store, clock=FakeClock())
     async with app.app.router.lifespan_context(app.app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -165,7 +169,7 @@ async def test_the_same_answer_both_ways(
     headers = {**both.bearer(), **(ECHO if echo else {})}
     expected = await both.via_app(path, headers)
     assert expected.status_code == 200
-    raw = await both.inline(path, headers)
+    raw = await both.protocol_lane(path, headers)
     assert raw is not None
     _, got, content = parse(raw)
     assert content == expected.content
@@ -186,14 +190,14 @@ async def test_the_same_answer_both_ways(
     assert (await both.client.get(path, headers=headers)).content == expected.content
     # Another spelling of the same address (ARM compares these case-insensitively).
     other = path.replace("operationsStatus", "OPERATIONSSTATUS").replace("Op-1", "op-1")
-    assert parse(await both.inline(other, headers) or b"")[2] == content
+    assert parse(await both.protocol_lane(other, headers) or b"")[2] == content
 
 
 async def test_a_connection_that_closes_says_so(both: Both) -> None:
     await both.put(status_path(), {"status": "InProgress"})
-    raw = await both.inline(status_path(), both.bearer(), keep_alive=False)
+    raw = await both.protocol_lane(status_path(), both.bearer(), keep_alive=False)
     assert raw is not None and parse(raw)[1]["connection"] == "close"
-    raw = await both.inline(status_path(), both.bearer())
+    raw = await both.protocol_lane(status_path(), both.bearer())
     assert raw is not None and "connection" not in parse(raw)[1]
 
 
@@ -222,7 +226,7 @@ async def test_declines_what_the_app_must_answer(both: Both) -> None:
         "another route": (status_path().replace("op1?", "op1/cancel?"), both.bearer()),
     }
     for name, (path, headers) in cases.items():
-        assert await both.inline(path, headers) is None, name
+        assert await both.protocol_lane(path, headers) is None, name
         if name not in ("no such operation (404)", "wrong location"):  # 404s: see below
             assert await both.via_lane(path, headers) is None, name
     # The ASGI lane answers a 404 itself (one lookup, not two), exactly as the app does.
@@ -242,11 +246,11 @@ async def test_declines_expired_and_lapsed_operations(both: Both) -> None:
     clock = both.app.app.state.ctx.service.clock
     await both.put(status_path(op_id="done"), {"status": "Succeeded"})
     await both.put(status_path(op_id="leased"), {"status": "InProgress", "leaseSeconds": 60})
-    assert await both.inline(status_path(op_id="done"), both.bearer()) is not None
-    assert await both.inline(status_path(op_id="leased"), both.bearer()) is not None
+    assert await both.protocol_lane(status_path(op_id="done"), both.bearer()) is not None
+    assert await both.protocol_lane(status_path(op_id="leased"), both.bearer()) is not None
     clock.advance(days=400)
-    assert await both.inline(status_path(op_id="done"), both.bearer()) is None
-    assert await both.inline(status_path(op_id="leased"), both.bearer()) is None
+    assert await both.protocol_lane(status_path(op_id="done"), both.bearer()) is None
+    assert await both.protocol_lane(status_path(op_id="leased"), both.bearer()) is None
     lapsed = await both.via_app(status_path(op_id="leased"), both.bearer())
     assert lapsed.json()["status"] == "Failed"  # the app records the lapse
     expired = await both.via_app(status_path(op_id="done"), both.bearer())
@@ -257,10 +261,9 @@ async def test_counts_in_the_metrics_like_the_app(both: Both) -> None:
     await both.put(status_path(), {"status": "InProgress"})
     await both.via_app(status_path(), both.bearer())
     for _ in range(3):
-        assert await both.inline(status_path(), both.bearer()) is not None
+        assert await both.protocol_lane(status_path(), both.bearer()) is not None
     metrics = both.app.app.state.metrics
-    assert both.app.protocol_reads is not None
-    route = both.app.protocol_reads.template
+    route = both.reads.template
     assert metrics.requests.value((route, "GET", "200")) == 4
 
 
@@ -268,13 +271,21 @@ def test_the_protocol_reads_each_store_the_way_it_can(tmp_path: Path) -> None:
     """At once where reads do not wait (SQLite, memory), in batches on PostgreSQL, and not
     at all on a store that offers neither (the ASGI lane still answers there)."""
     settings = Settings(home=tmp_path, maintenance_interval=0)
-    postgres = create_app(settings, store=PostgreSQLStore("postgresql://postgres@127.0.0.1:1/x"))
-    assert postgres.protocol_reads is postgres.reads and not postgres.immediate
-    memory = create_app(settings, store=MemoryStore())
-    assert memory.protocol_reads is memory.reads and memory.immediate
+    postgres = build_app(settings, store=PostgreSQLStore("postgresql://postgres@127.0.0.1:1/x"))
+    assert postgres.fast_reads is not None
+    assert postgres.fast_reads.batched and not postgres.fast_reads.immediate
+    memory = build_app(settings, store=MemoryStore())
+    assert memory.fast_reads is not None and memory.fast_reads.immediate
 
     class PlainStore(MemoryStore):
         status_now = None  # type: ignore[assignment]
 
-    plain = create_app(settings, store=PlainStore())
-    assert plain.protocol_reads is None and not plain.immediate
+    plain = build_app(settings, store=PlainStore())
+    assert plain.fast_reads is not None
+    assert not plain.fast_reads.immediate and not plain.fast_reads.batched
+
+
+async def test_fast_reads_off_leaves_every_read_to_the_app(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, maintenance_interval=0, fast_reads=False)
+    app = build_app(settings, store=MemoryStore())
+    assert app.fast_reads is None

@@ -1,25 +1,25 @@
-"""Status reads answered by the HTTP protocol, without the ASGI app.
+"""Fast status reads: a status GET by a known caller answered without the middleware stack
+and the router.
 
-A status GET by a caller whose token was verified before is admitted by the protocol where
-uvicorn would start the app on it (:mod:`.protocol`), and answered in one write through
-uvicorn's own request cycle: no ASGI messages, and no middleware stack. That is most of what
-a status read costs, and status reads are most of what the server answers.
+Clients poll one operation's status thousands of times for every write, so that GET is most
+of what the server answers, and the middlewares and the router are most of what it costs.
+:class:`FastReads` decides which requests are such reads (:meth:`FastReads.admit`), reads
+their statuses, and writes their answers, in two lanes:
 
-The protocol answers the status reads admitted during one turn of the event loop together
-at its end (``protocol.AnswersAtTurnEnd``): on a store that reads without waiting (SQLite,
-memory: :class:`~opstatus.stores.base.ImmediateReads`) each is read at once
-(:meth:`InlineStatusReads.status_now`); on one that reads in batches (PostgreSQL:
-:class:`~opstatus.stores.base.BatchReads`) all in one query
-(:meth:`InlineStatusReads.statuses`). Requests the protocol did not answer take the same
-shortcut in ASGI, before the middlewares and the router (:meth:`InlineStatusReads.serve`).
+- in ASGI, before the middlewares (:meth:`FastReads.serve`, used by :class:`.app.OpstatusApp`),
+  for any ASGI server;
+- in the HTTP server's protocol, where the server would start the app (``opstatus.server``),
+  which reads the statuses of one turn of the event loop together: each at once from a store
+  that reads without waiting (:meth:`status_now`; SQLite, memory), else in one query for all
+  of them (:meth:`statuses`; PostgreSQL).
 
-So the lanes carry the middlewares' duties themselves, through the functions those use:
-the guard's token cache and rate limit, the ARM headers, the request metrics, and the
-status read's checks and document (:mod:`.status_read`). The protocol's lane answers only
-the plain success; the ASGI lane also the read's own errors (not found, expired), through
-the app's error response. Anything else (a token to verify, another 4xx, a Prefer header,
-a lapse to record, a store error) goes the ordinary way, which answers it as it always
-has. tests/http/test_inline.py holds every path to the same answers.
+So the lanes carry the middlewares' duties themselves, through the functions those use: the
+guard's token cache and rate limit, the ARM headers, the request metrics, and the status
+read's checks and document (:mod:`.status_read`). The protocol lane answers only the plain
+success; the ASGI lane also the read's own errors (not found, expired), through the app's
+error response. Anything else (a token to verify, another 4xx, a Prefer header, an Accept
+other than JSON's, a lapse to record, a store error) goes the ordinary way, which answers it
+as it always has. tests/http/test_fast_reads.py holds every path to the same answers.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import time
 from collections.abc import Sequence
 
 from starlette.types import Scope, Send
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from ..errors import OpstatusError, StoreError
 from ..metrics import Metrics
@@ -42,19 +41,22 @@ from .limits import CHARGED
 from .representation import Shown
 from .status_read import Request, StatusRead
 
-#: Request headers that send a request the ordinary way: a body, or preferences to honour.
+#: Request headers that send a request the ordinary way: a body, preferences to honour, or
+#: another representation asked for (an event stream).
 _ORDINARY = frozenset({b"prefer", b"content-length", b"transfer-encoding"})
-_CLOSE = (b"connection", b"close")
+_JSON_ACCEPTS = frozenset({b"*/*", b"application/json", b"application/*"})
+
+Headers = list[tuple[bytes, bytes]]
 
 
-class InlineStatusReads:
+class FastReads:
     def __init__(self, ctx: AppContext, read: StatusRead, metrics: Metrics) -> None:
         self.ctx = ctx
         self.read = read
         self.metrics = metrics
         #: Whether the store reads without waiting (SQLite, memory), so that the protocol
         #: reads each status at once (:meth:`status_now`), and whether it reads many in one
-        #: query instead (PostgreSQL: :meth:`statuses`).
+        #: query instead (PostgreSQL: :meth:`statuses`). On neither, the protocol lane is off.
         self.immediate = isinstance(ctx.store, ImmediateReads)
         self.batched = isinstance(ctx.store, BatchReads)
         self.template = read.route.path
@@ -63,7 +65,7 @@ class InlineStatusReads:
         self._timed = (self.template, "GET")
 
     def status_now(self, target: Target) -> OperationStatus | None:
-        """The status :meth:`answer` shows, read now from a store that reads without
+        """The status :meth:`respond` shows, read now from a store that reads without
         waiting; None to answer the request the ordinary way."""
         try:
             return self.ctx.service.status_now(target.ref)
@@ -71,7 +73,7 @@ class InlineStatusReads:
             return None
 
     async def statuses(self, targets: Sequence[Target]) -> list[OperationStatus | None]:
-        """The statuses :meth:`answer` shows, read together from a store that reads in
+        """The statuses :meth:`respond` shows, read together from a store that reads in
         batches; None for each to answer the ordinary way (all of them, if the read fails)."""
         metrics = self.metrics
         metrics.requests_in_flight += len(targets)
@@ -82,27 +84,23 @@ class InlineStatusReads:
         finally:
             metrics.requests_in_flight -= len(targets)
 
-    def answer(
-        self,
-        target: Target,
-        status: OperationStatus | None,
-        headers: list[tuple[bytes, bytes]],
-        keep_alive: bool,
-        start: float,
-    ) -> bytes | None:
-        """The whole HTTP response to an admitted GET whose status was read, or None to answer
-        it the ordinary way; ``start``: when it was admitted (``time.perf_counter``)."""
+    def respond(
+        self, target: Target, status: OperationStatus | None, request_headers: Headers, start: float
+    ) -> tuple[Headers, bytes] | None:
+        """The headers and body of the 200 to an admitted GET whose status was read, counted
+        as answered by the protocol lane; None to answer it the ordinary way. ``start``: when
+        it was admitted (``time.perf_counter``)."""
         if status is None:
             return None
-        response_headers, body = self._respond(status, target, headers)
-        response = _http_response(200, response_headers, body, keep_alive)
+        headers, body = self._respond(status, target, request_headers)
         metrics = self.metrics
         metrics.requests.inc(self._counted)
         metrics.latency.observe(self._timed, time.perf_counter() - start)
-        return response
+        metrics.fast_reads.inc(("protocol",))
+        return headers, body
 
     def admit(self, scope: Scope) -> Target | None:
-        """The operation of a GET :meth:`answer` can answer once its status is read, or None
+        """The operation of a GET :meth:`respond` can answer once its status is read, or None
         (decided before the store is read).
 
         An admitted read has spent its caller's token: reads admitted together (in one turn
@@ -126,9 +124,7 @@ class InlineStatusReads:
         return target
 
     async def serve(self, scope: Scope, send: Send) -> bool:
-        """Answer an ASGI GET the same way, awaiting the store; False to leave it to the app.
-        For requests the protocol did not answer itself (an app run by another server,
-        tests)."""
+        """Answer an ASGI GET the same way, awaiting the store; False to leave it to the app."""
         start = time.perf_counter()
         target = self.admit(scope)
         if target is None:
@@ -140,11 +136,12 @@ class InlineStatusReads:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         self.metrics.observe_request(self.template, "GET", status, time.perf_counter() - start)
+        self.metrics.fast_reads.inc(("asgi",))
         return True
 
     async def _read(
-        self, target: Target, request_headers: list[tuple[bytes, bytes]]
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        self, target: Target, request_headers: Headers
+    ) -> tuple[int, Headers, bytes] | None:
         """Status, headers and body of the answer, the read's own errors (not found, expired)
         included, as the app gives them; None for the app to answer (a store error)."""
         metrics = self.metrics
@@ -162,9 +159,7 @@ class InlineStatusReads:
         headers, body = self._respond(op, target, request_headers)
         return 200, headers, body
 
-    def _admit(
-        self, request: Request | None, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[str, Target] | None:
+    def _admit(self, request: Request | None, headers: Headers) -> tuple[str, Target] | None:
         """The caller's key (for its rate limit) and the operation, for a status read by a
         known caller with the right to read it; else None."""
         if request is None:
@@ -173,7 +168,7 @@ class InlineStatusReads:
         for name, value in headers:
             if name == b"authorization":
                 authorization = value
-            elif name in _ORDINARY:
+            elif name in _ORDINARY or (name == b"accept" and not _accepts_json(value)):
                 return None
         if authorization is None:
             return None
@@ -188,29 +183,22 @@ class InlineStatusReads:
             return None
 
     def _respond(
-        self, op: Shown, target: Target, request_headers: list[tuple[bytes, bytes]]
-    ) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        self, op: Shown, target: Target, request_headers: Headers
+    ) -> tuple[Headers, bytes]:
         """The 200's headers, the ARM ones included, and body."""
         headers, body = self.read.respond(op, target.provider)
         return _with_arm_headers(headers, request_headers), body
 
 
-def _http_response(
-    status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool
-) -> bytes:
-    """Status line, headers and body, as uvicorn writes them."""
-    if not keep_alive:
-        headers.append(_CLOSE)
-    lines = [STATUS_LINE[status]]
-    for name, value in headers:
-        lines += (name, b": ", value, b"\r\n")
-    lines += (b"\r\n", body)
-    return b"".join(lines)
+def _accepts_json(accept: bytes) -> bool:
+    """Whether an Accept header lets a JSON answer be given (any JSON-compatible range);
+    anything else, an event stream for one, goes to the app."""
+    return any(
+        part.split(b";", 1)[0].strip().lower() in _JSON_ACCEPTS for part in accept.split(b",")
+    )
 
 
-def _with_arm_headers(
-    headers: list[tuple[bytes, bytes]], request_headers: list[tuple[bytes, bytes]]
-) -> list[tuple[bytes, bytes]]:
+def _with_arm_headers(headers: Headers, request_headers: Headers) -> Headers:
     """``headers`` and then ARM's, as ArmHeadersMiddleware adds them to every answer."""
     headers += arm_headers(request_headers)
     headers.append((b"date", http_date()))

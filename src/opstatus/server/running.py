@@ -1,4 +1,9 @@
-"""Running ``opstatus serve``: one server process, or several sharing one port.
+"""Running the server: uvicorn with opstatus's protocol, in one process or several sharing
+one port.
+
+uvicorn runs the app through :class:`~.protocol.TimedHttpToolsProtocol`, which keeps every
+connection under a timer, or its subclass with the fast lane (:mod:`.fast_lane`) when
+``--fast-reads`` is on and the running uvicorn has what the lane needs (:mod:`.uvicorn_check`).
 
 With ``--workers N`` the command forks N workers after the checks that need doing once
 (the signing key, the store's schema). Each worker opens its own store and app, since
@@ -11,6 +16,7 @@ SIGTERM or SIGINT asks every worker to drain and waits for them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -25,14 +31,18 @@ from typing import Any, Literal
 
 import uvicorn
 
-from .cli_security import configure_audit, uvicorn_options
-from .http.app import OpstatusApp, create_app
-from .logs import log_config
-from .settings import Settings
-from .stores import open_store
-from .stores.base import Store
+from ..http.app import OpstatusApp
+from ..http.audit import configure_audit
+from ..logs import log_config
+from ..settings import Settings
+from ..stores import open_store
+from ..stores.base import Store
+from . import uvicorn_check
+from .fast_lane import FastLaneProtocol
+from .protocol import ConnectionLimits, TimedHttpToolsProtocol
+from .wiring import build_app
 
-log = logging.getLogger("opstatus.serve")
+log = logging.getLogger("opstatus.server")
 
 #: uvicorn's exit code for "could not start"; a worker that exits with it is not restarted.
 COULD_NOT_START = 3
@@ -47,11 +57,49 @@ class ServerOptions:
     drain_timeout: int
 
 
+class CannotServe(Exception):
+    """The server cannot run on this machine as it is (the message says why)."""
+
+
 def build(settings: Settings) -> tuple[Store, OpstatusApp]:
     """The store (not opened yet) and the app over it. Raises ValueError or OSError for
-    settings it cannot use (a providers file, a key, a store URL)."""
+    settings it cannot use (a providers file, a key, a store URL), CannotServe for a
+    uvicorn without what the server's protocol needs."""
+    missing = uvicorn_check.missing_for_protocol()
+    if missing:
+        raise CannotServe(
+            f"this uvicorn lacks what opstatus's connection timers need ({', '.join(missing)}); "
+            'install a supported one: pip install "uvicorn{}"'.format(uvicorn_check.pin())
+        )
     store = open_store(settings.resolved_store_url())
-    return store, create_app(settings, store)
+    return store, build_app(settings, store)
+
+
+def protocol_for(
+    settings: Settings, app: OpstatusApp, access_log: bool
+) -> type[TimedHttpToolsProtocol]:
+    """The protocol class uvicorn runs: the timed one, with the fast lane where it may."""
+    security = settings.security
+    limits = ConnectionLimits(
+        max_head_bytes=security.max_header_bytes,
+        header_timeout=security.header_timeout,
+        body_timeout=security.body_timeout,
+        keep_alive_timeout=security.keep_alive_timeout,
+    )
+    reads = app.fast_reads
+    # The lane's answers would bypass uvicorn's access log: with it on, the app answers.
+    if reads is None or access_log or not (reads.immediate or reads.batched):
+        return TimedHttpToolsProtocol.configured(limits)
+    why = uvicorn_check.fast_lane_unavailable()
+    if why is not None:
+        log.warning(
+            "fast reads: %s; the protocol lane is off and the app answers every status read "
+            'the same way (pip install "uvicorn%s" to have it)',
+            why,
+            uvicorn_check.pin(),
+        )
+        return TimedHttpToolsProtocol.configured(limits)
+    return FastLaneProtocol.with_lane(limits, reads)
 
 
 def run_server(
@@ -63,7 +111,26 @@ def run_server(
     """Serve ``built`` until told to stop; the process's exit code. ``sock``: listen there."""
     store, app = built
 
+    handshake_timeout = settings.security.header_timeout
+
     class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            # uvicorn leaves a TLS handshake the event loop's default minute: a client that
+            # never sends its ClientHello must be timed out as a slow head is.
+            loop = asyncio.get_running_loop()
+            create_server = loop.create_server
+
+            async def timed(*args: Any, **kwargs: Any) -> Any:
+                if kwargs.get("ssl") is not None:
+                    kwargs.setdefault("ssl_handshake_timeout", handshake_timeout)
+                return await create_server(*args, **kwargs)
+
+            loop.create_server = timed  # type: ignore[method-assign]
+            try:
+                await super().startup(sockets)
+            finally:
+                del loop.create_server  # the loop's own again
+
         async def shutdown(self, sockets: Any = None) -> None:
             # Held GETs (Prefer: wait) answer now, not when their wait runs out: uvicorn waits
             # for every open request before it shuts the app down.
@@ -71,8 +138,7 @@ def run_server(
             await super().shutdown(sockets)
 
     access_log = options.log_level == "debug"
-    # The protocol's own answers would bypass uvicorn's access log: with it on, the app answers.
-    status_reads = None if access_log else app.protocol_reads
+    security = settings.security
     config = uvicorn.Config(
         app,
         host=options.host,
@@ -83,11 +149,16 @@ def run_server(
         date_header=False,
         server_header=False,
         access_log=access_log,
-        **uvicorn_options(settings.security, status_reads),
+        ws="none",
+        timeout_keep_alive=security.keep_alive_timeout,
+        limit_concurrency=security.max_connections,
+        ssl_certfile=None if security.tls_cert is None else str(security.tls_cert),
+        ssl_keyfile=None if security.tls_key is None else str(security.tls_key),
         timeout_graceful_shutdown=options.drain_timeout,
     )
     # After uvicorn.Config, whose logging setup resets the handlers of opstatus's loggers.
-    configure_audit(settings.security.audit_log)
+    configure_audit(security.audit_log)
+    config.http = protocol_for(settings, app, access_log)
     server = Server(config)
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=None if sock is None else [sock])

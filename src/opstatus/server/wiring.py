@@ -1,0 +1,92 @@
+"""Wiring: the signing key, the token verifier, the store, the providers and the service
+put together into the app's context, and the lifespan that opens the store and runs the
+background sweeps. The HTTP layer receives all of it ready-made (:func:`..http.app.create_app`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+
+from ..auth import load_or_create_key
+from ..http import continuation
+from ..http.app import Lifespan, OpstatusApp, create_app
+from ..http.context import AppContext
+from ..http.limits import RateLimiter, WaiterSlots
+from ..lifecycle import Clock
+from ..maintenance import run_maintenance
+from ..metrics import Metrics, instrument
+from ..models import now_text
+from ..providers import ProviderRegistry
+from ..security import build_verifier
+from ..service import OperationService
+from ..settings import Settings
+from ..stores import open_store
+from ..stores.base import Store
+
+
+def build_context(
+    settings: Settings, store: Store | None = None, clock: Clock = now_text
+) -> AppContext:
+    """Everything the app shares, the store not opened yet. ``clock`` is the service's and
+    the sweeps' notion of now (tests pass a controllable one). Raises ValueError or OSError
+    for settings it cannot use (a providers file, a key, a store URL)."""
+    store = store if store is not None else open_store(settings.resolved_store_url())
+    metrics = Metrics()
+    store = instrument(store, metrics)
+    providers = (
+        ProviderRegistry.from_file(settings.providers_file)
+        if settings.providers_file
+        else ProviderRegistry()
+    )
+    key = load_or_create_key(settings.home)
+    security = settings.security
+    return AppContext(
+        settings=settings,
+        store=store,
+        service=OperationService(store, clock, settings.lifecycle_policy()),
+        verifier=build_verifier(security, settings.home),
+        providers=providers,
+        paging_key=continuation.paging_key(key),
+        waiters=WaiterSlots(security.max_waiters, security.max_waiters_per_principal),
+        limiter=RateLimiter.from_settings(security),
+        metrics=metrics,
+    )
+
+
+def lifespan(ctx: AppContext) -> Lifespan:
+    """Open the store for the app's life, and sweep in the background meanwhile."""
+    settings = ctx.settings
+
+    @contextlib.asynccontextmanager
+    async def run(app: Starlette) -> AsyncIterator[None]:
+        await ctx.store.open()
+        sweeps = None
+        if settings.maintenance_interval > 0:
+            sweeps = asyncio.create_task(
+                run_maintenance(
+                    ctx.service, settings.maintenance_interval, settings.maintenance_batch
+                )
+            )
+        try:
+            yield
+        finally:
+            if sweeps is not None:
+                sweeps.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeps
+            await ctx.store.close()
+
+    return run
+
+
+def build_app(
+    settings: Settings, store: Store | None = None, clock: Clock = now_text
+) -> OpstatusApp:
+    """The app over a context of its own, with its lifespan: what ``serve`` runs, and what
+    tests drive in-process."""
+    ctx = build_context(settings, store, clock)
+    return create_app(ctx, lifespan(ctx))
