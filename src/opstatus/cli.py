@@ -1,8 +1,9 @@
 """The ``opstatus`` command: run the server, mint tokens, and read, write and wait on operations.
 
-Exit codes: 0 success (``wait`` and ``get --wait``: Succeeded), 1 the operation Failed or was
-Canceled, 2 usage error, 3 timeout, 4 the service answered with an error or could not be
-reached.
+This module makes the ``opstatus`` group, ``main``, with the server's own commands (``serve``,
+``token``, ``check``, ``migrate``), and adds those of the command modules (``cli_operations``,
+``cli_lifecycle``, ``cli_security``). They share their helpers and exit codes through
+:mod:`opstatus.cli_common` (the exit codes are listed there) and never import this module.
 """
 
 from __future__ import annotations
@@ -15,23 +16,15 @@ from typing import Any
 import click
 
 from . import admin, auth
+from .cli_common import EXIT_FAILED, home_option
+from .cli_lifecycle import cancel, list_operations, purge
+from .cli_operations import create, delete, get, update, wait
 from .cli_security import check_serve, role, security_options
 from .errors import InvalidInput, StoreError
 from .security import SecuritySettings
 from .settings import Settings, default_home, parse_duration
 from .stores.base import Migratable
 from .stores.migrations import latest_version, redact
-
-EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4
-
-home_option = click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="OPSTATUS_HOME",
-    default=None,
-    help="Server home folder (database, signing key). [env: OPSTATUS_HOME; default: per-user "
-    "data folder]",
-)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> float:
@@ -335,9 +328,6 @@ def _canonical_role(role: str) -> str:
     return next(r for r in auth.ROLES if r.lower() == role.lower())
 
 
-main.add_command(role)
-
-
 @main.command()
 @home_option
 @store_option
@@ -390,5 +380,5 @@ def migrate(home: Path | None, store_url: str) -> None:
         click.echo(f"The opstatus schema in {store.describe()} is up to date (version {latest}).")
 
 
-# The client-side commands register themselves on `main` when imported.
-from . import cli_lifecycle, cli_operations  # noqa: E402, F401
+for command in (role, get, create, update, delete, wait, list_operations, cancel, purge):
+    main.add_command(command)

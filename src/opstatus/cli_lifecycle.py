@@ -1,4 +1,5 @@
-"""``opstatus list``, ``opstatus cancel`` and ``opstatus purge`` (registered on ``main``).
+"""``opstatus list``, ``opstatus cancel`` and ``opstatus purge`` (added to ``opstatus`` by
+:mod:`opstatus.cli`).
 
 Exit codes as for the other commands: 0 success, 2 usage error, 4 the service answered with
 an error or could not be reached.
@@ -15,15 +16,7 @@ from typing import Any
 import click
 import httpx
 
-from .cli import main
-from .cli_operations import (
-    _fail,
-    _resolve,
-    client_options,
-    make_client,
-    print_status,
-    target_options,
-)
+from .cli_common import client_options, fail, make_client, print_status, resolve, target_options
 from .client import ClientError, OperationStatus
 
 
@@ -90,7 +83,7 @@ def print_table(rows: list[tuple[str, ...]]) -> None:
         )
 
 
-@main.command("list")
+@click.command("list")
 @click.option("--subscription", "-s", required=True, help="Subscription GUID.")
 @click.option("--location", "-l", help="Only this location (default: every location).")
 @filter_options
@@ -140,14 +133,14 @@ def list_operations(
             )
             operations = list(islice(found, limit))
         except (ClientError, httpx.HTTPError) as exc:
-            _fail(exc)
+            fail(exc)
     if output == "json":
         click.echo(json.dumps([op.body for op in operations], indent=2))
     else:
         print_table([_row(op) for op in operations])
 
 
-@main.command()
+@click.command()
 @target_options
 @client_options
 @click.option(
@@ -166,15 +159,15 @@ def cancel(
 ) -> None:
     """Ask an operation's producer to cancel it (it may still finish)."""
     with make_client(endpoint, token, home, namespace, api_version) as client:
-        url = _resolve(client, target, subscription, location)
+        url = resolve(client, target, subscription, location)
         try:
             status = client.cancel(url)
         except (ClientError, httpx.HTTPError) as exc:
-            _fail(exc)
+            fail(exc)
     print_status(status, output)
 
 
-@main.command()
+@click.command()
 @click.option("--subscription", "-s", required=True, help="Subscription GUID.")
 @click.option("--location", "-l", help="Only this location (default: every location).")
 @filter_options
@@ -214,5 +207,5 @@ def purge(
         try:
             purged = client.purge(subscription, location, **filters)
         except (ClientError, httpx.HTTPError) as exc:
-            _fail(exc)
+            fail(exc)
     click.echo(f"purged {purged} operation{'' if purged == 1 else 's'}")

@@ -2,7 +2,7 @@
 
 Endpoint and token come from flags or ``OPSTATUS_ENDPOINT`` / ``OPSTATUS_TOKEN``; on the
 server's own machine a short-lived token is minted from its key. Exit codes are in
-:mod:`opstatus.cli`.
+:mod:`opstatus.cli_common`; :mod:`opstatus.cli` adds these commands to ``opstatus``.
 """
 
 from __future__ import annotations
@@ -16,88 +16,18 @@ from urllib.parse import urlsplit
 import click
 import httpx
 
-from . import auth
-from .cli import EXIT_FAILED, EXIT_SERVICE, EXIT_TIMEOUT, home_option, main
-from .client import (
-    DEFAULT_API_VERSION,
-    DEFAULT_ENDPOINT,
-    DEFAULT_NAMESPACE,
-    Client,
-    ClientError,
-    OperationStatus,
-    WaitTimeout,
+from .cli_common import (
+    EXIT_FAILED,
+    EXIT_TIMEOUT,
+    client_options,
+    fail,
+    make_client,
+    print_status,
+    resolve,
+    target_options,
 )
-from .output import ALIASES, FORMATS, render
-from .settings import default_home
-
-LOCAL_TOKEN_SECONDS = 300
-
-
-def client_options(func: Any) -> Any:
-    options = [
-        click.option(
-            "--endpoint",
-            envvar="OPSTATUS_ENDPOINT",
-            default=DEFAULT_ENDPOINT,
-            show_default=True,
-            help="Server URL. [env: OPSTATUS_ENDPOINT]",
-        ),
-        click.option(
-            "--token",
-            envvar="OPSTATUS_TOKEN",
-            default=None,
-            help="Bearer token. [env: OPSTATUS_TOKEN; default: minted from the local "
-            "server's key when readable]",
-        ),
-        home_option,
-        click.option(
-            "--namespace",
-            default=DEFAULT_NAMESPACE,
-            show_default=True,
-            help="Resource provider namespace.",
-        ),
-        click.option("--api-version", default=DEFAULT_API_VERSION, show_default=True),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def target_options(func: Any) -> Any:
-    func = click.option("--location", "-l", help="Location of the operation (with an id).")(func)
-    func = click.option("--subscription", "-s", help="Subscription GUID (with an id).")(func)
-    return click.argument("target")(func)
-
-
-def make_client(
-    endpoint: str, token: str | None, home: Path | None, namespace: str, api_version: str
-) -> Client:
-    if not token:
-        token = _local_token(home or default_home())
-    return Client(endpoint, token, namespace=namespace, api_version=api_version)
-
-
-def _local_token(home: Path) -> str | None:
-    """On the server's own machine, a short-lived token from its key saves a step."""
-    try:
-        key = auth.load_key(home)
-    except (OSError, ValueError):
-        return None
-    return auth.mint_token(key, "local-cli", [("Owner", "/")], LOCAL_TOKEN_SECONDS)
-
-
-def _fail(exc: Exception) -> None:
-    click.echo(f"opstatus: {exc}", err=True)
-    sys.exit(EXIT_SERVICE)
-
-
-def _resolve(client: Client, target: str, subscription: str | None, location: str | None) -> str:
-    try:
-        return client.resolve(target, subscription, location)
-    except ValueError as exc:
-        raise click.UsageError(
-            f"{exc}: pass --subscription and --location, or a status URL"
-        ) from None
+from .client import Client, ClientError, OperationStatus, WaitTimeout
+from .output import ALIASES, FORMATS
 
 
 def _read_target(
@@ -121,10 +51,6 @@ def _read_target(
     if classic or not location:
         return client.classic_url(subscription, target), True
     return client.status_url(subscription, location, target), False
-
-
-def print_status(status: OperationStatus, output: str) -> None:
-    click.echo(render(status, output))
 
 
 output_option = click.option(
@@ -164,7 +90,7 @@ def wait_options(func: Any) -> Any:
     return func
 
 
-@main.command()
+@click.command()
 @target_options
 @classic_option
 @click.option(
@@ -207,7 +133,7 @@ def get(
         try:
             print_status(client.get_classic(url) if classic else client.get(url), output)
         except (ClientError, httpx.HTTPError) as exc:
-            _fail(exc)
+            fail(exc)
 
 
 def _json_object(value: str | None, name: str) -> dict[str, Any] | None:
@@ -250,7 +176,7 @@ def write_options(func: Any) -> Any:
     return func
 
 
-@main.command()
+@click.command()
 @click.argument("operation_id", required=False)
 @click.option("--subscription", "-s", required=True, help="Subscription GUID.")
 @click.option("--location", "-l", required=True, help="Location, e.g. westus.")
@@ -291,13 +217,13 @@ def create(
                 http_status_code=http_status_code,
             )
         except (ClientError, httpx.HTTPError) as exc:
-            _fail(exc)
+            fail(exc)
         print_status(created, output)
         if output == "table":
             click.echo(f"{'Status URL:':<18} {created.url}")
 
 
-@main.command()
+@click.command()
 @target_options
 @write_options
 @click.option("--reset-progress", is_flag=True, help="Allow percentComplete to go down.")
@@ -325,7 +251,7 @@ def update(
 ) -> None:
     """Update an operation's status, progress, properties or error."""
     with make_client(endpoint, token, home, namespace, api_version) as client:
-        url = _resolve(client, target, subscription, location)
+        url = resolve(client, target, subscription, location)
         try:
             updated = client.update(
                 url,
@@ -338,11 +264,11 @@ def update(
                 resetProgress=True if reset_progress else None,
             )
         except (ClientError, httpx.HTTPError) as exc:
-            _fail(exc)
+            fail(exc)
         print_status(updated, output)
 
 
-@main.command()
+@click.command()
 @target_options
 @client_options
 def delete(
@@ -357,15 +283,15 @@ def delete(
 ) -> None:
     """Delete an operation."""
     with make_client(endpoint, token, home, namespace, api_version) as client:
-        url = _resolve(client, target, subscription, location)
+        url = resolve(client, target, subscription, location)
         try:
             deleted = client.delete(url)
         except (ClientError, httpx.HTTPError) as exc:
-            _fail(exc)
+            fail(exc)
         click.echo("deleted" if deleted else "not found (nothing to delete)")
 
 
-@main.command()
+@click.command()
 @target_options
 @classic_option
 @wait_options
@@ -420,7 +346,7 @@ def wait_and_exit(
         click.echo(f"opstatus: timed out after {timeout:g} s", err=True)
         sys.exit(EXIT_TIMEOUT)
     except (ClientError, httpx.HTTPError) as exc:
-        _fail(exc)
+        fail(exc)
     if progress:
         progress.done()
     print_status(final, output)
@@ -443,6 +369,3 @@ class ProgressLine:
 
     def done(self) -> None:
         click.echo("", err=True)
-
-
-# list, cancel and purge live in their own module, which registers them on ``main``.

@@ -204,6 +204,17 @@ def results_url_of(url: str) -> str:
     return _swap_segment(url, "operationsStatus", "operationResults")
 
 
+def classic_url(endpoint: str, subscription_id: str, request_id: str) -> str:
+    """The classic Service Management form's ``{endpoint}/{subscriptionId}/operations/{id}``."""
+    return f"{endpoint}/{quote(subscription_id, safe='')}/operations/{quote(request_id, safe='')}"
+
+
+def is_classic_url(url: str) -> bool:
+    """``.../{subscriptionId}/operations/{requestId}``, as :func:`classic_url` builds."""
+    parts = urlsplit(url).path.strip("/").split("/")
+    return len(parts) == 3 and parts[1].lower() == "operations"
+
+
 def action_url(url: str, action: str) -> str:
     parts = urlsplit(status_url_of(url))
     return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{action}"))
@@ -346,14 +357,10 @@ class BaseClient:
 
     def classic_url(self, subscription_id: str, request_id: str) -> str:
         """The classic Service Management URL of an operation: no namespace, no location."""
-        from ._classic import classic_url
-
         return classic_url(self.endpoint, subscription_id, request_id)
 
     @staticmethod
     def is_classic_url(url: str) -> bool:
-        from ._classic import is_classic_url
-
         return is_classic_url(url)
 
     def _from_body(self, body: dict[str, Any]) -> OperationStatus:

@@ -1,14 +1,15 @@
 """Reading the classic Service Management form: ``GET /{subscriptionId}/operations/{id}``.
 
 The classic form needs no namespace or location; it answers XML whose elements become an
-:class:`OperationStatus` with ``form="classic"`` (``body`` keeps the element names).
+:class:`OperationStatus` with ``form="classic"`` (``body`` keeps the element names). Its URL
+is built in ``_base`` with the others (:func:`~opstatus.client._base.classic_url`), so that
+this module depends on ``_base`` and not the other way round.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -17,16 +18,6 @@ from ._base import ClientError, OperationStatus, retry_after_of
 #: The x-ms-version sent to the classic endpoint (the legacy Azure SDK's; any from 2009-10-01).
 CLASSIC_VERSION = "2014-10-01"
 CLASSIC_HEADERS = {"x-ms-version": CLASSIC_VERSION, "Accept": "application/xml"}
-
-
-def classic_url(endpoint: str, subscription_id: str, request_id: str) -> str:
-    return f"{endpoint}/{quote(subscription_id, safe='')}/operations/{quote(request_id, safe='')}"
-
-
-def is_classic_url(url: str) -> bool:
-    """``.../{subscriptionId}/operations/{requestId}``, as :func:`classic_url` builds."""
-    parts = urlsplit(url).path.strip("/").split("/")
-    return len(parts) == 3 and parts[1].lower() == "operations"
 
 
 def xml_fields(element: ET.Element) -> dict[str, Any]:
