@@ -161,8 +161,7 @@ def _in(module: str, *packages: str) -> bool:
 
 
 def _is_server(module: str) -> bool:
-    # serving.py is today's server: it moves into opstatus.server.
-    return _in(module, "opstatus.server", "opstatus.serving")
+    return _in(module, "opstatus.server")
 
 
 def _is_http(module: str) -> bool:
@@ -185,7 +184,7 @@ def test_the_graph_is_read() -> None:
     assert "opstatus.models" in GRAPH["opstatus.client._base"]  # from ..models import
     assert "opstatus.http.audit" in GRAPH["opstatus.http.guard"]  # from . import audit
     assert "opstatus.cli_operations" in GRAPH["opstatus.cli"]
-    assert "uvicorn" in OUTSIDE["opstatus.serving"]
+    assert "uvicorn" in OUTSIDE["opstatus.server.running"]
 
 
 def test_a_loop_is_found(tmp_path: Path) -> None:
@@ -211,11 +210,6 @@ def test_http_knows_neither_server_nor_cli() -> None:
     assert _violations(_is_http, lambda m: _is_cli(m) or _is_server(m)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serving.py takes uvicorn_options and configure_audit from cli_security; "
-    "they move to opstatus.server",
-)
 def test_the_server_knows_no_cli() -> None:
     assert _violations(_is_server, _is_cli) == []
 
@@ -228,9 +222,6 @@ def test_the_core_knows_neither_http_server_nor_cli(layer: str) -> None:
     assert _violations(lambda m: _in(m, layer), higher) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="http/protocol.py and http/inline.py move to opstatus.server"
-)
-def test_http_does_not_import_uvicorn() -> None:
-    found = sorted(m for m, names in OUTSIDE.items() if _is_http(m) and "uvicorn" in names)
+def test_only_the_server_imports_uvicorn() -> None:
+    found = sorted(m for m, names in OUTSIDE.items() if "uvicorn" in names and not _is_server(m))
     assert found == []
