@@ -21,7 +21,7 @@ from opstatus.security import SecuritySettings
 from opstatus.settings import Settings
 from opstatus.stores import MemoryStore
 from tests.idp import IdentityProvider
-from tests.support import SUB_A, app_client, status_path, token
+from tests.support import CLASSIC_HEADERS, SUB_A, app_client, classic_path, status_path, token
 
 from .conftest import collection_path
 
@@ -99,6 +99,46 @@ async def test_every_write_is_one_line_with_who_what_where_result_and_request_id
             "method",
             "client",
         }
+
+
+async def test_classic_writes_name_their_target_with_the_arm_actions(
+    audited: httpx.AsyncClient, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The classic form's writes are the same writes: same actions, subscription and id."""
+    local = {**auth(token(home, "Contributor", subject="producer-1")), **CLASSIC_HEADERS}
+    reader = {**auth(token(home, "Reader", subject="ro")), **CLASSIC_HEADERS}
+    path = classic_path("req-7", sub=SUB_A.upper())
+    responses = [
+        await audited.put(path, headers=local, json={}),
+        await audited.patch(path, headers=local, json={"percentComplete": 5}),
+        await audited.delete(path, headers=reader),  # refused: audited all the same
+        await audited.delete(path, headers=local),
+    ]
+    lines = audit_lines(caplog)
+    assert [(x["action"], x["subscription"], x["operationId"], x["result"]) for x in lines] == [
+        ("create", SUB_A, "req-7", 201),
+        ("update", SUB_A, "req-7", 200),
+        ("delete", SUB_A, "req-7", 403),
+        ("delete", SUB_A, "req-7", 200),
+    ]
+    assert [x["result"] for x in lines] == [r.status_code for r in responses]
+    assert [x["method"] for x in lines] == ["PUT", "PATCH", "DELETE", "DELETE"]
+
+
+async def test_a_purge_is_audited_as_a_purge_of_its_subscription(
+    audited: httpx.AsyncClient, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner = auth(token(home, "Owner", subject="admin-1"))
+    base = f"/subscriptions/{SUB_A}/providers/Microsoft.Cache"
+    for path in (f"{base}/locations/westus/operationsStatus", f"{base}/operationsStatus"):
+        path += "/purge"
+        response = await audited.post(path + "?api-version=2025-07-01", headers=owner)
+        assert response.status_code == 200, response.text
+    lines = audit_lines(caplog)
+    assert [(x["action"], x["subscription"], x["operationId"]) for x in lines] == [
+        ("purge", SUB_A, None),
+        ("purge", SUB_A, None),
+    ]
 
 
 async def test_refused_writes_are_audited_too(
