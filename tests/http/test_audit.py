@@ -14,18 +14,20 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from opstatus.auth import RoleAssignment
+from opstatus.auth import OID, PrincipalId, RoleAssignment
 from opstatus.cli import main
 from opstatus.http.app import create_app
 from opstatus.security import SecuritySettings
 from opstatus.settings import Settings
 from opstatus.stores import MemoryStore
-from tests.idp import IdentityProvider
+from tests.idp import ISSUER, IdentityProvider
 from tests.support import CLASSIC_HEADERS, SUB_A, app_client, classic_path, status_path, token
 
 from .conftest import collection_path
 
 pytestmark = pytest.mark.anyio
+
+PAT = PrincipalId(ISSUER, OID, "pat")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ async def audited(
 ) -> AsyncIterator[httpx.AsyncClient]:
     caplog.set_level(logging.DEBUG)
     store = MemoryStore()
-    await store.assign_role(RoleAssignment("Contributor", f"/subscriptions/{SUB_A}", "pat"))
+    await store.assign_role(RoleAssignment("Contributor", f"/subscriptions/{SUB_A}", PAT))
     async with app_client(home, store=store, security=idp.security()) as client:
         yield client
 
@@ -153,7 +155,8 @@ async def test_refused_writes_are_audited_too(
 def test_role_changes_are_audited(home: Path, tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     runner = CliRunner()
-    args = ["--principal", "pat", "--role", "reader", "--scope", f"/subscriptions/{SUB_A}"]
+    args = ["--principal", "pat", "--issuer", ISSUER, "--role", "reader", "--scope",
+            f"/subscriptions/{SUB_A}"]  # fmt: skip
     common = ["--home", str(home), "--audit-log", str(log)]
     for command in ("assign", "assign", "remove"):
         result = runner.invoke(main, ["role", command, *args, *common])
@@ -165,6 +168,8 @@ def test_role_changes_are_audited(home: Path, tmp_path: Path) -> None:
         ("role.remove", 200),
     ]
     assert lines[0]["target"] == {
+        "issuer": ISSUER,
+        "claim": "oid",
         "principal": "pat",
         "role": "Reader",
         "scope": f"/subscriptions/{SUB_A}",
@@ -181,7 +186,7 @@ async def test_tokens_never_appear_in_logs_or_error_answers(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     store = MemoryStore()
-    await store.assign_role(RoleAssignment("Reader", "/", "pat"))
+    await store.assign_role(RoleAssignment("Reader", "/", PAT))
     tokens = {
         "valid-local": token(home, "Contributor"),
         "reader-local": token(home, "Reader", scope=f"/subscriptions/{SUB_A}"),
@@ -194,8 +199,7 @@ async def test_tokens_never_appear_in_logs_or_error_answers(
     }
     answers: list[httpx.Response] = []
     security = SecuritySettings(
-        jwks=(str(idp.jwks_path),),
-        issuers=idp.security().issuers,
+        jwks=(f"{ISSUER}={idp.jwks_path}",),
         audiences=idp.security().audiences,
         rate_limit=1.0,
         rate_burst=12,

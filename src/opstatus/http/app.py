@@ -33,6 +33,7 @@ from ..service import OperationService
 from ..settings import Settings
 from ..stores import open_store
 from ..stores.base import Store
+from ..stores.roles import bind_unbound
 from . import arm, classic, continuation, lists, results
 from .classic_errors import speaks_classic
 from .context import AppContext
@@ -139,6 +140,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        if ctx.verifier.issuers:
+            await bind_unbound(store, ctx.verifier.issuers)
         sweeps = None
         if settings.maintenance_interval > 0:
             sweeps = asyncio.create_task(
