@@ -20,9 +20,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.idp import IdentityProvider  # noqa: E402
+from tests.idp import ISSUER, IdentityProvider  # noqa: E402
 
-from opstatus.auth import RoleAssignment, mint_token  # noqa: E402
+from opstatus.auth import OID, PrincipalId, RoleAssignment, mint_token  # noqa: E402
 from opstatus.http.context import AppContext  # noqa: E402
 from opstatus.http.guard import GuardMiddleware  # noqa: E402
 from opstatus.http.limits import RateLimiter  # noqa: E402
@@ -62,7 +62,7 @@ async def measure(n: int) -> None:
     rows = []
     for name, store in stores.items():
         await store.open()
-        await store.assign_role(RoleAssignment("Reader", "/", "alice"))
+        await store.assign_role(RoleAssignment("Reader", "/", PrincipalId(ISSUER, OID, "alice")))
         settings = Settings(home=folder / "home", security=idp.security(rate_limit=1e9))
         verifier = build_verifier(settings.security, settings.home)
         ctx = AppContext(

@@ -1,8 +1,9 @@
 """A stand-in external identity provider: its keys, its JWKS file and the tokens it issues.
 
 Keys are generated per test session (RSA 2048 for RS256, P-256 for ES256); nothing is
-fetched. ``hs256_with_public_key`` forges the classic HS/RS confusion token by hand, since
-PyJWT rightly refuses to HMAC with a PEM key.
+fetched. Two providers (``issuer``) use the same ``kid`` values for different keys, as
+unrelated providers may. ``hs256_with_public_key`` forges the classic HS/RS confusion
+token by hand, since PyJWT rightly refuses to HMAC with a PEM key.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from opstatus.security import SecuritySettings
 
 ISSUER = "https://login.contoso.example/7f3c0d1e-0000-4000-8000-000000000001/v2.0"
+#: A second provider's issuer, for the tests of principals that two providers both name.
+ISSUER_B = "https://idp.fabrikam.example/realms/staff"
 AUDIENCE = "api://opstatus"
 SCOPE = "user_impersonation"
 
@@ -38,8 +41,9 @@ def jwk_of(public_key: Any, kid: str, alg: str) -> dict[str, Any]:
 
 
 class IdentityProvider:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, issuer: str = ISSUER) -> None:
         self.folder = folder
+        self.issuer = issuer
         self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.ec_key = ec.generate_private_key(ec.SECP256R1())
         self.other_rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -57,7 +61,7 @@ class IdentityProvider:
         """Settings for a server that trusts this provider."""
         values: dict[str, Any] = {
             "jwks": (str(self.jwks_path),),
-            "issuers": (ISSUER,),
+            "issuers": (self.issuer,),
             "audiences": (AUDIENCE,),
         }
         values.update(overrides)
@@ -66,7 +70,7 @@ class IdentityProvider:
     def claims(self, principal: str, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": ISSUER,
+            "iss": self.issuer,
             "aud": AUDIENCE,
             "sub": f"sub-{principal}",
             "oid": principal,

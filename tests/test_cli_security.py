@@ -22,8 +22,12 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+ISSUER = "https://login.contoso.example/tenant/v2.0"
+ISSUER_B = "https://idp.fabrikam.example/realms/staff"
+
+
 def test_role_assign_list_remove(home: Path, tmp_path: Path) -> None:
-    common = ["--home", str(home), "--audit-log", str(tmp_path / "audit.log")]
+    common = ["--home", str(home), "--audit-log", str(tmp_path / "audit.log"), "--issuer", ISSUER]
     assert run("role", "assign", "--principal", "p-1", "--role", "contributor", "--scope",
                f"/subscriptions/{SUB_A.upper()}", *common) == (
         0, f"assigned: Contributor over /subscriptions/{SUB_A}\n")  # fmt: skip
@@ -31,18 +35,84 @@ def test_role_assign_list_remove(home: Path, tmp_path: Path) -> None:
                f"/subscriptions/{SUB_A}", *common)[1].startswith("already assigned")  # fmt: skip
     assert run("role", "assign", "--principal", "p-2", "--role", "Owner", "--scope", "/",
                *common)[0] == 0  # fmt: skip
-    assert run("role", "list", *common) == (
-        0, f"p-1\tContributor\t/subscriptions/{SUB_A}\np-2\tOwner\t/\n")  # fmt: skip
-    assert run("role", "list", "--principal", "p-2", *common) == (0, "p-2\tOwner\t/\n")
+    assert run("role", "list", *common) == (0, (
+        f"{ISSUER}\toid\tp-1\tContributor\t/subscriptions/{SUB_A}\n"
+        f"{ISSUER}\toid\tp-2\tOwner\t/\n"))  # fmt: skip
+    assert run("role", "list", "--principal", "p-2", *common) == (
+        0, f"{ISSUER}\toid\tp-2\tOwner\t/\n")  # fmt: skip
     assert run("role", "remove", "--principal", "p-1", "--role", "Contributor", "--scope",
                f"/subscriptions/{SUB_A}", *common)[1].startswith("removed")  # fmt: skip
     assert run("role", "remove", "--principal", "p-1", "--role", "Reader", "--scope",
                f"/subscriptions/{SUB_B}", *common)[1].startswith("not assigned")  # fmt: skip
-    assert run("role", "list", *common) == (0, "p-2\tOwner\t/\n")
+    assert run("role", "list", *common) == (0, f"{ISSUER}\toid\tp-2\tOwner\t/\n")
     # The assignments live in the server's store, the SQLite file in its home.
     with sqlite3.connect(home / "opstatus.db") as conn:
-        rows = conn.execute("SELECT principal_id, role, scope FROM role_assignments").fetchall()
-    assert rows == [("p-2", "Owner", "/")]
+        rows = conn.execute(
+            "SELECT issuer, principal_claim, principal_id, role, scope FROM role_assignments"
+        ).fetchall()
+    assert rows == [(ISSUER, "oid", "p-2", "Owner", "/")]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_args(request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> list[str]:
+    """The options that select a store of the test's own (and keep audit lines apart)."""
+    audit = ["--audit-log", str(tmp_path / "audit.log")]
+    if request.param == "sqlite":
+        return ["--home", str(home), *audit]
+    return ["--store", request.getfixturevalue("pg_url"), *audit]
+
+
+def test_role_assignments_name_the_issuer_and_the_claim(
+    store_args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same id at two issuers, and as 'oid' and 'sub', are four principals."""
+    scope = ["--role", "Reader", "--scope", "/"]
+    for issuer in (ISSUER, ISSUER_B):
+        for who in (["--principal", "p-1"], ["--sub", "p-1"]):
+            code, output = run("role", "assign", *who, "--issuer", issuer, *scope, *store_args)
+            assert (code, output) == (0, "assigned: Reader over /\n")
+    code, output = run("role", "list", *store_args)
+    assert code == 0 and output.splitlines() == [
+        f"{ISSUER_B}\toid\tp-1\tReader\t/",
+        f"{ISSUER_B}\tsub\tp-1\tReader\t/",
+        f"{ISSUER}\toid\tp-1\tReader\t/",
+        f"{ISSUER}\tsub\tp-1\tReader\t/",
+    ]
+    assert run("role", "list", "--issuer", ISSUER, "--sub", "p-1", *store_args) == (
+        0, f"{ISSUER}\tsub\tp-1\tReader\t/\n")  # fmt: skip
+    # OPSTATUS_ISSUER names the issuer when it names one; with several, --issuer must choose.
+    monkeypatch.setenv("OPSTATUS_ISSUER", ISSUER_B)
+    code, output = run("role", "remove", "--principal", "p-1", *scope, *store_args)
+    assert (code, output) == (0, "removed: Reader over /\n")
+    monkeypatch.setenv("OPSTATUS_ISSUER", f"{ISSUER} {ISSUER_B}")
+    code, output = run("role", "assign", "--principal", "p-9", *scope, *store_args)
+    assert code == 2 and "one --issuer (OPSTATUS_ISSUER names several)" in output
+    code, output = run("role", "assign", "--principal", "p-9", "--issuer", ISSUER, *scope,
+                       *store_args)  # fmt: skip
+    assert code == 0
+    assert len(run("role", "list", *store_args)[1].splitlines()) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--principal", "p", "--role", "Reader", "--scope", "/"], "one --issuer"),
+        (["--principal", "p", "--issuer", "a", "--issuer", "b", "--role", "Reader", "--scope",
+          "/"], "one --issuer"),
+        (["--principal", "p", "--sub", "p", "--issuer", "i", "--role", "Reader", "--scope", "/"],
+         "--principal (the tokens' 'oid') or --sub"),
+        (["--issuer", "i", "--role", "Reader", "--scope", "/"], "--principal"),
+        (["--principal", "p", "--issuer", "", "--role", "Reader", "--scope", "/"],
+         "'iss' exactly"),
+    ],
+)  # fmt: skip
+def test_role_assign_needs_one_issuer_and_one_id(
+    home: Path, args: list[str], complaint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPSTATUS_ISSUER", raising=False)
+    code, output = run("role", "assign", *args, "--home", str(home))
+    assert code == 2
+    assert complaint in output
 
 
 @pytest.mark.parametrize(
@@ -55,14 +125,15 @@ def test_role_assign_list_remove(home: Path, tmp_path: Path) -> None:
     ],
 )
 def test_role_refuses_bad_input(home: Path, args: list[str], complaint: str) -> None:
-    code, output = run("role", "assign", "--principal", "p", *args, "--home", str(home))
+    code, output = run("role", "assign", "--principal", "p", "--issuer", ISSUER, *args,
+                       "--home", str(home))  # fmt: skip
     assert code == 2
     assert complaint in output
 
 
 def test_role_refuses_an_empty_principal(home: Path) -> None:
-    code, output = run("role", "assign", "--principal", " ", "--role", "Reader", "--scope", "/",
-                       "--home", str(home))  # fmt: skip
+    code, output = run("role", "assign", "--principal", " ", "--issuer", ISSUER, "--role",
+                       "Reader", "--scope", "/", "--home", str(home))  # fmt: skip
     assert code == 2 and "--principal" in output
 
 
@@ -80,6 +151,10 @@ def test_serve_binds_loopback_by_default() -> None:
         (["--jwks", "{jwks}"], "--jwks needs at least one --issuer and one --audience"),
         (["--jwks", "{jwks}", "--issuer", "i"], "--jwks needs"),
         (["--issuer", "i", "--audience", "a"], "apply to tokens checked with --jwks"),
+        (
+            ["--jwks", "{jwks}", "--jwks", "{jwks}", "--issuer", "i", "--audience", "a"],
+            "bind each to the issuer",
+        ),
         (["--tls-cert", "{jwks}"], "--tls-cert and --tls-key go together"),
     ],
 )

@@ -17,7 +17,17 @@ from typing import Any
 
 import click
 
-from .auth import ROLES, RoleAssignment, canonical_role, check_private_file, normalize_scope
+from .auth import (
+    OID,
+    ROLES,
+    SUB,
+    UNBOUND,
+    PrincipalId,
+    RoleAssignment,
+    canonical_role,
+    check_private_file,
+    normalize_scope,
+)
 from .errors import InvalidInput, StoreError
 from .http import audit
 from .http.audit import audit_to
@@ -37,7 +47,9 @@ def _option(flag: str, dest: str, env: str, help: str, **kwargs: Any) -> Any:
 
 _DEFAULTS = SecuritySettings()
 SECURITY_OPTIONS = [
-    _option("--jwks", "jwks", "JWKS", "JWKS file or https URL of an identity provider.",
+    _option("--jwks", "jwks", "JWKS",
+            "JWKS file or https URL of an identity provider, as ISSUER=FILE_OR_URL: its keys "
+            "sign only that issuer's tokens (a lone JWKS may leave the issuers to --issuer).",
             multiple=True),
     _option("--issuer", "issuers", "ISSUER", "Accepted 'iss' of provider tokens.", multiple=True),
     _option("--audience", "audiences", "AUDIENCE", "Accepted 'aud' of provider tokens.",
@@ -173,9 +185,30 @@ def _run(home: Path | None, store_url: str, work: Callable[[Store], Any]) -> Any
         raise SystemExit(4) from None
 
 
-def _assignment(principal: str, role: str, scope: str) -> RoleAssignment:
-    if not principal.strip() or not principal.isprintable():
-        raise click.BadParameter("must be a non-empty printable id", param_hint="--principal")
+def _principal(
+    object_id: str | None, sub: str | None, issuers: tuple[str, ...], unbound: bool = False
+) -> PrincipalId:
+    """The principal the options name. ``unbound``: an empty issuer names the assignments
+    made before assignments named an issuer (to remove them)."""
+    if (object_id is None) == (sub is None):
+        raise click.UsageError("give --principal (the tokens' 'oid') or --sub (tokens without one)")
+    value = object_id if object_id is not None else sub
+    assert value is not None
+    if not value.strip() or not value.isprintable():
+        hint = "--principal" if object_id is not None else "--sub"
+        raise click.BadParameter("must be a non-empty printable id", param_hint=hint)
+    if len(issuers) != 1:
+        raise click.UsageError(
+            "name the issuer ('iss') of the principal's tokens with one --issuer"
+            + (" (OPSTATUS_ISSUER names several)" if issuers else "")
+        )
+    issuer = issuers[0]
+    if not issuer.isprintable() or (issuer == UNBOUND and not unbound) or issuer != issuer.strip():
+        raise click.BadParameter("must be the tokens' 'iss' exactly", param_hint="--issuer")
+    return PrincipalId(issuer, OID if object_id is not None else SUB, value)
+
+
+def _assignment(principal: PrincipalId, role: str, scope: str) -> RoleAssignment:
     try:
         return RoleAssignment(canonical_role(role), normalize_scope(scope), principal)
     except (ValueError, InvalidInput) as exc:
@@ -184,6 +217,7 @@ def _assignment(principal: str, role: str, scope: str) -> RoleAssignment:
 
 def _audit_change(action: str, a: RoleAssignment, changed: bool, log: Path | None) -> None:
     subscription = a.scope.removeprefix("/subscriptions/") if a.scope != "/" else None
+    issuer, claim, principal_id = a.principal
     with audit_to(log):
         audit.record(
             action=action,
@@ -192,7 +226,13 @@ def _audit_change(action: str, a: RoleAssignment, changed: bool, log: Path | Non
             operation_id=None,
             result=200 if changed else 204,
             request_id=str(uuid.uuid4()),
-            target={"principal": a.principal_id, "role": a.role, "scope": a.scope},
+            target={
+                "issuer": issuer,
+                "claim": claim,
+                "principal": principal_id,
+                "role": a.role,
+                "scope": a.scope,
+            },
         )
 
 
@@ -207,13 +247,24 @@ def _os_user() -> str:
 def role() -> None:
     """Role assignments for principals of external identity providers.
 
-    A principal is the token's 'oid' claim, else its 'sub'. Changes take effect on the
+    A principal is named by its tokens' issuer ('iss') and their 'oid' claim; a principal
+    whose tokens carry no 'oid' by the issuer and their 'sub'. Changes take effect on the
     server's next request, on every instance sharing the store.
     """
 
 
 principal_option = click.option(
-    "--principal", required=True, help="The principal's object id ('oid'), else 'sub'."
+    "--principal", "object_id", default=None, help="The principal's object id: its tokens' 'oid'."
+)
+sub_option = click.option(
+    "--sub", default=None, help="For a principal whose tokens carry no 'oid': their 'sub'."
+)
+issuer_option = click.option(
+    "--issuer",
+    "issuers",
+    multiple=True,
+    envvar="OPSTATUS_ISSUER",
+    help="The issuer ('iss') of the principal's tokens. [env: OPSTATUS_ISSUER, when it names one]",
 )
 role_option = click.option(
     "--role", "role_name", required=True, type=click.Choice(ROLES, case_sensitive=False)
@@ -225,19 +276,23 @@ scope_option = click.option(
 
 @role.command()
 @principal_option
+@sub_option
+@issuer_option
 @role_option
 @scope_option
 @store_options
 def assign(
-    principal: str,
+    object_id: str | None,
+    sub: str | None,
+    issuers: tuple[str, ...],
     role_name: str,
     scope: str,
     home: Path | None,
     store_url: str,
     audit_log: Path | None,
 ) -> None:
-    """Give PRINCIPAL a role over a scope."""
-    a = _assignment(principal, role_name, scope)
+    """Give a principal a role over a scope."""
+    a = _assignment(_principal(object_id, sub, issuers), role_name, scope)
     added: bool = _run(home, store_url, lambda store: store.assign_role(a))
     _audit_change("role.assign", a, added, audit_log)
     click.echo(f"{'assigned' if added else 'already assigned'}: {a.role} over {a.scope}")
@@ -245,31 +300,51 @@ def assign(
 
 @role.command()
 @principal_option
+@sub_option
+@issuer_option
 @role_option
 @scope_option
 @store_options
 def remove(
-    principal: str,
+    object_id: str | None,
+    sub: str | None,
+    issuers: tuple[str, ...],
     role_name: str,
     scope: str,
     home: Path | None,
     store_url: str,
     audit_log: Path | None,
 ) -> None:
-    """Take a role over a scope away from PRINCIPAL."""
-    a = _assignment(principal, role_name, scope)
+    """Take a role over a scope away from a principal (--issuer '': an assignment made
+    before assignments named an issuer)."""
+    a = _assignment(_principal(object_id, sub, issuers, unbound=True), role_name, scope)
     removed: bool = _run(home, store_url, lambda store: store.remove_role(a))
     _audit_change("role.remove", a, removed, audit_log)
     click.echo(f"{'removed' if removed else 'not assigned'}: {a.role} over {a.scope}")
 
 
 @role.command(name="list")
-@click.option("--principal", default=None, help="Only this principal's assignments.")
+@click.option("--issuer", "issuers", multiple=True, help="Only principals of this issuer.")
+@click.option("--principal", "object_id", default=None, help="Only principals with this 'oid'.")
+@click.option("--sub", default=None, help="Only principals with this 'sub' (and no 'oid').")
 @store_options
-def list_(principal: str | None, home: Path | None, store_url: str, audit_log: Path | None) -> None:
-    """List role assignments: principal, role, scope; one per line, tab-separated."""
-    found: list[RoleAssignment] = _run(
-        home, store_url, lambda store: store.list_role_assignments(principal)
-    )
+def list_(
+    issuers: tuple[str, ...],
+    object_id: str | None,
+    sub: str | None,
+    home: Path | None,
+    store_url: str,
+    audit_log: Path | None,
+) -> None:
+    """List role assignments: issuer, claim (oid or sub), id, role, scope; one per line,
+    tab-separated. An empty issuer: made before assignments named one."""
+    found: list[RoleAssignment] = _run(home, store_url, lambda store: store.list_role_assignments())
     for a in found:
-        click.echo(f"{a.principal_id}\t{a.role}\t{a.scope}")
+        issuer, claim, principal_id = a.principal
+        if issuers and issuer not in issuers:
+            continue
+        if object_id is not None and (claim, principal_id) != (OID, object_id):
+            continue
+        if sub is not None and (claim, principal_id) != (SUB, sub):
+            continue
+        click.echo(f"{issuer}\t{claim}\t{principal_id}\t{a.role}\t{a.scope}")

@@ -23,7 +23,9 @@ from .auth.verifier import DEFAULT_SCOPE
 
 @dataclass
 class SecuritySettings:
-    #: JWKS files or HTTPS URLs of external identity providers.
+    #: JWKS files or HTTPS URLs of external identity providers, each bound to the issuer
+    #: whose tokens its keys sign: ``ISSUER=LOCATION``, or a lone ``LOCATION`` bound to
+    #: every ``issuers`` value (see :meth:`bindings`).
     jwks: tuple[str, ...] = ()
     #: Accepted ``iss`` values of external tokens.
     issuers: tuple[str, ...] = ()
@@ -66,9 +68,54 @@ class SecuritySettings:
     def external_identity(self) -> bool:
         return bool(self.jwks)
 
+    def bindings(self) -> list[tuple[str, str]]:
+        """``(issuer, JWKS location)``: whose tokens each JWKS's keys may verify.
+
+        ``--jwks ISSUER=LOCATION`` binds a JWKS to an issuer (repeat it for an issuer that
+        shares a JWKS with another). A single ``--jwks LOCATION`` is bound to every
+        ``--issuer``; several must each be bound, so that no provider's key can vouch for
+        another provider's users. An entry is a binding when what precedes its first ``=``
+        has no ``?`` or ``#`` (an OpenID issuer has neither), so a JWKS URL with a query
+        string is given bound. With bindings, ``--issuer`` may be left out; given, it must
+        name exactly the bound issuers. Raises ValueError naming the mistake.
+        """
+        bound: list[tuple[str, str]] = []
+        plain: list[str] = []
+        for entry in self.jwks:
+            issuer, sep, location = entry.partition("=")
+            if sep and not any(c in issuer for c in "?#"):
+                if not issuer or not location:
+                    raise ValueError(f"--jwks {entry!r}: give ISSUER=FILE_OR_URL")
+                bound.append((issuer, location))
+            else:
+                plain.append(entry)
+        if bound and plain:
+            raise ValueError(
+                "--jwks: bind every JWKS to its issuer (ISSUER=FILE_OR_URL), or give one JWKS "
+                "and its --issuer values"
+            )
+        if len(plain) > 1:
+            raise ValueError(
+                "several --jwks: bind each to the issuer whose tokens its keys sign, as "
+                "--jwks ISSUER=FILE_OR_URL"
+            )
+        if plain:
+            return [(issuer, plain[0]) for issuer in dict.fromkeys(self.issuers)]
+        location_of: dict[str, str] = {}
+        for issuer, location in bound:
+            if location_of.setdefault(issuer, location) != location:
+                raise ValueError(f"--jwks binds issuer {issuer!r} to two JWKS")
+        if self.issuers and set(self.issuers) != set(location_of):
+            extra = sorted(set(self.issuers) ^ set(location_of))
+            raise ValueError(
+                f"--issuer and the issuers --jwks binds differ ({', '.join(extra)}); with "
+                "--jwks ISSUER=FILE_OR_URL, --issuer may be left out"
+            )
+        return list(location_of.items())
+
     def check(self) -> None:
         """Raise ValueError naming the setting when a combination cannot work."""
-        if self.jwks and not (self.issuers and self.audiences):
+        if self.jwks and not (self.bindings() and self.audiences):
             raise ValueError("--jwks needs at least one --issuer and one --audience")
         if (self.issuers or self.audiences) and not self.jwks:
             raise ValueError("--issuer and --audience apply to tokens checked with --jwks")
@@ -96,8 +143,7 @@ def build_verifier(security: SecuritySettings, home: Path) -> TokenVerifier:
     return TokenVerifier(
         key,
         leeway=security.clock_skew,
-        keys=KeyRing.from_locations(security.jwks) if security.jwks else None,
-        issuers=security.issuers,
+        keys=KeyRing.from_bindings(security.bindings()) if security.jwks else None,
         audiences=security.audiences,
         required_scope=security.required_scope,
     )

@@ -103,8 +103,8 @@ def servers(
 def role(command: str, home: Path, principal: str, name: str, scope: str) -> None:
     result = CliRunner().invoke(
         main,
-        ["role", command, "--principal", principal, "--role", name, "--scope", scope,
-         "--home", str(home), "--audit-log", str(home.parent / "audit.log")],
+        ["role", command, "--principal", principal, "--issuer", ISSUER, "--role", name,
+         "--scope", scope, "--home", str(home), "--audit-log", str(home.parent / "audit.log")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
 

@@ -14,18 +14,20 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from opstatus.auth import RoleAssignment
+from opstatus.auth import OID, PrincipalId, RoleAssignment
 from opstatus.cli import main
 from opstatus.security import SecuritySettings
 from opstatus.server import build_app
 from opstatus.settings import Settings
 from opstatus.stores import MemoryStore
-from tests.idp import IdentityProvider
-from tests.support import SUB_A, app_client, status_path, token
+from tests.idp import ISSUER, IdentityProvider
+from tests.support import CLASSIC_HEADERS, SUB_A, app_client, classic_path, status_path, token
 
 from .conftest import collection_path
 
 pytestmark = pytest.mark.anyio
+
+PAT = PrincipalId(ISSUER, OID, "pat")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ async def audited(
 ) -> AsyncIterator[httpx.AsyncClient]:
     caplog.set_level(logging.DEBUG)
     store = MemoryStore()
-    await store.assign_role(RoleAssignment("Contributor", f"/subscriptions/{SUB_A}", "pat"))
+    await store.assign_role(RoleAssignment("Contributor", f"/subscriptions/{SUB_A}", PAT))
     async with app_client(home, store=store, security=idp.security()) as client:
         yield client
 
@@ -101,6 +103,46 @@ async def test_every_write_is_one_line_with_who_what_where_result_and_request_id
         }
 
 
+async def test_classic_writes_name_their_target_with_the_arm_actions(
+    audited: httpx.AsyncClient, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The classic form's writes are the same writes: same actions, subscription and id."""
+    local = {**auth(token(home, "Contributor", subject="producer-1")), **CLASSIC_HEADERS}
+    reader = {**auth(token(home, "Reader", subject="ro")), **CLASSIC_HEADERS}
+    path = classic_path("req-7", sub=SUB_A.upper())
+    responses = [
+        await audited.put(path, headers=local, json={}),
+        await audited.patch(path, headers=local, json={"percentComplete": 5}),
+        await audited.delete(path, headers=reader),  # refused: audited all the same
+        await audited.delete(path, headers=local),
+    ]
+    lines = audit_lines(caplog)
+    assert [(x["action"], x["subscription"], x["operationId"], x["result"]) for x in lines] == [
+        ("create", SUB_A, "req-7", 201),
+        ("update", SUB_A, "req-7", 200),
+        ("delete", SUB_A, "req-7", 403),
+        ("delete", SUB_A, "req-7", 200),
+    ]
+    assert [x["result"] for x in lines] == [r.status_code for r in responses]
+    assert [x["method"] for x in lines] == ["PUT", "PATCH", "DELETE", "DELETE"]
+
+
+async def test_a_purge_is_audited_as_a_purge_of_its_subscription(
+    audited: httpx.AsyncClient, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner = auth(token(home, "Owner", subject="admin-1"))
+    base = f"/subscriptions/{SUB_A}/providers/Microsoft.Cache"
+    for path in (f"{base}/locations/westus/operationsStatus", f"{base}/operationsStatus"):
+        path += "/purge"
+        response = await audited.post(path + "?api-version=2025-07-01", headers=owner)
+        assert response.status_code == 200, response.text
+    lines = audit_lines(caplog)
+    assert [(x["action"], x["subscription"], x["operationId"]) for x in lines] == [
+        ("purge", SUB_A, None),
+        ("purge", SUB_A, None),
+    ]
+
+
 async def test_refused_writes_are_audited_too(
     audited: httpx.AsyncClient, home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -113,7 +155,8 @@ async def test_refused_writes_are_audited_too(
 def test_role_changes_are_audited(home: Path, tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     runner = CliRunner()
-    args = ["--principal", "pat", "--role", "reader", "--scope", f"/subscriptions/{SUB_A}"]
+    args = ["--principal", "pat", "--issuer", ISSUER, "--role", "reader", "--scope",
+            f"/subscriptions/{SUB_A}"]  # fmt: skip
     common = ["--home", str(home), "--audit-log", str(log)]
     for command in ("assign", "assign", "remove"):
         result = runner.invoke(main, ["role", command, *args, *common])
@@ -125,6 +168,8 @@ def test_role_changes_are_audited(home: Path, tmp_path: Path) -> None:
         ("role.remove", 200),
     ]
     assert lines[0]["target"] == {
+        "issuer": ISSUER,
+        "claim": "oid",
         "principal": "pat",
         "role": "Reader",
         "scope": f"/subscriptions/{SUB_A}",
@@ -141,7 +186,7 @@ async def test_tokens_never_appear_in_logs_or_error_answers(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     store = MemoryStore()
-    await store.assign_role(RoleAssignment("Reader", "/", "pat"))
+    await store.assign_role(RoleAssignment("Reader", "/", PAT))
     tokens = {
         "valid-local": token(home, "Contributor"),
         "reader-local": token(home, "Reader", scope=f"/subscriptions/{SUB_A}"),
@@ -154,8 +199,7 @@ async def test_tokens_never_appear_in_logs_or_error_answers(
     }
     answers: list[httpx.Response] = []
     security = SecuritySettings(
-        jwks=(str(idp.jwks_path),),
-        issuers=idp.security().issuers,
+        jwks=(f"{ISSUER}={idp.jwks_path}",),
         audiences=idp.security().audiences,
         rate_limit=1.0,
         rate_burst=12,

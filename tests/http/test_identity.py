@@ -7,6 +7,7 @@ error code and WWW-Authenticate challenge. Missing scope is a 401
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,16 +17,23 @@ import httpx
 import jwt
 import pytest
 
-from opstatus.auth import KeyRing, RoleAssignment, TokenVerifier
+from opstatus.auth import OID, SUB, KeyRing, PrincipalId, RoleAssignment, TokenVerifier
 from opstatus.auth.jwks import JwksSource
 from opstatus.errors import NotAuthenticated
-from opstatus.stores import MemoryStore
-from tests.idp import AUDIENCE, ISSUER, IdentityProvider, jwk_of
+from opstatus.security import SecuritySettings
+from opstatus.stores import MemoryStore, PostgreSQLStore, SQLiteStore
+from opstatus.stores.base import Store
+from tests.idp import AUDIENCE, ISSUER, ISSUER_B, IdentityProvider, jwk_of
 from tests.support import SUB_A, SUB_B, app_client, bearer, status_path
 
 from .conftest import assert_arm_error
 
 pytestmark = pytest.mark.anyio
+
+
+def of_idp(object_id: str, issuer: str = ISSUER, claim: str = OID) -> PrincipalId:
+    return PrincipalId(issuer, claim, object_id)
+
 
 AUTHORITY = "https://login.microsoftonline.com/common"
 
@@ -72,7 +80,9 @@ async def provider_client(
     home: Path, idp: IdentityProvider, store: MemoryStore
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app trusting ``idp`` (two audiences); alice is Contributor of subscription A."""
-    await store.assign_role(RoleAssignment("Contributor", f"/subscriptions/{SUB_A}", "alice"))
+    await store.assign_role(
+        RoleAssignment("Contributor", f"/subscriptions/{SUB_A}", of_idp("alice"))
+    )
     security = idp.security(audiences=(AUDIENCE, "https://opstatus.contoso.example"))
     async with app_client(home, store=store, security=security) as client:
         response = await client.put(status_path(), headers=bearer(home), json={})
@@ -206,7 +216,7 @@ async def test_provider_principal_is_oid_then_sub(
     assert error["message"].startswith(
         "The client 'alice-sub-only' with object id 'alice-sub-only' does not have authorization"
     )
-    await store.assign_role(RoleAssignment("Reader", "/", "alice-sub-only"))
+    await store.assign_role(RoleAssignment("Reader", "/", of_idp("alice-sub-only", claim=SUB)))
     allowed = await provider_client.get(status_path(), headers=bearer_of(no_oid))
     assert allowed.status_code == 200, allowed.text
 
@@ -216,7 +226,7 @@ async def test_role_changes_apply_on_the_next_request(
 ) -> None:
     token = bearer_of(idp.token("bob"))
     assert (await provider_client.get(status_path(), headers=token)).status_code == 403
-    reader = RoleAssignment("Reader", f"/subscriptions/{SUB_A}", "bob")
+    reader = RoleAssignment("Reader", f"/subscriptions/{SUB_A}", of_idp("bob"))
     await store.assign_role(reader)
     assert (await provider_client.get(status_path(), headers=token)).status_code == 200
     assert (await provider_client.get(status_path(sub=SUB_B), headers=token)).status_code == 403
@@ -242,7 +252,7 @@ async def test_local_tokens_keep_working_beside_a_provider(
 async def test_clock_skew_is_configurable(
     home: Path, idp: IdentityProvider, store: MemoryStore
 ) -> None:
-    await store.assign_role(RoleAssignment("Reader", "/", "alice"))
+    await store.assign_role(RoleAssignment("Reader", "/", of_idp("alice")))
     just_expired = bearer_of(idp.token(exp=int(time.time()) - 20, nbf=None, iat=None))
     for skew, status in ((30, 404), (5, 401)):
         async with app_client(home, store=store, security=idp.security(clock_skew=skew)) as client:
@@ -258,6 +268,144 @@ async def test_rs256_tokens_without_a_provider_are_invalid(
         assert_arm_error(response, 401, "InvalidAuthenticationToken", message=INVALID)
 
 
+# -- two providers: a principal is its issuer's, and an 'oid' is not a 'sub' ------------------
+
+
+@pytest.fixture(scope="module")
+def provider_b(tmp_path_factory: pytest.TempPathFactory) -> IdentityProvider:
+    """Another provider. Its RSA key has the same kid as ``idp``'s (a different key); its
+    EC key has a kid of its own."""
+    b = IdentityProvider(tmp_path_factory.mktemp("idp-b"), ISSUER_B)
+    b.keys[1]["kid"] = "ec-b"
+    b.write_jwks()
+    return b
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """Makes stores on one database of the test's own."""
+    if request.param == "sqlite":
+        return functools.partial(SQLiteStore, tmp_path / "roles.db")
+    return functools.partial(PostgreSQLStore, request.getfixturevalue("pg_url"))
+
+
+VICTIM_B = RoleAssignment("Owner", "/", PrincipalId(ISSUER_B, OID, "victim"))
+
+
+@pytest.fixture
+async def two_providers(
+    home: Path, idp: IdentityProvider, provider_b: IdentityProvider, make_store: Callable[[], Store]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app trusting ``idp`` and ``provider_b``, each JWKS bound to its issuer; B's user
+    ``victim`` is Owner of everything."""
+    store = make_store()
+    await store.migrate()
+    await store.open()
+    await store.assign_role(VICTIM_B)
+    await store.close()
+    security = SecuritySettings(
+        jwks=(f"{ISSUER}={idp.jwks_path}", f"{ISSUER_B}={provider_b.jwks_path}"),
+        audiences=(AUDIENCE,),
+    )
+    async with app_client(home, store=make_store(), security=security) as client:
+        response = await client.put(status_path(), headers=bearer(home), json={})
+        assert response.status_code == 201, response.text
+        yield client
+
+
+COLLISIONS: dict[str, tuple[Callable[[IdentityProvider, IdentityProvider], str], int]] = {
+    # A's user whose oid is B's victim's.
+    "same-oid-other-issuer": (lambda a, b: a.token("victim"), 403),
+    # A's key, the token claiming B's issuer: with a kid B's JWKS also has (for another key),
+    # and with a kid only A's JWKS has.
+    "forged-iss-shared-kid": (lambda a, b: a.token("victim", iss=ISSUER_B), 401),
+    "forged-iss-own-kid": (lambda a, b: a.token("victim", alg="ES256", iss=ISSUER_B), 401),
+    # No oid, and a sub equal to the victim's oid: at B itself, and at A.
+    "sub-is-victims-oid": (lambda a, b: b.token("x", oid=None, sub="victim"), 403),
+    "sub-is-victims-oid-other-issuer": (lambda a, b: a.token("x", oid=None, sub="victim"), 403),
+}
+
+
+@pytest.mark.parametrize("case", list(COLLISIONS))
+async def test_a_principal_of_one_provider_is_nobody_at_another(
+    two_providers: httpx.AsyncClient,
+    idp: IdentityProvider,
+    provider_b: IdentityProvider,
+    case: str,
+) -> None:
+    make_token, status = COLLISIONS[case]
+    response = await two_providers.delete(
+        status_path(), headers=bearer_of(make_token(idp, provider_b))
+    )
+    if status == 401:
+        assert_arm_error(response, 401, "InvalidAuthenticationToken", message=INVALID)
+    else:
+        assert_arm_error(response, 403, "AuthorizationFailed")
+    # The victim's own tokens still hold the role.
+    for victim in (provider_b.token("victim"), provider_b.token("victim", alg="ES256", kid="ec-b")):
+        answer = await two_providers.get(status_path(), headers=bearer_of(victim))
+        assert answer.status_code == 200, answer.text
+
+
+async def test_a_sub_principal_holds_only_what_was_assigned_to_its_sub(
+    two_providers: httpx.AsyncClient, provider_b: IdentityProvider, make_store: Callable[[], Store]
+) -> None:
+    store = make_store()
+    await store.open()
+    await store.assign_role(RoleAssignment("Reader", "/", PrincipalId(ISSUER_B, SUB, "svc-7")))
+    await store.close()
+    no_oid = bearer_of(provider_b.token("x", oid=None, sub="svc-7"))
+    assert (await two_providers.get(status_path(), headers=no_oid)).status_code == 200
+    with_oid = bearer_of(provider_b.token("svc-7"))  # an oid 'svc-7' is someone else
+    assert_arm_error(
+        await two_providers.get(status_path(), headers=with_oid), 403, "AuthorizationFailed"
+    )
+
+
+@pytest.mark.parametrize("oid", ["v" * 1025, "vic\ttim", "victim\u200b"])
+async def test_ids_are_compared_whole_and_unshortened(
+    two_providers: httpx.AsyncClient, provider_b: IdentityProvider, oid: str
+) -> None:
+    """An id that could only be shown shortened or altered is refused, not matched loosely."""
+    response = await two_providers.get(status_path(), headers=bearer_of(provider_b.token(oid)))
+    assert_arm_error(response, 401, "InvalidAuthenticationToken", message=INVALID)
+
+
+def test_each_jwks_is_bound_to_its_issuer(idp: IdentityProvider, tmp_path: Path) -> None:
+    shared = str(idp.jwks_path)
+    pairs = {
+        (f"{ISSUER}={shared}", f"{ISSUER_B}={shared}"): [(ISSUER, shared), (ISSUER_B, shared)],
+        (shared,): [(ISSUER, shared)],
+    }
+    for jwks, bindings in pairs.items():
+        issuers = (ISSUER,) if len(jwks) == 1 else ()
+        settings = SecuritySettings(jwks=jwks, issuers=issuers, audiences=(AUDIENCE,))
+        settings.check()
+        assert settings.bindings() == bindings
+    # A query string's '=' is no binding: an OpenID issuer has no '?'.
+    url = "https://login.contoso.example/keys?appid=1"
+    assert SecuritySettings(jwks=(url,), issuers=(ISSUER,)).bindings() == [(ISSUER, url)]
+
+
+@pytest.mark.parametrize(
+    ("jwks", "issuers", "complaint"),
+    [
+        (("a.json", "b.json"), (ISSUER, ISSUER_B), "bind each to the issuer"),
+        ((f"{ISSUER}=a.json", "b.json"), (), "bind every JWKS to its issuer"),
+        ((f"{ISSUER}=a.json", f"{ISSUER}=b.json"), (), "to two JWKS"),
+        ((f"{ISSUER}=a.json",), (ISSUER, ISSUER_B), "differ"),
+        ((f"{ISSUER}=",), (), "give ISSUER=FILE_OR_URL"),
+        (("a.json",), (), "needs at least one --issuer"),
+    ],
+)
+def test_jwks_and_issuers_that_do_not_pair_up_are_refused(
+    jwks: tuple[str, ...], issuers: tuple[str, ...], complaint: str
+) -> None:
+    settings = SecuritySettings(jwks=jwks, issuers=issuers, audiences=(AUDIENCE,))
+    with pytest.raises(ValueError, match=complaint):
+        settings.check()
+
+
 # -- the key ring: rotation and refresh ------------------------------------------------------
 
 
@@ -265,7 +413,7 @@ def test_unknown_kid_rereads_a_changed_jwks_file(tmp_path: Path, idp: IdentityPr
     path = tmp_path / "rotating.json"
     path.write_text(json.dumps({"keys": [idp.keys[0]]}), encoding="utf-8")
     verifier = TokenVerifier(
-        b"k" * 32, keys=KeyRing.from_locations([str(path)]), issuers=[ISSUER], audiences=[AUDIENCE]
+        b"k" * 32, keys=KeyRing.from_bindings([(ISSUER, str(path))]), audiences=[AUDIENCE]
     )
     rotated = idp.token(kid="rsa-2", key=idp.other_rsa_key)
     with pytest.raises(NotAuthenticated):
@@ -279,7 +427,7 @@ class FakeUrlSource(JwksSource):
     """A URL source whose fetches are counted instead of sent."""
 
     def __init__(self, keys: list[dict[str, object]]) -> None:
-        super().__init__("https://idp.contoso.example/keys")
+        super().__init__("https://idp.contoso.example/keys", [ISSUER])
         self.served = keys
         self.fetches = 0
 
@@ -294,7 +442,7 @@ async def test_unknown_kids_refresh_a_url_at_most_once_per_interval(idp: Identit
     now = [1000.0]
     source = FakeUrlSource([idp.keys[0]])
     ring = KeyRing([source], min_refresh=30.0, clock=lambda: now[0])
-    verifier = TokenVerifier(b"k" * 32, keys=ring, issuers=[ISSUER], audiences=[AUDIENCE])
+    verifier = TokenVerifier(b"k" * 32, keys=ring, audiences=[AUDIENCE])
     assert (await verifier.authenticate_async(f"Bearer {idp.token()}")).object_id == "alice"
     assert source.fetches == 1  # the first token loads the keys
     for i in range(5):  # made-up kids: refused, and no fetch storm
@@ -310,7 +458,7 @@ async def test_unknown_kids_refresh_a_url_at_most_once_per_interval(idp: Identit
 
 def test_jwks_urls_must_use_https() -> None:
     with pytest.raises(ValueError, match="must use https"):
-        JwksSource("http://idp.contoso.example/keys")
+        JwksSource("http://idp.contoso.example/keys", [ISSUER])
 
 
 def test_a_provider_needs_issuer_and_audience(idp: IdentityProvider) -> None:
@@ -324,14 +472,13 @@ def test_symmetric_keys_in_a_jwks_are_not_used(tmp_path: Path) -> None:
     path = tmp_path / "oct.json"
     path.write_text(json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "x"}]}))
     with pytest.raises(ValueError, match="no usable keys|no RS256 or ES256"):
-        KeyRing.from_locations([str(path)])
+        KeyRing.from_bindings([(ISSUER, str(path))])
 
 
 def test_verified_tokens_are_cached(idp: IdentityProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     verifier = TokenVerifier(
         b"k" * 32,
-        keys=KeyRing.from_locations([str(idp.jwks_path)]),
-        issuers=[ISSUER],
+        keys=KeyRing.from_bindings([(ISSUER, str(idp.jwks_path))]),
         audiences=[AUDIENCE],
     )
     token = f"Bearer {idp.token()}"

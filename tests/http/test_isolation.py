@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opstatus.auth import RoleAssignment, mint_token
+from opstatus.auth import OID, PrincipalId, RoleAssignment, mint_token
 from opstatus.auth.local import load_or_create_key
 from opstatus.stores import MemoryStore
 from tests.idp import IdentityProvider
@@ -114,7 +114,9 @@ async def credentials(
     if source == "local":
         token = mint_token(load_or_create_key(home), name, [(role, scope_of(where))])
         return {"Authorization": f"Bearer {token}"}, f"The client '{name}' with object id '{name}'"
-    await store.assign_role(RoleAssignment(role, scope_of(where), name))
+    await store.assign_role(
+        RoleAssignment(role, scope_of(where), PrincipalId(idp.issuer, OID, name))
+    )
     shown = f"The client '{name}@contoso.example' with object id '{name}'"
     return {"Authorization": f"Bearer {idp.token(name)}"}, shown
 

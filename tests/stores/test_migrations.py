@@ -3,21 +3,31 @@
 For each dialect, a database made from ``schema.sql`` and one made by applying every numbered
 migration in order must have the same schema: that is what lets a new database take the short
 road and an old one the long one. PostgreSQL's half of this lives in test_postgresql.py.
+Migrations that move data have a test here of a database that holds some, on both dialects.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
+from opstatus.auth import OID, UNBOUND, PrincipalId, RoleAssignment
 from opstatus.errors import SchemaMismatch
-from opstatus.stores import SQLiteStore
+from opstatus.security import SecuritySettings
+from opstatus.stores import PostgreSQLStore, SQLiteStore
+from opstatus.stores.base import Store
 from opstatus.stores.migrations import latest_version, migrations, plan, schema_sql
+from opstatus.stores.postgresql import MIGRATIONS_DDL, MIGRATIONS_TABLE
+from opstatus.stores.roles import bind_unbound
 from opstatus.stores.sqlite import _statements
+from tests.idp import AUDIENCE, ISSUER, ISSUER_B, IdentityProvider
+from tests.support import SUB_A, app_client, status_path
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +139,128 @@ def test_statement_splitter_refuses_an_unterminated_statement() -> None:
     assert len(list(_statements("CREATE TABLE a (x);\n-- trailing\nCREATE TABLE b (y);\n"))) == 2
     with pytest.raises(RuntimeError, match="unterminated"):
         list(_statements("CREATE TABLE a (x)\n"))
+
+
+# -- 0003: role assignments name their principal by issuer --------------------------------------
+
+#: Assignments as schema version 2 held them: an id alone (an 'oid', as the README asked).
+LEGACY = [
+    ("p-1", "Contributor", f"/subscriptions/{SUB_A}", "2025-01-02T03:04:05.000Z"),
+    ("p-2", "Owner", "/", "2025-01-02T03:04:06.000Z"),
+]
+
+
+def sqlite_at_0002(path: Path) -> SQLiteStore:
+    """A SQLite database that migrations 0001 and 0002 made, holding ``LEGACY``."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for migration in migrations("sqlite")[:2]:
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version=2")
+        conn.executemany(
+            "INSERT INTO role_assignments (principal_id, role, scope, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            LEGACY,
+        )
+    return SQLiteStore(path)
+
+
+async def postgresql_at_0002(url: str) -> PostgreSQLStore:
+    """A PostgreSQL database that migrations 0001 and 0002 made, holding ``LEGACY``."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(MIGRATIONS_DDL)
+        for migration in migrations("postgresql")[:2]:
+            await conn.execute(migration.sql)
+            await conn.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )
+        await conn.executemany(
+            "INSERT INTO opstatus_role_assignments (principal_id, role, scope, created_at) "
+            "VALUES ($1, $2, $3, $4)",
+            LEGACY,
+        )
+    finally:
+        await conn.close()
+    return PostgreSQLStore(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """``(dialect, where)``: a SQLite file's path, or an empty PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return "sqlite", str(tmp_path / "v2.db")
+    return "postgresql", request.getfixturevalue("pg_empty_url")
+
+
+@pytest.fixture
+async def from_0002(database: tuple[str, str]) -> Callable[[], Store]:
+    """Makes stores on a database at schema version 2 with ``LEGACY``, migrated to the latest."""
+    dialect, where = database
+    if dialect == "sqlite":
+        store: Store = sqlite_at_0002(Path(where))
+    else:
+        store = await postgresql_at_0002(where)
+    assert await store.schema_version() == 2
+    assert [m.label for m in (await store.migrate()).steps] == ["0003_principals_by_issuer"]
+    assert await store.schema_version() == 3
+    return lambda: SQLiteStore(where) if dialect == "sqlite" else PostgreSQLStore(where)
+
+
+async def listed(make: Callable[[], Store]) -> list[RoleAssignment]:
+    store = make()
+    await store.open()
+    try:
+        return await store.list_role_assignments()
+    finally:
+        await store.close()
+
+
+def legacy_under(issuer: str) -> list[RoleAssignment]:
+    return [
+        RoleAssignment(role, scope, PrincipalId(issuer, OID, principal))
+        for principal, role, scope, _ in LEGACY
+    ]
+
+
+async def test_0003_keeps_assignments_without_an_issuer_until_one_is_known(
+    from_0002: Callable[[], Store],
+) -> None:
+    """Which provider an old assignment meant is not in the database: the migration keeps it
+    under no issuer (it grants nothing), and a server with one provider gives it to that one."""
+    store = from_0002()
+    await store.open()
+    try:
+        assert await store.list_role_assignments() == legacy_under(UNBOUND)
+        assert await store.list_role_assignments(PrincipalId(ISSUER, OID, "p-1")) == []
+        assert await bind_unbound(store, [ISSUER, ISSUER_B]) == 0  # which one is unknown
+        assert await store.list_role_assignments() == legacy_under(UNBOUND)
+        assert await bind_unbound(store, [ISSUER]) == 2
+        assert await store.list_role_assignments() == legacy_under(ISSUER)
+        assert await bind_unbound(store, [ISSUER]) == 0
+    finally:
+        await store.close()
+
+
+async def test_a_server_with_one_provider_gives_it_the_migrated_assignments(
+    from_0002: Callable[[], Store], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "b").mkdir()
+    idp, other = IdentityProvider(tmp_path, ISSUER), IdentityProvider(tmp_path / "b", ISSUER_B)
+    p1 = {"Authorization": f"Bearer {idp.token('p-1')}"}
+    both = SecuritySettings(
+        jwks=(f"{ISSUER}={idp.jwks_path}", f"{ISSUER_B}={other.jwks_path}"),
+        audiences=(AUDIENCE,),
+    )
+    async with app_client(home, store=from_0002(), security=both) as client:
+        response = await client.get(status_path(), headers=p1)
+        assert response.status_code == 403, response.text  # two providers: whose is unknown
+    assert await listed(from_0002) == legacy_under(UNBOUND)
+    async with app_client(home, store=from_0002(), security=idp.security()) as client:
+        response = await client.get(status_path(), headers=p1)
+        assert response.status_code == 404, response.text  # allowed to look: not found
+    assert await listed(from_0002) == legacy_under(ISSUER)

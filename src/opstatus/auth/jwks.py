@@ -1,6 +1,9 @@
 """The signing keys of external identity providers, from JWKS files or HTTPS URLs.
 
-Keys are looked up by the token's ``kid``. An unknown ``kid`` (a provider rotated its
+Every JWKS document is bound to the issuers it signs for (``--jwks ISSUER=LOCATION``, or
+one JWKS and its ``--issuer`` values): a key of one provider never verifies a token that
+claims another provider's ``iss``, even when both use the same ``kid``. Keys are looked up
+by the token's issuer and ``kid``. An unknown ``kid`` (a provider rotated its
 keys) re-reads the sources: a file whenever it changed on disk, a URL at most once every
 ``min_refresh`` seconds, so a caller sending made-up ``kid`` values cannot make the server
 hammer the provider. A URL's keys are also re-fetched once they are ``max_age`` old. When a
@@ -54,12 +57,20 @@ def _signing_keys(data: Any, origin: str) -> list[PyJWK]:
 
 
 class JwksSource:
-    """One JWKS document: a local file, or an HTTPS URL fetched with certificate checks."""
+    """One JWKS document: a local file, or an HTTPS URL fetched with certificate checks;
+    its keys sign the tokens of ``issuers`` and of no one else."""
 
     def __init__(
-        self, location: str, ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0
+        self,
+        location: str,
+        issuers: Sequence[str],
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 5.0,
     ) -> None:
+        if not issuers:
+            raise ValueError(f"JWKS {describe(location)} is bound to no issuer")
         self.location = location
+        self.issuers = tuple(issuers)
         self.is_url = "://" in location
         if self.is_url:
             if not location.lower().startswith("https://"):
@@ -98,7 +109,7 @@ class JwksSource:
 
 
 class KeyRing:
-    """Every configured provider's signing keys, by ``kid``."""
+    """Every configured provider's signing keys, by issuer and ``kid``."""
 
     def __init__(
         self,
@@ -108,21 +119,29 @@ class KeyRing:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sources = list(sources)
+        #: Every issuer some source is bound to, in the order configured.
+        self.issuers = tuple(dict.fromkeys(i for s in self.sources for i in s.issuers))
         self.min_refresh = min_refresh
         self.max_age = max_age
         self._clock = clock
         self._keys: dict[int, list[PyJWK]] = {}
-        self._by_kid: dict[str, PyJWK] = {}
+        self._of_issuer: dict[str, list[PyJWK]] = {}
+        self._by_kid: dict[tuple[str | None, str], PyJWK] = {}
         self._loaded_at = clock()
         self._last_attempt = float("-inf")
         self._lock: asyncio.Lock | None = None
 
     @classmethod
-    def from_locations(
-        cls, locations: Sequence[str], ssl_context: ssl.SSLContext | None = None
+    def from_bindings(
+        cls, bindings: Sequence[tuple[str, str]], ssl_context: ssl.SSLContext | None = None
     ) -> KeyRing:
-        """Files must load now (a bad file is a configuration error); URLs load lazily."""
-        ring = cls([JwksSource(loc, ssl_context) for loc in locations])
+        """A ring of ``(issuer, location)`` pairs; a location bound to several issuers is
+        read once. Files must load now (a bad file is a configuration error); URLs load
+        lazily."""
+        issuers_of: dict[str, list[str]] = {}
+        for issuer, location in bindings:
+            issuers_of.setdefault(location, []).append(issuer)
+        ring = cls([JwksSource(loc, issuers, ssl_context) for loc, issuers in issuers_of.items()])
         for index, source in enumerate(ring.sources):
             if not source.is_url:
                 ring._keys[index] = source.load()
@@ -130,21 +149,32 @@ class KeyRing:
         return ring
 
     def _index(self) -> None:
-        by_kid: dict[str, PyJWK] = {}
-        for keys in self._keys.values():
+        of_issuer: dict[str, list[PyJWK]] = {}
+        by_kid: dict[tuple[str | None, str], PyJWK] = {}
+        for index, keys in sorted(self._keys.items()):
+            issuers = self.sources[index].issuers
+            for issuer in issuers:
+                of_issuer.setdefault(issuer, []).extend(keys)
             for key in keys:
                 if key.key_id is not None:
-                    by_kid.setdefault(key.key_id, key)
+                    for bound in (*issuers, None):  # None: any issuer's
+                        by_kid.setdefault((bound, key.key_id), key)
+        self._of_issuer = of_issuer
         self._by_kid = by_kid
 
-    def find(self, kid: object) -> PyJWK | None:
+    def find(self, kid: object, issuer: str | None) -> PyJWK | None:
+        """The key ``kid`` of a source bound to ``issuer``; ``issuer`` None looks in every
+        source (for a token of an unknown issuer: verified, it is then told so)."""
         if isinstance(kid, str):
-            key = self._by_kid.get(kid)
+            key = self._by_kid.get((issuer, kid))
             if key is None and self._reload_changed_files():
-                key = self._by_kid.get(kid)
+                key = self._by_kid.get((issuer, kid))
             return key
         if kid is None:
-            every = [k for keys in self._keys.values() for k in keys]
+            if issuer is None:
+                every = [k for keys in self._keys.values() for k in keys]
+            else:
+                every = self._of_issuer.get(issuer, [])
             return every[0] if len(every) == 1 else None
         return None
 

@@ -4,9 +4,11 @@ Two kinds of token are accepted, told apart by their algorithm:
 
 - ``HS256``: minted locally with the key in the server's home; issuer and audience
   ``opstatus``; roles inside the token.
-- ``RS256``/``ES256``: from an external identity provider, verified against its JWKS; the
-  issuer and audience must be among the configured ones, ``scp`` must hold the required
-  scope (``user_impersonation``), and the roles come from the store's role assignments.
+- ``RS256``/``ES256``: from an external identity provider, verified against the JWKS bound
+  to the issuer the token claims (a key of another provider's JWKS never verifies it); the
+  audience must be among the configured ones, ``scp`` must hold the required scope
+  (``user_impersonation``), and the roles come from the store's role assignments, which
+  name the principal by issuer and ``oid`` (else ``sub``, apart from the ``oid`` values).
 
 Anything else (``alg: none``, an HS256 token signed with a provider's public key, an
 RS256 token when no provider is configured) is invalid. Verified tokens are cached until
@@ -28,12 +30,14 @@ import jwt
 from ..errors import NotAuthenticated
 from .jwks import ALGORITHMS, KeyRing
 from .local import AUDIENCE, ISSUER
-from .roles import Principal, RoleAssignment
+from .roles import OID, SUB, Principal, PrincipalId, RoleAssignment
 
 _CACHE_LIMIT = 10_000
 INVALID = "The access token is invalid."
 #: The scope the ARM spec's OAuth2 flow names ("impersonate your user account").
 DEFAULT_SCOPE = "user_impersonation"
+#: The longest ``oid``/``sub`` accepted: ids are compared whole, never shortened.
+MAX_ID_LENGTH = 1024
 
 
 class KeysStale(Exception):
@@ -77,16 +81,17 @@ class TokenVerifier:
         leeway: float = 30.0,
         *,
         keys: KeyRing | None = None,
-        issuers: Sequence[str] = (),
         audiences: Sequence[str] = (),
         required_scope: str = DEFAULT_SCOPE,
     ) -> None:
-        if keys is not None and not (issuers and audiences):
+        if keys is not None and not (keys.issuers and audiences):
             raise ValueError("an external identity provider needs --issuer and --audience")
         self._key = key
         self._leeway = leeway
         self.keys = keys
-        self.issuers = tuple(issuers)
+        #: The issuers whose tokens are accepted, each with the keys bound to it.
+        self.issuers = keys.issuers if keys is not None else ()
+        self._issuer_set = frozenset(self.issuers)
         self.audiences = tuple(audiences)
         self.required_scope = required_scope
         self._cache: dict[str, Principal] = {}
@@ -219,14 +224,15 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(roles, list) or not isinstance(subject, str):
             raise NotAuthenticated(INVALID)
+        holder = PrincipalId(ISSUER, OID, str(claims.get("oid", subject)))
         assignments = tuple(
-            RoleAssignment(str(r.get("role")), str(r.get("scope")))
+            RoleAssignment(str(r.get("role")), str(r.get("scope")), holder)
             for r in roles
             if isinstance(r, dict)
         )
         return Principal(
             subject=subject,
-            object_id=str(claims.get("oid", subject)),
+            object_id=holder.value,
             roles=assignments,
             expires_at=float(claims["exp"]),
         )
@@ -235,14 +241,17 @@ class TokenVerifier:
         self, token: str, header: dict[str, Any], allow_refresh: bool
     ) -> Principal:
         assert self.keys is not None
-        key = self.keys.find(header.get("kid"))
+        issuer = self._claimed_issuer(token)
+        key = self.keys.find(header.get("kid"), issuer)
         if (key is None or self.keys.is_old()) and allow_refresh and self.keys.may_refresh():
             raise KeysStale()
         if key is None or key.algorithm_name != header["alg"]:
             raise NotAuthenticated(INVALID)
-        claims = self._decode(token, key.key, header["alg"], self.issuers, self.audiences)
-        object_id = _claim(claims, "oid", "sub")
-        if object_id is None:
+        issuers = (issuer,) if issuer is not None else self.issuers
+        claims = self._decode(token, key.key, header["alg"], issuers, self.audiences)
+        oid = _claim(claims, OID)
+        object_id, claim = (oid, OID) if oid is not None else (_claim(claims, SUB), SUB)
+        if object_id is None or len(object_id) > MAX_ID_LENGTH or not object_id.isprintable():
             raise NotAuthenticated(INVALID)
         if self.required_scope and self.required_scope not in _scopes(claims):
             raise NotAuthenticated(
@@ -251,9 +260,19 @@ class TokenVerifier:
             )
         return Principal(
             subject=_shown(_claim(claims, "upn", "unique_name", "appid", "sub") or object_id),
-            object_id=_shown(object_id),
+            object_id=object_id,
             roles=(),
             expires_at=float(claims["exp"]),
             issuer=str(claims["iss"]),
             external=True,
+            claim=claim,
         )
+
+    def _claimed_issuer(self, token: str) -> str | None:
+        """The configured issuer the (not yet verified) token claims, whose keys alone may
+        verify it; None for any other claim, which is then refused as the wrong issuer."""
+        try:
+            claimed = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.InvalidTokenError:
+            raise NotAuthenticated(INVALID) from None
+        return claimed if isinstance(claimed, str) and claimed in self._issuer_set else None

@@ -23,11 +23,13 @@ import orjson
 audit_log = logging.getLogger("opstatus.audit")
 
 WRITE_METHODS = frozenset({"PUT", "PATCH", "POST", "DELETE"})
+#: ARM's operations (with or without a location: purge has both), and the classic form's.
 _OPERATION_PATH = re.compile(
-    r"/subscriptions/(?P<sub>[^/]*)/providers/[^/]*/locations/[^/]*/operationsStatus"
+    r"/subscriptions/(?P<sub>[^/]*)/providers/[^/]*(?:/locations/[^/]*)?/operationsStatus"
     r"(?:/(?P<op>[^/]+))?(?:/(?P<verb>[^/]+))?/?\Z",
     re.IGNORECASE,
 )
+_CLASSIC_PATH = re.compile(r"/(?P<sub>[^/]+)/operations/(?P<op>[^/]+)\Z", re.IGNORECASE)
 _LINK_OPERATION = re.compile(rb"/operationsStatus/([^/?]+)", re.IGNORECASE)
 _ACTIONS = {"PUT": "create", "POST": "create", "PATCH": "update", "DELETE": "delete"}
 
@@ -37,12 +39,20 @@ def _bounded(value: str | None) -> str | None:
 
 
 def write_target(method: str, path: str) -> tuple[str, str | None, str | None]:
-    """``(action, subscription, operation id)`` of a write, from its method and path."""
-    match = _OPERATION_PATH.match(path)
+    """``(action, subscription, operation id)`` of a write, from its method and path.
+
+    Both forms name the same writes the same way: the classic ``PUT``, ``PATCH`` and
+    ``DELETE /{sub}/operations/{id}`` are ``create``, ``update`` and ``delete`` of ``id``,
+    as on the ARM path; a ``POST .../operationsStatus/purge`` is ``purge`` of no operation.
+    """
+    match = _OPERATION_PATH.match(path) or _CLASSIC_PATH.match(path)
     if match is None:
         return method.lower(), None, None
-    action = match["verb"].lower() if match["verb"] else _ACTIONS.get(method, method.lower())
-    return action, _bounded(match["sub"].lower()), _bounded(match["op"])
+    operation_id, verb = match["op"], match.groupdict().get("verb")
+    if verb is None and method == "POST" and (operation_id or "").lower() == "purge":
+        operation_id, verb = None, "purge"
+    action = verb.lower() if verb else _ACTIONS.get(method, method.lower())
+    return action, _bounded(match["sub"].lower()), _bounded(operation_id)
 
 
 def operation_from_link(link: bytes) -> str | None:

@@ -94,7 +94,7 @@ class GuardMiddleware:
     async def identify(self, authorization: str) -> Principal:
         principal = await self.ctx.verifier.authenticate_async(authorization)
         if principal.external:
-            roles = await self.ctx.store.list_role_assignments(principal.object_id)
+            roles = await self.ctx.store.list_role_assignments(principal.id)
             principal = principal.with_roles(tuple(roles))
         return principal
 

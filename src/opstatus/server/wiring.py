@@ -26,6 +26,7 @@ from ..service import OperationService
 from ..settings import Settings
 from ..stores import open_store
 from ..stores.base import Store
+from ..stores.roles import bind_unbound
 
 
 def build_context(
@@ -64,6 +65,8 @@ def lifespan(ctx: AppContext) -> Lifespan:
     @contextlib.asynccontextmanager
     async def run(app: Starlette) -> AsyncIterator[None]:
         await ctx.store.open()
+        if ctx.verifier.issuers:  # role assignments from before issuers were recorded
+            await bind_unbound(ctx.store, ctx.verifier.issuers)
         sweeps = None
         if settings.maintenance_interval > 0:
             sweeps = asyncio.create_task(

@@ -1,6 +1,6 @@
 """The SQLite store's role assignments (a mixin of :class:`SQLiteStore`).
 
-The table is part of the store's schema (``role_assignments``, migration 0002). Writes
+The table is part of the store's schema (``role_assignments``, migrations 0002 and 0003). Writes
 go through the store's writer thread and transactions; the per-request lookup by principal
 is a primary-key prefix read on the reader connection, which in WAL mode sees every commit,
 also those of other processes sharing the file.
@@ -11,18 +11,30 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ..auth.roles import RoleAssignment
+from ..auth.roles import PrincipalId, RoleAssignment
 from ..models import now_text
 
+_COLUMNS = "issuer, principal_claim, principal_id, role, scope"
 _INSERT = (
-    "INSERT OR IGNORE INTO role_assignments (principal_id, role, scope, created_at) "
-    "VALUES (?, ?, ?, ?)"
+    f"INSERT OR IGNORE INTO role_assignments ({_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
-_DELETE = "DELETE FROM role_assignments WHERE principal_id = ? AND role = ? AND scope = ?"
-_SELECT = "SELECT principal_id, role, scope FROM role_assignments"
-_ORDER = " ORDER BY principal_id, scope, role"
+_DELETE = (
+    "DELETE FROM role_assignments WHERE issuer = ? AND principal_claim = ? AND principal_id = ? "
+    "AND role = ? AND scope = ?"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM role_assignments"
+_ORDER = " ORDER BY issuer, principal_claim, principal_id, scope, role"
 _SELECT_ALL = _SELECT + _ORDER
-_SELECT_ONE = _SELECT + " WHERE principal_id = ?" + _ORDER
+_SELECT_ONE = _SELECT + " WHERE issuer = ? AND principal_claim = ? AND principal_id = ?" + _ORDER
+
+
+def _row(a: RoleAssignment) -> tuple[str, ...]:
+    return (*a.principal, a.role, a.scope)
+
+
+def _assignment(row: tuple[Any, ...]) -> RoleAssignment:
+    issuer, claim, principal_id, role, scope = row
+    return RoleAssignment(role, scope, PrincipalId(issuer, claim, principal_id))
 
 
 class SQLiteRoleAssignments:
@@ -38,8 +50,7 @@ class SQLiteRoleAssignments:
         a = assignment
 
         def body(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(_INSERT, (a.principal_id, a.role, a.scope, now_text()))
-            return cursor.rowcount == 1
+            return conn.execute(_INSERT, (*_row(a), now_text())).rowcount == 1
 
         result: bool = await self._commit(body)
         return result
@@ -48,14 +59,16 @@ class SQLiteRoleAssignments:
         a = assignment
 
         def body(conn: sqlite3.Connection) -> bool:
-            return conn.execute(_DELETE, (a.principal_id, a.role, a.scope)).rowcount == 1
+            return conn.execute(_DELETE, _row(a)).rowcount == 1
 
         result: bool = await self._commit(body)
         return result
 
-    async def list_role_assignments(self, principal_id: str | None = None) -> list[RoleAssignment]:
-        if principal_id is None:
+    async def list_role_assignments(
+        self, principal: PrincipalId | None = None
+    ) -> list[RoleAssignment]:
+        if principal is None:
             rows = self._read_all(_SELECT_ALL, ())
         else:
-            rows = self._read_all(_SELECT_ONE, (principal_id,))
-        return [RoleAssignment(role, scope, principal) for principal, role, scope in rows]
+            rows = self._read_all(_SELECT_ONE, tuple(principal))
+        return [_assignment(row) for row in rows]

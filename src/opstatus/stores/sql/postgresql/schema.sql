@@ -37,13 +37,17 @@ CREATE TABLE opstatus_operations (
     PRIMARY KEY (subscription_id, operation_key)
 );
 
--- Role assignments for principals of external identity providers (opstatus role assign).
+-- Role assignments for principals of external identity providers (opstatus role assign),
+-- named by issuer, claim ('oid', or 'sub' for a token without one) and id.
 CREATE TABLE opstatus_role_assignments (
+    issuer              text NOT NULL,
+    principal_claim     text NOT NULL,
     principal_id        text NOT NULL,
     role                text NOT NULL,
     scope               text NOT NULL,
     created_at          text NOT NULL,
-    PRIMARY KEY (principal_id, scope, role)
+    CONSTRAINT opstatus_role_assignments_claim CHECK (principal_claim IN ('oid', 'sub')),
+    PRIMARY KEY (issuer, principal_claim, principal_id, scope, role)
 );
 -- Lists: newest first within a subscription (keyset paging).
 CREATE INDEX opstatus_operations_by_created

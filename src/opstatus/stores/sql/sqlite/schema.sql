@@ -31,13 +31,16 @@ CREATE TABLE operations (
     PRIMARY KEY (subscription_id, operation_key)
 ) WITHOUT ROWID;
 
--- Role assignments for principals of external identity providers (opstatus role assign).
-CREATE TABLE IF NOT EXISTS role_assignments (
+-- Role assignments for principals of external identity providers (opstatus role assign),
+-- named by issuer, claim ('oid', or 'sub' for a token without one) and id.
+CREATE TABLE role_assignments (
+    issuer              TEXT NOT NULL,
+    principal_claim     TEXT NOT NULL CHECK (principal_claim IN ('oid', 'sub')),
     principal_id        TEXT NOT NULL,
     role                TEXT NOT NULL,
     scope               TEXT NOT NULL,
     created_at          TEXT NOT NULL,
-    PRIMARY KEY (principal_id, scope, role)
+    PRIMARY KEY (issuer, principal_claim, principal_id, scope, role)
 ) WITHOUT ROWID;
 -- Lists: newest first within a subscription (keyset paging).
 CREATE INDEX IF NOT EXISTS operations_by_created
