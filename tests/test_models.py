@@ -24,6 +24,7 @@ from opstatus.models import (
     OperationDraft,
     OperationUpdate,
     apply_update,
+    clip_json,
     format_time,
     is_terminal,
     new_operation_id,
@@ -33,6 +34,7 @@ from opstatus.models import (
     parse_time,
     validate_error,
     validate_http_status_code,
+    validate_json_object,
     validate_operation_id,
     validate_percent,
     validate_subscription_id,
@@ -414,6 +416,66 @@ def test_validate_error_refuses(error: object, target: str) -> None:
     with pytest.raises(InvalidInput) as info:
         validate_error(error)
     assert info.value.target == target
+
+
+def deep(levels: int, make: type = dict) -> object:
+    """``levels`` nested objects (or arrays), the innermost empty."""
+    value: object = make()
+    for _ in range(levels - 1):
+        value = {"k": value} if make is dict else [value]
+    return value
+
+
+@pytest.mark.parametrize("make", [dict, list, tuple])
+def test_validate_json_object_bounds_the_depth(make: type) -> None:
+    ok = {"k": deep(63, make)}
+    assert validate_json_object(ok, "properties") is ok
+    with pytest.raises(InvalidInput, match="nested more than 64 levels deep") as info:
+        validate_json_object({"k": deep(64, make)}, "properties")
+    assert info.value.target == "properties"
+
+
+def test_validate_json_object_bounds_the_size() -> None:
+    assert validate_json_object({"s": "x" * (1024 * 1024 - 8)}, "properties")  # 1 MiB exactly
+    with pytest.raises(InvalidInput, match="larger than 1048576 bytes"):
+        validate_json_object({"s": "x" * (1024 * 1024 - 7)}, "properties")
+
+
+@pytest.mark.parametrize(
+    "value", [[], "x", None, {"k": {1, 2}}, {1: "non-string key"}, {"k": "\ud800"}]
+)
+def test_validate_json_object_refuses_what_is_not_a_json_object(value: object) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_json_object(value, "properties")
+    assert info.value.target == "properties"
+
+
+def test_validate_error_bounds_the_whole_error_with_its_additional_info() -> None:
+    """error, additionalInfo, the item, info: 61 levels of info make 64 in all."""
+    ok = {"code": "X", "additionalInfo": [{"type": "T", "info": deep(61)}]}
+    assert validate_error(ok)["additionalInfo"] == ok["additionalInfo"]
+    too_deep = {"code": "X", "additionalInfo": [{"type": "T", "info": deep(62)}]}
+    with pytest.raises(InvalidInput, match="nested more than 64") as info:
+        validate_error(too_deep)
+    assert info.value.target == "error"
+    big = {"code": "X", "additionalInfo": [{"type": "T", "info": {"s": "x" * 1024 * 1024}}]}
+    with pytest.raises(InvalidInput, match="larger than"):
+        validate_error(big)
+
+
+def test_clip_json_cuts_below_the_limit_and_keeps_the_rest() -> None:
+    value = {"a": [1, {"b": {"c": "d"}}], "e": "f", "g": []}
+    assert clip_json(value, 4) == value
+    assert clip_json(value, 3) == {"a": [1, {"b": None}], "e": "f", "g": []}
+    assert clip_json(value, 1) == {"a": None, "e": "f", "g": None}
+    assert clip_json(value, 0) is None
+    assert clip_json(("t", ("u",)), 1) == ["t", None]
+    assert clip_json("scalar", 0) == "scalar"
+    clipped = clip_json(deep(1000))
+    levels = 0
+    while isinstance(clipped, dict):
+        clipped, levels = clipped["k"], levels + 1
+    assert levels == 64 and clipped is None
 
 
 # --- creating --------------------------------------------------------------------------

@@ -38,6 +38,12 @@ _LOCATION = re.compile(r"[a-z0-9]{1,64}\Z")
 _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,127}\Z")
 MAX_MESSAGE_CHARS = 8192
 MAX_ERROR_DEPTH = 8
+#: How deep a free-form JSON value (``properties``, an ``error`` as a whole) may nest; ``{}``
+#: is one level. Every answer wraps such a value in at most four more (a list's ``value``,
+#: the operation, the nested error shape), far inside the 254 levels orjson can write.
+MAX_JSON_DEPTH = 64
+#: How large a free-form JSON value may be, written as JSON.
+MAX_JSON_BYTES = 1024 * 1024
 
 
 def normalize_status(value: object, target: str = "status") -> str:
@@ -169,8 +175,71 @@ def validate_http_status_code(value: object) -> int:
     return value
 
 
+def validate_json_object(value: object, target: str) -> dict[str, Any]:
+    """A free-form JSON object a producer stores, bounded so that every answer can show it.
+
+    An operation is read far more often than it is written, by callers other than its
+    producer: a value the encoder could not write back would fail every read and every list
+    it is in, so it is refused here, where it comes in (see :data:`MAX_JSON_DEPTH`).
+    """
+    if not isinstance(value, dict):
+        raise InvalidInput(f"'{target}' must be a JSON object.", target=target)
+    _check_json(value, target)
+    return value
+
+
+def _check_json(value: object, target: str) -> None:
+    if _nesting_exceeds(value, MAX_JSON_DEPTH):
+        raise InvalidInput(
+            f"'{target}' is nested more than {MAX_JSON_DEPTH} levels deep.", target=target
+        )
+    try:
+        size = len(orjson.dumps(value))
+    except TypeError:  # what a library caller may hand in: a set, a non-string key, ...
+        raise InvalidInput(f"'{target}' is not a JSON value.", target=target) from None
+    if size > MAX_JSON_BYTES:
+        raise InvalidInput(
+            f"'{target}' is larger than {MAX_JSON_BYTES} bytes as JSON.", target=target
+        )
+
+
+def _nesting_exceeds(value: object, limit: int) -> bool:
+    """Whether objects and arrays in ``value`` nest more than ``limit`` levels.
+
+    Level by level rather than recursively, so that no input can exhaust Python's stack.
+    """
+    level: list[Any] = [value] if isinstance(value, dict | list | tuple) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        inner: list[Any] = []
+        for container in level:
+            items = container.values() if isinstance(container, dict) else container
+            inner.extend(item for item in items if isinstance(item, dict | list | tuple))
+        level = inner
+    return False
+
+
+def clip_json(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
+    """``value`` with the objects and arrays below ``limit`` levels replaced by null.
+
+    How a value stored before :func:`validate_json_object` bounded it is still shown: what
+    a write may store now is shown whole, and the rest of the operation is not lost to it.
+    """
+    if isinstance(value, dict):
+        return {key: clip_json(item, limit - 1) for key, item in value.items()} if limit else None
+    if isinstance(value, list | tuple):
+        return [clip_json(item, limit - 1) for item in value] if limit else None
+    return value
+
+
 def validate_error(value: object, target: str = "error", depth: int = 0) -> dict[str, Any]:
-    """An ARM ErrorDetail: code and message required, target/details/additionalInfo optional."""
+    """An ARM ErrorDetail: code and message required, target/details/additionalInfo optional.
+
+    ``additionalInfo[].info`` is free-form: the whole error is bounded as one JSON value.
+    """
     if depth > MAX_ERROR_DEPTH:
         raise InvalidInput(f"'{target}' is nested too deeply.", target=target)
     if not isinstance(value, dict):
@@ -200,6 +269,8 @@ def validate_error(value: object, target: str = "error", depth: int = 0) -> dict
         ]
     if "additionalInfo" in value:
         detail["additionalInfo"] = _additional_info(value["additionalInfo"], target)
+    if depth == 0:
+        _check_json(detail, target)
     return detail
 
 
