@@ -314,6 +314,20 @@ def test_format_time() -> None:
     assert format_time(datetime(2017, 1, 1, 0, 0, 0, tzinfo=east)) == "2016-12-31T15:00:00.000Z"
 
 
+@pytest.mark.parametrize(
+    ("year", "text"), [(1, "0001"), (5, "0005"), (42, "0042"), (999, "0999"), (9999, "9999")]
+)
+def test_format_time_writes_the_year_in_four_digits(year: int, text: str) -> None:
+    moment = datetime(year, 6, 1, 0, 0, 0, tzinfo=UTC)
+    assert format_time(moment) == f"{text}-06-01T00:00:00.000Z"
+    assert parse_time(f"{text}-06-01T00:00:00Z", "startTime") == f"{text}-06-01T00:00:00.000Z"
+
+
+def test_formatted_times_order_as_text_as_in_time() -> None:
+    moments = [datetime(y, 1, 1, tzinfo=UTC) for y in (1, 9, 10, 99, 100, 999, 1000, 9999)]
+    assert sorted(format_time(m) for m in moments) == [format_time(m) for m in moments]
+
+
 # --- percent and error -------------------------------------------------------------------
 
 
@@ -692,6 +706,33 @@ def test_terminal_update_keeps_given_end_time() -> None:
     assert new is not None and new.end_time == end
 
 
+def test_update_refuses_an_end_before_the_stored_start() -> None:
+    before = "2024-05-01T09:59:59.999Z"
+    with pytest.raises(InvalidInput, match="is before the operation's 'startTime'") as info:
+        apply_update(current(), OperationUpdate(status=SUCCEEDED, end_time=before), LATER)
+    assert info.value.target == "endTime"
+    new = apply_update(current(), OperationUpdate(status=SUCCEEDED, end_time=NOW), LATER)
+    assert new is not None and new.end_time == new.start_time == NOW
+
+
+def test_update_ends_no_earlier_than_a_start_ahead_of_the_clock() -> None:
+    new = apply_update(current(start_time=LATER), OperationUpdate(status=FAILED), NOW)
+    assert new is not None and new.end_time == LATER
+
+
+def test_to_operation_refuses_an_end_before_the_start() -> None:
+    with pytest.raises(InvalidInput, match="is before") as info:
+        draft(status=SUCCEEDED, start_time=LATER, end_time=NOW).to_operation(NOW)
+    assert info.value.target == "endTime"
+
+
+def test_to_operation_fills_in_times_on_the_right_side_of_the_given_one() -> None:
+    ahead = draft(status=SUCCEEDED, start_time=LATER).to_operation(NOW)
+    assert ahead.end_time == LATER
+    behind = draft(status=SUCCEEDED, end_time="2020-01-01T00:00:00.000Z").to_operation(NOW)
+    assert behind.start_time == "2020-01-01T00:00:00.000Z"
+
+
 @pytest.mark.parametrize(
     ("status", "code"), [(FAILED, "OperationFailed"), (CANCELED, "OperationCanceled")]
 )
@@ -753,7 +794,7 @@ def test_terminal_status_is_final_even_for_lower_progress() -> None:
         (FAILED, {}),
         (FAILED, {"error": {"code": "QuotaExceeded", "message": "No quota."}}),
         (CANCELED, {}),
-        (CANCELED, {"end_time": "2024-05-01T09:59:00.000Z"}),
+        (CANCELED, {"end_time": "2024-05-01T10:01:00.000Z"}),
     ],
 )
 def test_replay_of_identical_terminal_update_returns_none(status: str, update: dict) -> None:

@@ -116,9 +116,18 @@ def operation_key(operation_id: str) -> str:
 
 
 def format_time(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and 'Z', as ARM's own examples write times."""
+    """ISO 8601 in UTC with milliseconds and 'Z', as ARM's own examples write times.
+
+    Fixed width, the year always four digits (``0999``, where ``strftime`` writes ``999``):
+    RFC 3339 asks for it, and times are compared as text, by the domain and by the stores'
+    list filters, which only orders them in time when every one has the same width.
+    """
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        f"{moment.year:04d}"
+        + moment.strftime("-%m-%dT%H:%M:%S.")
+        + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_time(value: object, target: str) -> str:
@@ -431,20 +440,29 @@ class OperationDraft:
         return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
     def to_operation(self, now: str) -> Operation:
+        """The operation as created at ``now``.
+
+        A time the producer leaves out is ``now``, but never on the wrong side of the one
+        it gives: a start not after the end, an end not before the start (the producer's
+        clock may run ahead of the server's).
+        """
         _check_error_matches_status(self.status, self.error)
         terminal = is_terminal(self.status)
         if self.end_time is not None and not terminal:
             raise InvalidInput(
                 "'endTime' may only be set with a terminal status.", target="endTime"
             )
+        start = self.start_time or (min(now, self.end_time) if self.end_time else now)
+        end = self.end_time or (max(now, start) if terminal else None)
+        _check_end_not_before_start(start, end)
         return Operation(
             subscription_id=self.subscription_id,
             operation_id=self.operation_id,
             namespace=self.namespace,
             location=self.location,
             status=self.status,
-            start_time=self.start_time or now,
-            end_time=self.end_time or (now if terminal else None),
+            start_time=start,
+            end_time=end,
             percent_complete=100.0 if self.status == SUCCEEDED else self.percent_complete,
             properties=self.properties,
             error=self.error or default_error(self.status),
@@ -478,6 +496,15 @@ class OperationUpdate:
     http_status_code: int | None = None
     #: A new lease length (0: drop the lease). Any update renews the lease.
     lease_seconds: float | None = None
+
+
+def _check_end_not_before_start(start: str | None, end: str | None) -> None:
+    """Both are :func:`format_time` text, which compares in time order."""
+    if start is not None and end is not None and end < start:
+        raise InvalidInput(
+            f"'endTime' ({end}) is before the operation's 'startTime' ({start}).",
+            target="endTime",
+        )
 
 
 def _check_error_matches_status(status: str, error: dict[str, Any] | None) -> None:
@@ -533,12 +560,13 @@ def apply_update(current: Operation, update: OperationUpdate, now: str) -> Opera
             f"'{current.status}'; a terminal status is final and the operation cannot change.",
         )
     if is_terminal(status):
-        changes.setdefault("end_time", now)
+        changes.setdefault("end_time", max(now, current.start_time or now))
         changes.setdefault("error", default_error(status))
         if status == SUCCEEDED:
             changes["percent_complete"] = 100.0
     elif "end_time" in changes:
         raise InvalidInput("'endTime' may only be set with a terminal status.", target="endTime")
+    _check_end_not_before_start(current.start_time, changes.get("end_time"))
     return current.evolve(**changes, etag=new_etag(), updated_at=now)
 
 
