@@ -19,6 +19,7 @@ from opstatus.models import (
     CANCELED,
     FAILED,
     IN_PROGRESS,
+    ORJSON_MAX_DEPTH,
     SUCCEEDED,
     Operation,
     OperationDraft,
@@ -440,13 +441,21 @@ def deep(levels: int, make: type = dict) -> object:
     return value
 
 
-@pytest.mark.parametrize("make", [dict, list, tuple])
+@pytest.mark.parametrize("make", [dict, list])
 def test_validate_json_object_bounds_the_depth(make: type) -> None:
     ok = {"k": deep(63, make)}
     assert validate_json_object(ok, "properties") is ok
     with pytest.raises(InvalidInput, match="nested more than 64 levels deep") as info:
         validate_json_object({"k": deep(64, make)}, "properties")
     assert info.value.target == "properties"
+
+
+def test_orjson_writes_254_levels_and_no_more() -> None:
+    """validate_json_object's depth check counts on it (models.ORJSON_MAX_DEPTH)."""
+    assert orjson.dumps(deep(254, list)) == b"[" * 254 + b"]" * 254
+    with pytest.raises(orjson.JSONEncodeError, match="^Recursion limit reached$"):
+        orjson.dumps(deep(255, list))
+    assert ORJSON_MAX_DEPTH == 254
 
 
 def test_validate_json_object_bounds_the_size() -> None:
@@ -483,7 +492,7 @@ def test_clip_json_cuts_below_the_limit_and_keeps_the_rest() -> None:
     assert clip_json(value, 3) == {"a": [1, {"b": None}], "e": "f", "g": []}
     assert clip_json(value, 1) == {"a": None, "e": "f", "g": None}
     assert clip_json(value, 0) is None
-    assert clip_json(("t", ("u",)), 1) == ["t", None]
+    assert clip_json(["t", ["u"]], 1) == ["t", None]
     assert clip_json("scalar", 0) == "scalar"
     clipped = clip_json(deep(1000))
     levels = 0
