@@ -19,11 +19,13 @@ from opstatus.models import (
     CANCELED,
     FAILED,
     IN_PROGRESS,
+    ORJSON_MAX_DEPTH,
     SUCCEEDED,
     Operation,
     OperationDraft,
     OperationUpdate,
     apply_update,
+    clip_json,
     format_time,
     is_terminal,
     new_operation_id,
@@ -33,6 +35,7 @@ from opstatus.models import (
     parse_time,
     validate_error,
     validate_http_status_code,
+    validate_json_object,
     validate_operation_id,
     validate_percent,
     validate_subscription_id,
@@ -312,6 +315,20 @@ def test_format_time() -> None:
     assert format_time(datetime(2017, 1, 1, 0, 0, 0, tzinfo=east)) == "2016-12-31T15:00:00.000Z"
 
 
+@pytest.mark.parametrize(
+    ("year", "text"), [(1, "0001"), (5, "0005"), (42, "0042"), (999, "0999"), (9999, "9999")]
+)
+def test_format_time_writes_the_year_in_four_digits(year: int, text: str) -> None:
+    moment = datetime(year, 6, 1, 0, 0, 0, tzinfo=UTC)
+    assert format_time(moment) == f"{text}-06-01T00:00:00.000Z"
+    assert parse_time(f"{text}-06-01T00:00:00Z", "startTime") == f"{text}-06-01T00:00:00.000Z"
+
+
+def test_formatted_times_order_as_text_as_in_time() -> None:
+    moments = [datetime(y, 1, 1, tzinfo=UTC) for y in (1, 9, 10, 99, 100, 999, 1000, 9999)]
+    assert sorted(format_time(m) for m in moments) == [format_time(m) for m in moments]
+
+
 # --- percent and error -------------------------------------------------------------------
 
 
@@ -414,6 +431,74 @@ def test_validate_error_refuses(error: object, target: str) -> None:
     with pytest.raises(InvalidInput) as info:
         validate_error(error)
     assert info.value.target == target
+
+
+def deep(levels: int, make: type = dict) -> object:
+    """``levels`` nested objects (or arrays), the innermost empty."""
+    value: object = make()
+    for _ in range(levels - 1):
+        value = {"k": value} if make is dict else [value]
+    return value
+
+
+@pytest.mark.parametrize("make", [dict, list])
+def test_validate_json_object_bounds_the_depth(make: type) -> None:
+    ok = {"k": deep(63, make)}
+    assert validate_json_object(ok, "properties") is ok
+    with pytest.raises(InvalidInput, match="nested more than 64 levels deep") as info:
+        validate_json_object({"k": deep(64, make)}, "properties")
+    assert info.value.target == "properties"
+
+
+def test_orjson_writes_254_levels_and_no_more() -> None:
+    """validate_json_object's depth check counts on it (models.ORJSON_MAX_DEPTH)."""
+    assert orjson.dumps(deep(254, list)) == b"[" * 254 + b"]" * 254
+    with pytest.raises(orjson.JSONEncodeError, match="^Recursion limit reached$"):
+        orjson.dumps(deep(255, list))
+    assert ORJSON_MAX_DEPTH == 254
+
+
+def test_validate_json_object_bounds_the_size() -> None:
+    assert validate_json_object({"s": "x" * (1024 * 1024 - 8)}, "properties")  # 1 MiB exactly
+    with pytest.raises(InvalidInput, match="larger than 1048576 bytes"):
+        validate_json_object({"s": "x" * (1024 * 1024 - 7)}, "properties")
+
+
+@pytest.mark.parametrize(
+    "value", [[], "x", None, {"k": {1, 2}}, {1: "non-string key"}, {"k": "\ud800"}]
+)
+def test_validate_json_object_refuses_what_is_not_a_json_object(value: object) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_json_object(value, "properties")
+    assert info.value.target == "properties"
+
+
+def test_validate_error_bounds_the_whole_error_with_its_additional_info() -> None:
+    """error, additionalInfo, the item, info: 61 levels of info make 64 in all."""
+    ok = {"code": "X", "additionalInfo": [{"type": "T", "info": deep(61)}]}
+    assert validate_error(ok)["additionalInfo"] == ok["additionalInfo"]
+    too_deep = {"code": "X", "additionalInfo": [{"type": "T", "info": deep(62)}]}
+    with pytest.raises(InvalidInput, match="nested more than 64") as info:
+        validate_error(too_deep)
+    assert info.value.target == "error"
+    big = {"code": "X", "additionalInfo": [{"type": "T", "info": {"s": "x" * 1024 * 1024}}]}
+    with pytest.raises(InvalidInput, match="larger than"):
+        validate_error(big)
+
+
+def test_clip_json_cuts_below_the_limit_and_keeps_the_rest() -> None:
+    value = {"a": [1, {"b": {"c": "d"}}], "e": "f", "g": []}
+    assert clip_json(value, 4) == value
+    assert clip_json(value, 3) == {"a": [1, {"b": None}], "e": "f", "g": []}
+    assert clip_json(value, 1) == {"a": None, "e": "f", "g": None}
+    assert clip_json(value, 0) is None
+    assert clip_json(["t", ["u"]], 1) == ["t", None]
+    assert clip_json("scalar", 0) == "scalar"
+    clipped = clip_json(deep(1000))
+    levels = 0
+    while isinstance(clipped, dict):
+        clipped, levels = clipped["k"], levels + 1
+    assert levels == 64 and clipped is None
 
 
 # --- creating --------------------------------------------------------------------------
@@ -630,6 +715,33 @@ def test_terminal_update_keeps_given_end_time() -> None:
     assert new is not None and new.end_time == end
 
 
+def test_update_refuses_an_end_before_the_stored_start() -> None:
+    before = "2024-05-01T09:59:59.999Z"
+    with pytest.raises(InvalidInput, match="is before the operation's 'startTime'") as info:
+        apply_update(current(), OperationUpdate(status=SUCCEEDED, end_time=before), LATER)
+    assert info.value.target == "endTime"
+    new = apply_update(current(), OperationUpdate(status=SUCCEEDED, end_time=NOW), LATER)
+    assert new is not None and new.end_time == new.start_time == NOW
+
+
+def test_update_ends_no_earlier_than_a_start_ahead_of_the_clock() -> None:
+    new = apply_update(current(start_time=LATER), OperationUpdate(status=FAILED), NOW)
+    assert new is not None and new.end_time == LATER
+
+
+def test_to_operation_refuses_an_end_before_the_start() -> None:
+    with pytest.raises(InvalidInput, match="is before") as info:
+        draft(status=SUCCEEDED, start_time=LATER, end_time=NOW).to_operation(NOW)
+    assert info.value.target == "endTime"
+
+
+def test_to_operation_fills_in_times_on_the_right_side_of_the_given_one() -> None:
+    ahead = draft(status=SUCCEEDED, start_time=LATER).to_operation(NOW)
+    assert ahead.end_time == LATER
+    behind = draft(status=SUCCEEDED, end_time="2020-01-01T00:00:00.000Z").to_operation(NOW)
+    assert behind.start_time == "2020-01-01T00:00:00.000Z"
+
+
 @pytest.mark.parametrize(
     ("status", "code"), [(FAILED, "OperationFailed"), (CANCELED, "OperationCanceled")]
 )
@@ -691,7 +803,7 @@ def test_terminal_status_is_final_even_for_lower_progress() -> None:
         (FAILED, {}),
         (FAILED, {"error": {"code": "QuotaExceeded", "message": "No quota."}}),
         (CANCELED, {}),
-        (CANCELED, {"end_time": "2024-05-01T09:59:00.000Z"}),
+        (CANCELED, {"end_time": "2024-05-01T10:01:00.000Z"}),
     ],
 )
 def test_replay_of_identical_terminal_update_returns_none(status: str, update: dict) -> None:

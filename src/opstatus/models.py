@@ -38,6 +38,16 @@ _LOCATION = re.compile(r"[a-z0-9]{1,64}\Z")
 _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,127}\Z")
 MAX_MESSAGE_CHARS = 8192
 MAX_ERROR_DEPTH = 8
+#: How deep a free-form JSON value (``properties``, an ``error`` as a whole) may nest; ``{}``
+#: is one level. Every answer wraps such a value in at most four more (a list's ``value``,
+#: the operation, the nested error shape), far inside the 254 levels orjson can write.
+MAX_JSON_DEPTH = 64
+#: How large a free-form JSON value may be, written as JSON.
+MAX_JSON_BYTES = 1024 * 1024
+#: How deep orjson writes objects and arrays: deeper, it raises this.
+ORJSON_MAX_DEPTH = 254
+_TOO_DEEP = "Recursion limit reached"
+_WRAPPERS = ORJSON_MAX_DEPTH - MAX_JSON_DEPTH
 
 
 def normalize_status(value: object, target: str = "status") -> str:
@@ -110,9 +120,18 @@ def operation_key(operation_id: str) -> str:
 
 
 def format_time(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and 'Z', as ARM's own examples write times."""
+    """ISO 8601 in UTC with milliseconds and 'Z', as ARM's own examples write times.
+
+    Fixed width, the year always four digits (``0999``, where ``strftime`` writes ``999``):
+    RFC 3339 asks for it, and times are compared as text, by the domain and by the stores'
+    list filters, which only orders them in time when every one has the same width.
+    """
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        f"{moment.year:04d}"
+        + moment.strftime("-%m-%dT%H:%M:%S.")
+        + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_time(value: object, target: str) -> str:
@@ -169,8 +188,60 @@ def validate_http_status_code(value: object) -> int:
     return value
 
 
+def validate_json_object(value: object, target: str) -> dict[str, Any]:
+    """A free-form JSON object a producer stores, bounded so that every answer can show it.
+
+    An operation is read far more often than it is written, by callers other than its
+    producer: a value the encoder could not write back would fail every read and every list
+    it is in, so it is refused here, where it comes in (see :data:`MAX_JSON_DEPTH`).
+    """
+    if not isinstance(value, dict):
+        raise InvalidInput(f"'{target}' must be a JSON object.", target=target)
+    _check_json(value, target)
+    return value
+
+
+def _check_json(value: object, target: str) -> None:
+    """Depth and size in one pass of the encoder, which stops at :data:`ORJSON_MAX_DEPTH`
+    levels: wrapped in enough arrays to leave ``value`` :data:`MAX_JSON_DEPTH` of them, it
+    encodes only if it nests no deeper. A walk in Python costs many times what the encoder
+    does on a large value (docs/performance.md)."""
+    wrapped: object = value
+    for _ in range(_WRAPPERS):
+        wrapped = [wrapped]
+    try:
+        size = len(orjson.dumps(wrapped)) - 2 * _WRAPPERS
+    except orjson.JSONEncodeError as exc:
+        if str(exc) == _TOO_DEEP:
+            raise InvalidInput(
+                f"'{target}' is nested more than {MAX_JSON_DEPTH} levels deep.", target=target
+            ) from None
+        # What a library caller may hand in: a set, a non-string key, ...
+        raise InvalidInput(f"'{target}' is not a JSON value.", target=target) from None
+    if size > MAX_JSON_BYTES:
+        raise InvalidInput(
+            f"'{target}' is larger than {MAX_JSON_BYTES} bytes as JSON.", target=target
+        )
+
+
+def clip_json(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
+    """``value`` with the objects and arrays below ``limit`` levels replaced by null.
+
+    How a value stored before :func:`validate_json_object` bounded it is still shown: what
+    a write may store now is shown whole, and the rest of the operation is not lost to it.
+    """
+    if isinstance(value, dict):
+        return {key: clip_json(item, limit - 1) for key, item in value.items()} if limit else None
+    if isinstance(value, list):
+        return [clip_json(item, limit - 1) for item in value] if limit else None
+    return value
+
+
 def validate_error(value: object, target: str = "error", depth: int = 0) -> dict[str, Any]:
-    """An ARM ErrorDetail: code and message required, target/details/additionalInfo optional."""
+    """An ARM ErrorDetail: code and message required, target/details/additionalInfo optional.
+
+    ``additionalInfo[].info`` is free-form: the whole error is bounded as one JSON value.
+    """
     if depth > MAX_ERROR_DEPTH:
         raise InvalidInput(f"'{target}' is nested too deeply.", target=target)
     if not isinstance(value, dict):
@@ -200,6 +271,8 @@ def validate_error(value: object, target: str = "error", depth: int = 0) -> dict
         ]
     if "additionalInfo" in value:
         detail["additionalInfo"] = _additional_info(value["additionalInfo"], target)
+    if depth == 0:
+        _check_json(detail, target)
     return detail
 
 
@@ -360,20 +433,29 @@ class OperationDraft:
         return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
     def to_operation(self, now: str) -> Operation:
+        """The operation as created at ``now``.
+
+        A time the producer leaves out is ``now``, but never on the wrong side of the one
+        it gives: a start not after the end, an end not before the start (the producer's
+        clock may run ahead of the server's).
+        """
         _check_error_matches_status(self.status, self.error)
         terminal = is_terminal(self.status)
         if self.end_time is not None and not terminal:
             raise InvalidInput(
                 "'endTime' may only be set with a terminal status.", target="endTime"
             )
+        start = self.start_time or (min(now, self.end_time) if self.end_time else now)
+        end = self.end_time or (max(now, start) if terminal else None)
+        _check_end_not_before_start(start, end)
         return Operation(
             subscription_id=self.subscription_id,
             operation_id=self.operation_id,
             namespace=self.namespace,
             location=self.location,
             status=self.status,
-            start_time=self.start_time or now,
-            end_time=self.end_time or (now if terminal else None),
+            start_time=start,
+            end_time=end,
             percent_complete=100.0 if self.status == SUCCEEDED else self.percent_complete,
             properties=self.properties,
             error=self.error or default_error(self.status),
@@ -407,6 +489,15 @@ class OperationUpdate:
     http_status_code: int | None = None
     #: A new lease length (0: drop the lease). Any update renews the lease.
     lease_seconds: float | None = None
+
+
+def _check_end_not_before_start(start: str | None, end: str | None) -> None:
+    """Both are :func:`format_time` text, which compares in time order."""
+    if start is not None and end is not None and end < start:
+        raise InvalidInput(
+            f"'endTime' ({end}) is before the operation's 'startTime' ({start}).",
+            target="endTime",
+        )
 
 
 def _check_error_matches_status(status: str, error: dict[str, Any] | None) -> None:
@@ -462,12 +553,13 @@ def apply_update(current: Operation, update: OperationUpdate, now: str) -> Opera
             f"'{current.status}'; a terminal status is final and the operation cannot change.",
         )
     if is_terminal(status):
-        changes.setdefault("end_time", now)
+        changes.setdefault("end_time", max(now, current.start_time or now))
         changes.setdefault("error", default_error(status))
         if status == SUCCEEDED:
             changes["percent_complete"] = 100.0
     elif "end_time" in changes:
         raise InvalidInput("'endTime' may only be set with a terminal status.", target="endTime")
+    _check_end_not_before_start(current.start_time, changes.get("end_time"))
     return current.evolve(**changes, etag=new_etag(), updated_at=now)
 
 

@@ -204,8 +204,9 @@ async def from_0002(database: tuple[str, str]) -> Callable[[], Store]:
     else:
         store = await postgresql_at_0002(where)
     assert await store.schema_version() == 2
-    assert [m.label for m in (await store.migrate()).steps] == ["0003_principals_by_issuer"]
-    assert await store.schema_version() == 3
+    steps = [m.label for m in (await store.migrate()).steps]
+    assert steps[0] == "0003_principals_by_issuer" and len(steps) == latest_version(dialect) - 2
+    assert await store.schema_version() == latest_version(dialect)
     return lambda: SQLiteStore(where) if dialect == "sqlite" else PostgreSQLStore(where)
 
 

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -33,7 +32,7 @@ from .context import AppContext
 from .guard import principal_of
 from .payloads import parse_create, parse_update, read_json_object
 from .prefer import FULL_DETAIL, preferences, wait_seconds, wants_full_detail
-from .representation import arm_body, resource_id, result_path
+from .representation import arm_body, clipped, encode, resource_id, result_path
 
 # Target and Scope are made for every request, the status read's included: NamedTuples,
 # immutable like frozen dataclasses, are built in a third of the time (no __setattr__ per
@@ -194,7 +193,9 @@ def body_of(ctx: AppContext, op: Operation, provider: Provider, full: bool) -> d
 
 
 def document(ctx: AppContext, op: Operation, provider: Provider, full: bool) -> bytes:
-    return orjson.dumps(body_of(ctx, op, provider, full))
+    return encode(
+        body_of(ctx, op, provider, full), lambda: body_of(ctx, clipped(op), provider, full)
+    )
 
 
 def operation_headers(ctx: AppContext, op: Operation) -> dict[str, str]:

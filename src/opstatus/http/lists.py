@@ -27,6 +27,7 @@ from . import continuation
 from .arm import Scope, absolute_url, body_of, resolve_scope
 from .context import AppContext
 from .prefer import preferences, wants_full_detail
+from .representation import clipped, encode
 
 _TIME_PARAMS = {
     "startedafter": ("startedAfter", "started_after"),
@@ -107,7 +108,13 @@ async def list_operations(request: Request) -> Response:
         link = absolute_url(request, f"{scope.path()}/operationsStatus", scope.api_version)
         body["nextLink"] = f"{link}&$skipToken={next_token}"
     headers = {"Preference-Applied": "opstatus-detail=full"} if full else None
-    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+    def clipped_body() -> dict[str, object]:
+        ops = page.operations
+        return {**body, "value": [body_of(ctx, clipped(op), scope.provider, full) for op in ops]}
+
+    content = encode(body, clipped_body)
+    return Response(content, media_type="application/json", headers=headers)
 
 
 async def count_operations(request: Request) -> Response:

@@ -21,6 +21,7 @@ from ..models import (
     parse_time,
     validate_error,
     validate_http_status_code,
+    validate_json_object,
     validate_percent,
 )
 from .errors import RequestTooLarge, UnsupportedMediaType
@@ -100,9 +101,7 @@ def _error(value: object) -> dict[str, Any]:
 
 
 def _properties(value: object) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidInput("'properties' must be a JSON object.", target="properties")
-    return value
+    return validate_json_object(value, "properties")
 
 
 def parse_create(

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, overload
 
-from ..models import SUCCEEDED, Operation, OperationStatus
+import orjson
+
+from ..models import SUCCEEDED, Operation, OperationStatus, clip_json
 from ..providers import ErrorShape
 
 #: What :func:`arm_body` shows without full detail: an operation, or its status read model.
 Shown = Operation | OperationStatus
+
+
+@overload
+def clipped(op: Operation) -> Operation: ...
+@overload
+def clipped(op: OperationStatus) -> OperationStatus: ...
+@overload
+def clipped(op: Shown) -> Shown: ...
+
+
+def clipped(op: Shown) -> Shown:
+    """``op`` with its free-form values cut to the depth a write may store
+    (:func:`~opstatus.models.clip_json`).
+
+    Writes are bounded (:func:`~opstatus.models.validate_json_object`), but a store may hold
+    values written before they were: too deep for the encoder once wrapped in an answer,
+    they would fail every read and list of the operation. Such an operation is shown with
+    the part below :data:`~opstatus.models.MAX_JSON_DEPTH` levels as null instead.
+    """
+    properties, error = clip_json(op.properties), clip_json(op.error)
+    if isinstance(op, Operation):
+        return op.evolve(properties=properties, error=error)
+    return op._replace(properties=properties, error=error)
+
+
+def encode(document: object, clipped_document: Callable[[], object]) -> bytes:
+    """``document`` as JSON; if the encoder cannot write it (values nested too deep, see
+    :func:`clipped`), ``clipped_document()``, the same document of the clipped operations."""
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(clipped_document())
 
 
 def location_path(op: Shown) -> str:

@@ -12,14 +12,13 @@ been executed synchronously". opstatus knows that response from what the produce
 
 from __future__ import annotations
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..models import SUCCEEDED, default_error
+from ..models import SUCCEEDED, clip_json, default_error
 from .arm import absolute_url, resolve
 from .context import AppContext
-from .representation import result_path
+from .representation import encode, result_path
 
 
 async def get_operation_result(request: Request) -> Response:
@@ -35,8 +34,10 @@ async def get_operation_result(request: Request) -> Response:
     if op.status == SUCCEEDED:
         if op.properties is None:
             return Response(status_code=204)
-        return Response(orjson.dumps(op.properties), media_type="application/json")
+        content = encode(op.properties, lambda: clip_json(op.properties))
+        return Response(content, media_type="application/json")
     reported = op.http_status_code
     status = reported if reported is not None and 400 <= reported <= 599 else 500
     error = op.error or default_error(op.status)
-    return Response(orjson.dumps({"error": error}), status, media_type="application/json")
+    content = encode({"error": error}, lambda: {"error": clip_json(error)})
+    return Response(content, status, media_type="application/json")
