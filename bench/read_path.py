@@ -2,12 +2,14 @@
 
     python bench/read_path.py --ops 1000000 --seconds 10 --connections 64
     python bench/read_path.py --store postgres --ops 1000000 --seconds 8
+    python bench/read_path.py --ops 1000000 --seconds 10 --no-fast-reads-too
 
 Seeds a store with --ops operations (an SQLite file, or with --store postgres a throwaway
 PostgreSQL database next to --dsn's, dropped at the end), then drives GETs of random ids with
 a valid bearer token on every request against: opstatus, a bare ASGI app returning a constant
 document, and the hand-written FastAPI + SQLAlchemy + pydantic endpoint on the same
-database. Prints a table of req/s, p50, p99 and the ratios; appends to
+database; with --no-fast-reads-too also opstatus without its fast lane for status reads
+(``opstatus serve --no-fast-reads``). Prints a table of req/s, p50, p99 and the ratios; appends to
 bench/results/read_path.jsonl. Needs wrk (apt-get install wrk) and the bench extra
 (pip install -e ".[bench]").
 """
@@ -33,6 +35,11 @@ from bench.common import (  # noqa: E402
 from bench.pg import DEFAULT_DSN  # noqa: E402
 from bench.stores import KINDS, Seeded, seeded  # noqa: E402
 
+#: What --no-fast-reads-too adds to opstatus's command line.
+NO_FAST_READS = ["--no-fast-reads"]
+#: The row of the server NO_FAST_READS starts.
+NO_FAST_READS_ROW = "no fast reads"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,6 +53,11 @@ def main() -> None:
         default=0,
         metavar="N",
         help="also measure opstatus with --workers N, reported against its --workers run",
+    )
+    parser.add_argument(
+        "--no-fast-reads-too",
+        action="store_true",
+        help="also measure opstatus serve --no-fast-reads, reported against the bare app",
     )
     parser.add_argument("--skip-handwritten", action="store_true")
     parser.add_argument("--store", choices=KINDS, default="sqlite")
@@ -88,6 +100,8 @@ def run(args: argparse.Namespace, home: Path, store: Seeded) -> dict[str, Load]:
     if args.scale_to > 1:
         scaled = [*opstatus_args(home, store.url), "--workers", str(args.scale_to)]
         results[f"opstatus x{args.scale_to}"] = measure("opstatus", scaled)
+    if args.no_fast_reads_too:
+        results[NO_FAST_READS_ROW] = measure("opstatus", [*opstatus_argv, *NO_FAST_READS])
     return results
 
 
@@ -99,13 +113,13 @@ def report(results: dict[str, Load], args: argparse.Namespace, store: Seeded) ->
         f"workers={args.workers}, {args.seconds}s"
     )
     print(
-        f"{'server':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'server':<15}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
         f"{'x bare':>8}{'x hand':>8}"
     )
     for name, load in results.items():
         vs_hand = f"{load.rps / hand.rps:8.2f}" if hand else f"{'-':>8}"
         print(
-            f"{name:<14}{load.rps:>10,.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
+            f"{name:<15}{load.rps:>10,.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
             f"{load.errors + load.non2xx:>8}{load.rps / bare:>8.2f}{vs_hand}"
         )
     scaled = results.get(f"opstatus x{args.scale_to}")
@@ -113,6 +127,12 @@ def report(results: dict[str, Load], args: argparse.Namespace, store: Seeded) ->
         print(
             f"opstatus with {args.scale_to} workers: {scaled.rps / results['opstatus'].rps:.2f}x "
             f"its throughput with {args.workers}"
+        )
+    slow = results.get(NO_FAST_READS_ROW)
+    if slow is not None:
+        print(
+            f"opstatus --no-fast-reads: {slow.rps / bare:.2f}x bare ASGI, "
+            f"against {results['opstatus'].rps / bare:.2f}x with fast reads"
         )
     record(
         "read_path",
