@@ -50,15 +50,15 @@ def create_app(env: Mapping[str, str]) -> tuple[Celery, Tracker]:
         cancel_poll_interval=0.2,
     )
 
-    @app.task(name="tests.add", opstatus=True)
+    @app.task(name="tests.add", shared=False, opstatus=True)
     def add(x: int, y: int) -> dict[str, Any]:
         return {"sum": x + y}
 
-    @app.task(name="tests.fail", opstatus=True)
+    @app.task(name="tests.fail", shared=False, opstatus=True)
     def fail(message: str) -> None:
         raise DiskFull(message)
 
-    @app.task(name="tests.steps", opstatus=True)
+    @app.task(name="tests.steps", shared=False, opstatus=True)
     def steps(count: int, pause: float) -> dict[str, Any]:
         """Reports progress at each step; a cancel request stops it at the next one."""
         for step in range(count):
@@ -66,24 +66,24 @@ def create_app(env: Mapping[str, str]) -> tuple[Celery, Tracker]:
             time.sleep(pause)
         return {"steps": count}
 
-    @app.task(name="tests.flaky", opstatus=True, bind=True, max_retries=5)
+    @app.task(name="tests.flaky", shared=False, opstatus=True, bind=True, max_retries=5)
     def flaky(self: Any, failures: int) -> dict[str, Any]:
         report(10 * (self.request.retries + 1), f"attempt {self.request.retries + 1}")
         if self.request.retries < failures:
             raise self.retry(exc=ConnectionError("the backend blinked"), countdown=0.1)
         return {"attempts": self.request.retries + 1}
 
-    @app.task(name="tests.silent", opstatus=True, opstatus_lease=2)
+    @app.task(name="tests.silent", shared=False, opstatus=True, opstatus_lease=2)
     def silent(seconds: float) -> None:
         """Runs without reporting, under a short lease (the heartbeat keeps it alive)."""
         time.sleep(seconds)
 
-    @app.task(name="tests.stubborn", opstatus=True, opstatus_terminate=True)
+    @app.task(name="tests.stubborn", shared=False, opstatus=True, opstatus_terminate=True)
     def stubborn(seconds: float) -> None:
         """Never reports: only terminating its process stops it."""
         time.sleep(seconds)
 
-    @app.task(name="tests.untracked")
+    @app.task(name="tests.untracked", shared=False)
     def untracked() -> None:
         return None
 

@@ -175,3 +175,84 @@ def test_a_retried_task_stays_one_operation(shared: Stack) -> None:
     assert (op.status, op.properties) == ("Succeeded", {"attempts": 3})
     same_kind = list(shared.client.list(SUB_A, "westus", kind="tests.flaky"))
     assert [o.name for o in same_kind] == [result.id]
+
+
+# --- leases -------------------------------------------------------------------------------------
+
+
+def started(s: Stack, task_id: str) -> OperationStatus:
+    """The operation once a worker has started its task (the producer lease is set)."""
+    return until(lambda: (op := s.get(task_id)).lease_seconds and op)
+
+
+def test_a_worker_killed_with_sigkill_leaves_producer_lost(own: Callable[..., Stack]) -> None:
+    s = own()
+    result = s.task("silent").delay(60)
+    op = started(s, result.id)
+    assert (op.lease_seconds, op.lease_state) == (2, "Active")
+    time.sleep(3)  # longer than the lease: the heartbeat renews it
+    assert (s.get(result.id).status, s.get(result.id).lease_state) == ("InProgress", "Active")
+    s.worker.kill()
+    op = s.wait(result.id, timeout=15)
+    assert (op.status, op.error_code) == ("Failed", "ProducerLost")
+
+
+def test_no_outcome_is_lost_while_opstatus_restarts(own: Callable[..., Stack]) -> None:
+    s = own()
+    results = [s.task("steps").delay(5, 0.2) for _ in range(8)]
+    s.server.stop()
+    for result in results:
+        assert result.get(timeout=30) == {"steps": 5}  # all ended while opstatus was down
+    s.server.start()
+    for result in results:
+        op = s.wait(result.id, timeout=20)
+        assert (op.status, op.properties) == ("Succeeded", {"steps": 5})
+
+
+# --- cancel -------------------------------------------------------------------------------------
+
+
+def test_cancel_stops_a_running_task_at_its_next_report(shared: Stack) -> None:
+    result = shared.task("steps").delay(200, 0.05)
+    until(lambda: (shared.get(result.id).percent_complete or 0) >= 2)
+    shared.client.cancel(shared.url(result.id))
+    op = shared.wait(result.id)
+    assert (op.status, op.error_code) == ("Canceled", "OperationCanceled")
+    assert (op.percent_complete or 0) < 50
+
+
+def test_cancel_revokes_a_queued_task(own: Callable[..., Stack]) -> None:
+    s = own()
+    later = cs.run_name()  # a queue the worker starts consuming only after the cancel
+    queued = s.task("add").apply_async((1, 1), queue=later)
+    s.client.cancel(s.url(queued.id))
+    until(lambda: "Tasks flagged as revoked: " + queued.id in s.worker.log.read_text())
+    s.app.control.add_consumer(later, reply=True, timeout=5)
+    op = s.wait(queued.id)
+    assert (op.status, op.error_code) == ("Canceled", "OperationCanceled")
+    assert op.error_message == "The task was revoked."
+    assert queued.state == "REVOKED"  # the worker discarded it unrun
+
+
+def test_cancel_terminates_a_task_configured_so(own: Callable[..., Stack]) -> None:
+    s = own(pool="prefork", concurrency=1)
+    result = s.task("stubborn").delay(60)
+    started(s, result.id)
+    s.client.cancel(s.url(result.id))
+    op = s.wait(result.id, timeout=20)
+    assert (op.status, op.error_code) == ("Canceled", "OperationCanceled")
+    assert "terminated" in (op.error_message or "")
+
+
+# --- RabbitMQ -----------------------------------------------------------------------------------
+
+
+def test_rabbitmq_as_the_broker(own: Callable[..., Stack]) -> None:
+    s = own(broker="amqp")
+    ok, bad = s.task("add").delay(4, 5), s.task("fail").delay("Disk full.")
+    assert s.wait(ok.id).properties == {"sum": 9}
+    assert (s.wait(bad.id).status, s.wait(bad.id).error_code) == ("Failed", "DiskFull")
+    running = s.task("steps").delay(200, 0.05)
+    started(s, running.id)
+    s.client.cancel(s.url(running.id))
+    assert s.wait(running.id).status == "Canceled"

@@ -18,8 +18,10 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from billiard.einfo import ExceptionWithTraceback
 from celery import Celery, signals
 from celery.exceptions import Reject, Retry
+from celery.utils.serialization import UnpickleableExceptionWrapper
 from celery.worker import state as worker_state
 
 from ..client import (
@@ -260,13 +262,14 @@ class Tracker:
         if task_id is None or not self.tracks_task(sender):
             return
         self.sender.release(self.status_url(task_id))
-        exc = exception if exception is not None else Exception("unknown failure")
+        exc = _original(exception, einfo)
         fields: dict[str, Any]
         if isinstance(exc, Reject):
             reason = exc.reason if exc.reason is not None else "the task rejected its message"
             fields = {"status": "Failed", "error": {"code": "TaskRejected", "message": str(reason)}}
         else:
-            fields = dict(failure_body(exc, isinstance(exc, CancelRequested)))
+            canceled = isinstance(exc, CancelRequested) or type(exc).__name__ == "CancelRequested"
+            fields = dict(failure_body(exc, canceled))
         if self.include_traceback and einfo is not None and fields["status"] == "Failed":
             fields["properties"] = {"traceback": str(einfo.traceback)[-8000:]}
         self._submit(task_id, sender.name, **fields)
@@ -420,6 +423,22 @@ def properties_of(result: Any) -> dict[str, Any] | None:
         log.warning("opstatus: a task's result of type %s is not JSON", type(result).__name__)
         return None
     return value
+
+
+def _original(exception: BaseException | None, einfo: Any) -> BaseException:
+    """The exception the task raised: Celery hands the signal a stand-in for one its result
+    serializer cannot carry, and keeps the original in ``einfo``."""
+    original = getattr(einfo, "exception", None)
+    if isinstance(original, ExceptionWithTraceback):
+        original = original.exc
+    if isinstance(original, BaseException) and not isinstance(
+        original, UnpickleableExceptionWrapper
+    ):
+        return original
+    if isinstance(exception, UnpickleableExceptionWrapper):
+        rebuilt: type[Exception] = type(str(exception.exc_cls_name), (Exception,), {})
+        return rebuilt(*exception.exc_args)
+    return exception if exception is not None else Exception("unknown failure")
 
 
 def _seconds_until(when: Any) -> float:
