@@ -80,12 +80,14 @@ class Worker:
         pool: str = "threads",
         concurrency: int = 4,
         app: str = "tests.celery_app",
+        cwd: Path = ROOT,
     ) -> None:
         self.env = env
         self.log = log
         self.pool = pool
         self.concurrency = concurrency
         self.app = app
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> Worker:
@@ -101,7 +103,7 @@ class Worker:
                     "--loglevel", "INFO",
                 ],
                 env=self.env,
-                cwd=ROOT,
+                cwd=self.cwd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
