@@ -417,6 +417,23 @@ async def test_http_status_code_is_stored_but_in_no_published_arm_shape(
     assert shown.json()["httpStatusCode"] == 201
 
 
+async def test_full_detail_shows_a_running_operations_properties(
+    client: httpx.AsyncClient, flat_client: httpx.AsyncClient
+) -> None:
+    """Progress detail (a Celery task's message) reaches opstatus's own readers while the
+    operation runs; the published shapes still show properties only as a result."""
+    full = {"Prefer": "opstatus-detail=full"}
+    await put(client, {"status": "InProgress", "properties": {"message": "copying"}})
+    assert (await client.get(status_path(), headers=full)).json()["properties"] == {
+        "message": "copying"
+    }
+    assert "properties" not in (await read(client)).json()
+    await put(flat_client, {"status": "InProgress", "properties": {"a": 1}}, url=widget_path())
+    assert "properties" not in (await flat_client.get(widget_path())).json()
+    await patch(client, {"status": "Failed", "error": {"code": "Bad", "message": "m"}})
+    assert "properties" not in (await client.get(status_path(), headers=full)).json()
+
+
 # -- a provider registered from a file: the flat RPC shape ------------------------------------
 
 

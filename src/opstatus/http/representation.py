@@ -65,7 +65,8 @@ def arm_body(
     """Keys in the order of the published example; absent values are left out, not null.
 
     The nested (swagger) shape carries only the swagger's keys, unless the caller asked for
-    ``full`` detail (opstatus's own clients do, to show progress). ``httpStatusCode`` is in
+    ``full`` detail (opstatus's own clients do, to show progress, and a running operation's
+    ``properties`` with it). ``httpStatusCode`` is in
     no published ARM shape (the classic form shows it), so only ``full`` detail carries it.
     """
     body: dict[str, Any] = {"id": resource_id(op), "name": op.operation_id}
@@ -77,7 +78,10 @@ def arm_body(
     if shape == "flat" or full:
         if op.percent_complete is not None:
             body["percentComplete"] = op.percent_complete
-        if op.properties is not None and op.status == SUCCEEDED:
+        # A result once Succeeded; while running, a producer's progress detail (the
+        # Celery integration's messages) for readers that asked for full detail.
+        shown = op.status == SUCCEEDED or (full and not op.terminal)
+        if op.properties is not None and shown:
             body["properties"] = op.properties
     whole = None
     if full:
