@@ -41,7 +41,11 @@ async def nothing(scope: Any, receive: Any, send: Any) -> None:
 
 
 async def per_request_us(app: Any, authorization: bytes, n: int) -> float:
-    headers = [(b"host", b"x"), (b"accept", b"application/json"), (b"authorization", authorization)]
+    headers = [
+        (b"host", b"127.0.0.1:8080"),
+        (b"accept", b"application/json"),
+        (b"authorization", authorization),
+    ]
 
     async def receive() -> Any:
         return {"type": "http.request", "body": b""}
@@ -49,7 +53,8 @@ async def per_request_us(app: Any, authorization: bytes, n: int) -> float:
     started = time.perf_counter()
     for _ in range(n):
         scope = {"type": "http", "method": "GET", "path": "/", "headers": headers,
-                 "client": ("127.0.0.1", 5000), "state": {}}  # fmt: skip
+                 "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8080),
+                 "scheme": "http", "state": {}}  # fmt: skip
         await app(scope, receive, nothing)
     return (time.perf_counter() - started) / n * 1e6
 

@@ -612,7 +612,14 @@ def test_validate_http_status_code_accepts(given: int) -> None:
     assert validate_http_status_code(given) == given
 
 
-@pytest.mark.parametrize("given", [99, 600, 0, -200, 200.0, "200", True, None, [200]])
+def test_a_whole_number_written_with_a_point_is_that_integer() -> None:
+    """JSON has one kind of number, and JSON Schema's integer (what the OpenAPI document
+    says) is any whole one."""
+    assert validate_http_status_code(409.0) == 409
+    assert type(validate_http_status_code(409.0)) is int
+
+
+@pytest.mark.parametrize("given", [99, 600, 0, -200, 200.5, 600.0, "200", True, None, [200]])
 def test_validate_http_status_code_refuses(given: object) -> None:
     with pytest.raises(InvalidInput) as info:
         validate_http_status_code(given)

@@ -139,6 +139,14 @@ def main() -> None:
     help="Base URL for absolute links, when behind a proxy. [env: OPSTATUS_PUBLIC_URL]",
 )
 @click.option(
+    "--allowed-hosts",
+    default=None,
+    envvar="OPSTATUS_ALLOWED_HOSTS",
+    help="Comma-separated Host names a request may name, others get 400: name, name:port, "
+    "*.domain, or * for any. Default: the server's address and localhost, 127.0.0.1 and "
+    "[::1] with its port; with --public-url, any. [env: OPSTATUS_ALLOWED_HOSTS]",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -191,6 +199,7 @@ def serve(
     retry_after: int,
     max_wait: int,
     public_url: str | None,
+    allowed_hosts: str | None,
     log_level: str,
     max_body_bytes: int,
     security: SecuritySettings,
@@ -224,6 +233,9 @@ def serve(
         retry_after=retry_after,
         max_wait=max_wait,
         public_url=public_url,
+        allowed_hosts=None
+        if allowed_hosts is None
+        else tuple(name.strip() for name in allowed_hosts.split(",") if name.strip()),
         max_body_bytes=max_body_bytes,
         security=security,
         retain_succeeded=retain_succeeded,

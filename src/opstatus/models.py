@@ -180,7 +180,10 @@ def validate_percent(value: object) -> float:
 
 
 def validate_http_status_code(value: object) -> int:
-    """The HTTP status the original request ended with, shown by the classic form."""
+    """The HTTP status the original request ended with, shown by the classic form. ``500.0``
+    is 500: JSON has one kind of number, and JSON Schema's integer is any whole one."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
         raise InvalidInput(
             "'httpStatusCode' must be an integer from 100 to 599.", target="httpStatusCode"

@@ -48,6 +48,9 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     #: Base URL for absolute links (Azure-AsyncOperation); default: from the request's Host.
     public_url: str | None = None
+    #: The Host names a request may name (see http/hosts.py); None: the server's own
+    #: address and loopback names, or any with ``public_url``.
+    allowed_hosts: tuple[str, ...] | None = None
     #: Identity providers, TLS, limits and audit (see security.py).
     security: SecuritySettings = field(default_factory=SecuritySettings)
     #: Seconds a terminal operation stays readable, per status (at least a day).

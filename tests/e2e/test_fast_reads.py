@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from tests import pg
@@ -57,8 +58,12 @@ def serving(
         yield proc
 
 
-def request(method: str, path: str, token: str, body: bytes = b"", version: str = "1.1") -> bytes:
-    head = f"{method} {path} HTTP/{version}\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+def request(
+    port: int, method: str, path: str, token: str, body: bytes = b"", version: str = "1.1"
+) -> bytes:
+    """A request as a client sends it to the server on ``port`` (Host names the port)."""
+    head = f"{method} {path} HTTP/{version}\r\nHost: 127.0.0.1:{port}\r\n"
+    head += f"Authorization: Bearer {token}\r\n"
     if body:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + body
@@ -68,18 +73,20 @@ def test_keep_alive_and_pipelined_requests_answer_in_order(server: ServerProcess
     token = server.token("Owner", f"/subscriptions/{SUB_A}", "pipeliner")
     patch = b'{"percentComplete": 50}'
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(request("GET", status_path(op_id="op1"), token))  # verifies the token
+        sock.sendall(
+            request(server.port, "GET", status_path(op_id="op1"), token)
+        )  # verifies the token
         first = read_responses(sock, 1)[0]
         assert first[0] == 200 and b'"name":"op1"' in first[2]
         # Inline-able reads around a write and a 404, all in one segment.
         burst = b"".join(
             [
-                request("GET", status_path(op_id="op1"), token),
-                request("GET", status_path(op_id="op2"), token),
-                request("PATCH", status_path(op_id="op1"), token, patch),
-                request("GET", status_path(op_id="op1"), token),
-                request("GET", status_path(op_id="missing"), token),
-                request("GET", status_path(op_id="op2"), token),
+                request(server.port, "GET", status_path(op_id="op1"), token),
+                request(server.port, "GET", status_path(op_id="op2"), token),
+                request(server.port, "PATCH", status_path(op_id="op1"), token, patch),
+                request(server.port, "GET", status_path(op_id="op1"), token),
+                request(server.port, "GET", status_path(op_id="missing"), token),
+                request(server.port, "GET", status_path(op_id="op2"), token),
             ]
         )
         sock.sendall(burst)
@@ -100,7 +107,9 @@ def test_reads_on_many_connections_at_once_get_their_own_answers(server: ServerP
     cost the others nothing."""
     token = server.token("Reader", f"/subscriptions/{SUB_A}", "crowd")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(request("GET", status_path(op_id="op1"), token))  # verifies the token
+        sock.sendall(
+            request(server.port, "GET", status_path(op_id="op1"), token)
+        )  # verifies the token
         assert read_responses(sock, 1)[0][0] == 200
     wanted = ["op1", "op2", "missing"] * 12
     with contextlib.ExitStack() as stack:
@@ -110,10 +119,10 @@ def test_reads_on_many_connections_at_once_get_their_own_answers(server: ServerP
         ]
         for _ in range(3):
             gone = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-            gone.sendall(request("GET", status_path(op_id="op1"), token))
+            gone.sendall(request(server.port, "GET", status_path(op_id="op1"), token))
             gone.close()
         for sock, op_id in zip(socks, wanted, strict=True):
-            sock.sendall(request("GET", status_path(op_id=op_id), token))
+            sock.sendall(request(server.port, "GET", status_path(op_id=op_id), token))
         for sock, op_id in zip(socks, wanted, strict=True):
             status, _, body = read_responses(sock, 1)[0]
             if op_id == "missing":
@@ -131,7 +140,9 @@ def test_reads_that_arrive_together_cannot_overspend_the_rate_limit(
     with serving(
         request, tmp_path / "home", store, "--rate-limit", "1", "--rate-burst", "5"
     ) as proc:
-        read = request_bytes(proc.token("Reader", f"/subscriptions/{SUB_A}", "burst"), "op1")
+        read = request_bytes(
+            proc.port, proc.token("Reader", f"/subscriptions/{SUB_A}", "burst"), "op1"
+        )
         with contextlib.ExitStack() as stack:
             socks = [
                 stack.enter_context(socket.create_connection(("127.0.0.1", proc.port), timeout=10))
@@ -159,20 +170,22 @@ def test_a_read_the_app_answers_after_all_costs_one_token(
         with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
             got = []
             for op_id in ("op1", "missing", "op1", "op1"):  # the first verifies the token
-                sock.sendall(request_bytes(token, op_id))
+                sock.sendall(request_bytes(proc.port, token, op_id))
                 got.append(read_responses(sock, 1)[0][0])
     assert got == [200, 404, 200, 429]
 
 
-def request_bytes(token: str, op_id: str) -> bytes:
-    return request("GET", status_path(op_id=op_id), token)
+def request_bytes(port: int, token: str, op_id: str) -> bytes:
+    return request(port, "GET", status_path(op_id=op_id), token)
 
 
 def test_http_1_0_gets_its_answer_and_the_connection_closes(server: ServerProcess) -> None:
     token = server.token("Reader", f"/subscriptions/{SUB_A}", "old-client")
     for _ in range(2):  # the first through the app, the second inline
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            sock.sendall(request("GET", status_path(op_id="op2"), token, version="1.0"))
+            sock.sendall(
+                request(server.port, "GET", status_path(op_id="op2"), token, version="1.0")
+            )
             status, headers, body = read_responses(sock, 1)[0]
             assert status == 200 and headers.get("connection") == "close"
             assert b'"status":"Succeeded"' in body
@@ -210,8 +223,9 @@ LANE_ON = os.environ.get("OPSTATUS_FAST_READS", "true").lower() not in ("0", "fa
 
 
 def test_the_protocol_lane_itself_answers(server: ServerProcess) -> None:
-    """Fails unless the protocol lane answered the reads: each after the first (which has
-    its token verified by the app) is counted as the lane's. With the lane off, none is."""
+    """Fails unless the protocol lane answered the reads: the first scrape of /metrics has
+    the token verified by the app, so every read after it is counted as the lane's. With the
+    lane off, none is."""
     token = server.token("Reader", f"/subscriptions/{SUB_A}", "lane")
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
         before = _lane_reads(c.get("/metrics").text)
@@ -219,7 +233,7 @@ def test_the_protocol_lane_itself_answers(server: ServerProcess) -> None:
             assert c.get(status_path(op_id="op1")).status_code == 200
         after = _lane_reads(c.get("/metrics").text)
     if LANE_ON:
-        assert after["protocol"] - before["protocol"] == 9
+        assert after["protocol"] - before["protocol"] == 10
         assert after["asgi"] == before["asgi"]
     else:
         assert after == before == {"protocol": 0.0, "asgi": 0.0}
@@ -253,7 +267,7 @@ def test_a_client_that_does_not_read_cannot_fill_the_servers_memory(
     up, the server stops answering inline and stops reading, and while it works through
     what it read it reads no more (uvicorn alone would queue the whole burst)."""
     token = server.token("Reader", f"/subscriptions/{SUB_A}", "hoarder")
-    one = request("GET", status_path(op_id="op1"), token)
+    one = request(server.port, "GET", status_path(op_id="op1"), token)
     assert server.proc is not None
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -287,3 +301,75 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
+
+
+def collection_path() -> str:
+    """Where a POST creates an operation with an id of the server's choosing."""
+    return status_path().replace("/op1?", "?")
+
+
+def test_a_foreign_host_is_refused_whichever_lane_reads_it(server: ServerProcess) -> None:
+    """A status read naming a Host the server does not answer for (http/hosts.py) is not
+    answered by the protocol's lane: the app refuses it, in its order on the connection."""
+    token = server.token("Reader", f"/subscriptions/{SUB_A}", "host-checked")
+    own = request(server.port, "GET", status_path(op_id="op1"), token)
+    foreign = own.replace(f"Host: 127.0.0.1:{server.port}".encode(), b"Host: evil.example")
+    other_port = own.replace(f":{server.port}\r\n".encode(), b":1\r\n")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(own)  # verifies the token: the reads below could be answered inline
+        assert read_responses(sock, 1)[0][0] == 200
+        sock.sendall(own + foreign + own + other_port + foreign.replace(b"op1", b"missing"))
+        answers = read_responses(sock, 5)
+    assert [status for status, _, _ in answers] == [200, 400, 200, 400, 400]
+    for _, headers, body in answers[1::2] + answers[4:]:
+        assert orjson.loads(body)["error"]["code"] == "HostNotAllowed"
+        assert b"evil" not in body and "evil" not in str(headers)
+    owner = {"Authorization": f"Bearer {server.token()}", "Host": "evil.example"}
+    created = httpx.post(server.url + collection_path(), json={}, headers=owner)
+    assert created.status_code == 400 and "azure-asyncoperation" not in created.headers
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_with_a_public_url_no_answer_names_the_host(
+    request: pytest.FixtureRequest, tmp_path: Path, store: str
+) -> None:
+    public = "https://ops.example.net"
+    with serving(request, tmp_path / "home", store, "--public-url", public) as proc:
+        headers = {"Authorization": f"Bearer {proc.token()}", "Host": "evil.example"}
+        created = httpx.post(proc.url + collection_path(), json={}, headers=headers)
+        assert created.status_code == 201, created.text
+        assert created.headers["azure-asyncoperation"].startswith(f"{public}/subscriptions/")
+        canceled = httpx.post(
+            proc.url + status_path(op_id="op1").replace("op1?", "op1/cancel?"), headers=headers
+        )
+        assert canceled.status_code == 202, canceled.text
+        for name in ("azure-asyncoperation", "location"):
+            assert canceled.headers[name].startswith(f"{public}/subscriptions/")
+        listed = httpx.get(proc.url + collection_path() + "&maxpagesize=1", headers=headers)
+        assert listed.json()["nextLink"].startswith(f"{public}/subscriptions/")
+        # A status read has no links: answered inline, as the app answers it.
+        inline = httpx.get(proc.url + status_path(op_id="op2"), headers=headers)
+        app = httpx.get(proc.url + status_path(op_id="op2"), headers={**headers, "Prefer": "x"})
+        assert inline.status_code == app.status_code == 200
+        assert inline.content == app.content
+        for answer in (created, canceled, listed, inline):
+            assert "evil" not in answer.text and "evil" not in str(answer.headers)
+
+
+def test_allowed_hosts_with_a_wildcard(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    hosts = "--allowed-hosts", "*.example.com,127.0.0.1"
+    with serving(request, tmp_path / "home", "sqlite", *hosts) as proc:
+        owner = {"Authorization": f"Bearer {proc.token()}"}
+        for host, status in [
+            ("a.example.com", 201),
+            ("b.c.example.com:8443", 201),
+            ("example.com", 400),
+            ("a.example.com.evil.example", 400),
+            ("localhost", 400),
+        ]:
+            headers = {**owner, "Host": host}
+            created = httpx.post(proc.url + collection_path(), json={}, headers=headers)
+            assert created.status_code == status, (host, created.text)
+            if status == 201:
+                link = created.headers["azure-asyncoperation"]
+                assert link.startswith(f"http://{host}/subscriptions/"), link

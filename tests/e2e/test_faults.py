@@ -156,7 +156,7 @@ def test_sigterm_answers_the_request_in_flight_before_exiting(home: Path) -> Non
     body = orjson.dumps({"percentComplete": 42})
     token = server.token("Contributor", f"/subscriptions/{SUB_A}")
     head = (
-        f"PUT {status_path(op_id='drained')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"PUT {status_path(op_id='drained')} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
         f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()

@@ -242,7 +242,8 @@ def test_a_head_the_server_stops_reading_is_not_timed_out(strict_server: ServerP
     path = status_path(op_id="held")
     put = httpx.put(strict_server.url + path, json={"status": "InProgress"}, headers=owner)
     assert put.is_success
-    held = f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+    host = f"Host: 127.0.0.1:{strict_server.port}\r\n"
+    held = f"GET {path} HTTP/1.1\r\n{host}Authorization: Bearer {token}\r\n"
     held += "Prefer: wait=2\r\n\r\n"
     queued = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     partial = "GET /healthz HTTP/1.1\r\nHost: x\r\n"

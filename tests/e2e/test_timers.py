@@ -38,7 +38,7 @@ def server(
 def answered(server: ServerProcess, extra_head: str = "") -> socket.socket:
     """A connection whose status read was answered (through the lane, when it is on)."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    head = f"GET {status_path()} HTTP/1.1\r\nHost: x\r\n"
+    head = f"GET {status_path()} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
     head += f"Authorization: Bearer {server.token()}\r\n{extra_head}\r\n"
     sock.sendall(head.encode())
     answer = b""
@@ -153,7 +153,8 @@ def test_connections_reset_after_an_answer_are_let_go_at_once(tmp_path: Path, la
     token = proc.token()
     owner = {"Authorization": f"Bearer {token}"}
     assert httpx.put(proc.url + status_path(), json={}, headers=owner).status_code == 201
-    head = f"GET {status_path()} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+    head = f"GET {status_path()} HTTP/1.1\r\nHost: 127.0.0.1:{proc.port}\r\n"
+    head += f"Authorization: Bearer {token}\r\n"
     head += "X-Padding: " + "p" * 2000 + "\r\n\r\n"  # what a held request would keep
     request = head.encode()
     linger = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")

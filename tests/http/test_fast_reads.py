@@ -37,6 +37,16 @@ api_versions = ["2024-01-01"]
 error_shape = "flat"
 """
 PER_RESPONSE = {"x-ms-request-id", "date"}
+#: What uvicorn's scope says of the connection, as httpx's ASGITransport does for the app.
+CONNECTION = {"scheme": "http", "server": ("testserver", 80)}
+
+
+def raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """The request's headers as uvicorn passes them: Host first (``testserver`` unless
+    ``headers`` names another)."""
+    raw = [(b"host", headers.get("Host", "testserver").encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items() if k != "Host"]
+    return raw
 
 
 class Both:
@@ -64,10 +74,10 @@ class Both:
 
     async def via_lane(self, path: str, headers: dict[str, str]) -> httpx.Response | None:
         """The ASGI lane, or None when it leaves the request to the app."""
-        raw = [(b"host", b"testserver")]
-        raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        raw = raw_headers(headers)
         path, _, query = path.partition("?")
         scope = {"type": "http", "method": "GET", "path": path, "query_string": query.encode()}
+        scope.update(CONNECTION)
         messages: list[dict[str, Any]] = []
 
         async def send(message: dict[str, Any]) -> None:
@@ -85,11 +95,10 @@ class Both:
         """The protocol's lane (server/fast_lane.py): the status read at once on a
         store that reads without waiting, else in a batch; None when it leaves the request
         to the app."""
-        raw = [(b"host", b"testserver")]
-        raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        raw = raw_headers(headers)
         lane = self.reads
         path, _, query = path.partition("?")
-        scope = {"path": path, "query_string": query.encode(), "headers": raw}
+        scope = {"path": path, "query_string": query.encode(), "headers": raw, **CONNECTION}
         admitted = lane.admit(scope)  # type: ignore[arg-type]
         if admitted is None:
             return None
@@ -289,3 +298,24 @@ async def test_fast_reads_off_leaves_every_read_to_the_app(tmp_path: Path) -> No
     settings = Settings(home=tmp_path, maintenance_interval=0, fast_reads=False)
     app = build_app(settings, store=MemoryStore())
     assert app.fast_reads is None
+
+
+async def test_a_foreign_host_gets_the_apps_400_from_every_lane(both: Both) -> None:
+    """Neither lane answers a status read naming a Host the server does not answer for
+    (http/hosts.py): the app refuses it, whichever lane it reached first."""
+    await both.put(status_path(), {"status": "InProgress"})
+    foreign = {**both.bearer(), "Host": "evil.example"}
+    assert await both.protocol_lane(status_path(), foreign) is None
+    assert await both.via_lane(status_path(), foreign) is None
+    assert await both.via_lane(status_path(op_id="nope"), foreign) is None  # not even a 404
+    for response in (
+        await both.via_app(status_path(), foreign),
+        await both.client.get(status_path(), headers=foreign),
+    ):
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "HostNotAllowed"
+    # The loopback names on the server's port are the server's own: answered by the lane.
+    for host in ("localhost", "127.0.0.1:80", "TESTSERVER"):
+        raw = await both.protocol_lane(status_path(), {**both.bearer(), "Host": host})
+        assert raw is not None, host
+        assert parse(raw)[0] == 200

@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Match, Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import errors
 from . import arm, classic, lists, results
@@ -53,6 +54,26 @@ class CaselessPostRoute(Route):
     def __init__(self, path: str, endpoint: Any) -> None:
         super().__init__(path, endpoint, methods=["POST"])
         self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+
+
+def redirect_slashes(router: Router, public_url: str | None) -> ASGIApp:
+    """The router's answer when no route matches: Starlette's redirect to the same path
+    with or without a trailing slash, where that path has a route, with its Location made
+    as the other links are (from --public-url when set, not the Host); else 404."""
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if scope["type"] == "http" and path != "/":
+            other = {**scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+            if any(route.matches(other)[0] is not Match.NONE for route in router.routes):
+                url = URL(scope=other)
+                if public_url:
+                    url = URL(public_url.rstrip("/") + url.path).replace(query=url.query)
+                await RedirectResponse(str(url))(scope, receive, send)
+                return
+        await router.not_found(scope, receive, send)
+
+    return default
 
 
 def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
@@ -155,6 +176,8 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp
             Exception: handle_unexpected,
         },
     )
+    app.router.redirect_slashes = False  # answered by the router's default instead:
+    app.router.default = redirect_slashes(app.router, ctx.settings.public_url)
     app.state.ctx = ctx
     app.state.metrics = ctx.metrics
     fast_reads = FastReads(ctx, status_read, ctx.metrics) if ctx.settings.fast_reads else None

@@ -11,6 +11,7 @@ from ..providers import ProviderRegistry
 from ..service import OperationService
 from ..settings import Settings
 from ..stores.base import Store
+from .hosts import AllowedHosts
 from .limits import RateLimiter, WaiterSlots
 
 
@@ -29,3 +30,5 @@ class AppContext:
     limiter: RateLimiter | None = None
     #: The app's own registry; the store is instrumented into it (metrics.instrument).
     metrics: Metrics = field(default_factory=Metrics)
+    #: The Host names answered (the guard, and the fast reads).
+    hosts: AllowedHosts = field(default_factory=lambda: AllowedHosts(None, None))

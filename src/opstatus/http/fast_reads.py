@@ -14,7 +14,7 @@ their statuses, and writes their answers, in two lanes:
   of them (:meth:`statuses`; PostgreSQL).
 
 So the lanes carry the middlewares' duties themselves, through the functions those use: the
-guard's token cache and rate limit, the ARM headers, the request metrics, and the status
+guard's token cache, rate limit and Host check, the ARM headers, the request metrics, and the status
 read's checks and document (:mod:`.status_read`). The protocol lane answers only the plain
 success; the ASGI lane also the read's own errors (not found, expired), through the app's
 error response. Anything else (a token to verify, another 4xx, a Prefer header, an Accept
@@ -107,7 +107,10 @@ class FastReads:
         of the event loop, or awaiting the store) could otherwise all pass a bucket that
         holds one. Its scope says so, so that if the app answers it after all, the guard
         does not charge it again. A read over the rate is not admitted: the guard answers
-        it 429."""
+        it 429; nor one naming a Host the server does not answer for: the guard answers it
+        400."""
+        if not self.ctx.hosts.allows(scope):
+            return None
         admitted = self._admit(
             self.read.parse(scope["path"], scope["query_string"]), scope["headers"]
         )

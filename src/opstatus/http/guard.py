@@ -11,7 +11,8 @@ pass over the headers, a cached token lookup, a token-bucket update). Per reques
 2. spends a token of the caller's bucket (the principal, or without a valid token the
    client address): over the limit, 429 ``TooManyRequests`` with Retry-After, held back
    ``reject_delay`` seconds so that a flood costs the server little;
-3. refuses a body over the size limit (413) and a body that is not sent in time (408);
+3. refuses a Host the server does not answer for (400, see :mod:`.hosts`), a body over the
+   size limit (413) and a body that is not sent in time (408);
 4. writes one audit line per write request, whatever its outcome, before its answer leaves.
 """
 
@@ -33,6 +34,7 @@ from . import audit
 from .classic_errors import classic_error_response
 from .context import AppContext
 from .errors import RequestTimeout, RequestTooLarge, error_response
+from .hosts import HOST_MESSAGE, HOST_NOT_ALLOWED
 from .limits import CHARGED
 
 
@@ -110,13 +112,16 @@ class GuardMiddleware:
     def check(
         self, scope: Scope, principal: Principal | None, length: bytes | None
     ) -> tuple[float, ASGIApp | None]:
-        """``(seconds to wait, None)`` when over the rate (429), ``(0, answer)`` for a
-        declared body over the limit (413), else ``(0, None)``: the request may proceed."""
+        """``(seconds to wait, None)`` when over the rate (429), ``(0, answer)`` for a Host
+        the server does not answer for (400) or a declared body over the limit (413), else
+        ``(0, None)``: the request may proceed."""
         if self.limiter is not None and not scope.get("state", {}).get(CHARGED):
             key = principal.key if principal is not None else client_address(scope)
             wait = self.limiter.take(key)
             if wait:
                 return wait, None
+        if not self.ctx.hosts.allows(scope):
+            return 0.0, refuse(scope, 400, HOST_NOT_ALLOWED, HOST_MESSAGE)
         if length is not None and length.isdigit() and int(length) > self.max_body:
             exc = too_large(self.max_body)
             return 0.0, refuse(scope, 413, exc.code, exc.message)

@@ -15,8 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import MAX_MESSAGE_CHARS
+from ..lifecycle import MAX_LEASE_SECONDS
+from ..models import (
+    CANCELED,
+    FAILED,
+    IN_PROGRESS,
+    MAX_ERROR_DEPTH,
+    MAX_MESSAGE_CHARS,
+    SUCCEEDED,
+)
 from ..providers import Provider, ProviderRegistry
+from .openapi_classic import CLASSIC_PARAMETERS, CLASSIC_PATHS, CLASSIC_SCHEMAS
 
 Schema = dict[str, Any]
 
@@ -87,48 +96,115 @@ ARM_SCHEMAS: dict[str, Schema] = {
     },
 }
 
+
+def _caseless(*words: str) -> Schema:
+    """A string that is one of ``words`` in any case (ECMA-262 patterns have no flags)."""
+    spelled = "|".join("".join(f"[{c.upper()}{c.lower()}]" for c in word) for word in words)
+    return {"type": "string", "pattern": f"^(?:{spelled})$"}
+
+
 _STATUS_WORD = {
     "description": "InProgress (the default), Succeeded, Failed or Canceled (terminal and "
     "final), or another PascalCase word such as Accepted or Running. The four known words "
     "match case-insensitively; 'Cancelled' is refused.",
     "type": "string",
-    "pattern": "^[A-Z][A-Za-z0-9]{0,63}$",
+    "anyOf": [
+        _caseless(IN_PROGRESS, SUCCEEDED, FAILED, CANCELED),
+        {"pattern": "^[A-Z][A-Za-z0-9]{0,63}$", "not": _caseless("Cancelled")},
+    ],
     "examples": ["InProgress", "Succeeded", "Failed", "Canceled", "Running"],
 }
+#: What the server enforces across fields: 'error' only with Failed or Canceled, 'endTime'
+#: only with a terminal status, each named in the same body.
+_STATUS_RULES: list[Schema] = [
+    {
+        "anyOf": [
+            {"not": {"required": ["error"]}},
+            {"required": ["status"], "properties": {"status": _caseless(FAILED, CANCELED)}},
+        ]
+    },
+    {
+        "anyOf": [
+            {"not": {"required": ["endTime"]}},
+            {
+                "required": ["status"],
+                "properties": {"status": _caseless(SUCCEEDED, FAILED, CANCELED)},
+            },
+        ]
+    },
+]
 #: Text the server stores: no control characters but tab, newline and carriage return.
 _NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
-_ERROR_LEAF: Schema = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["code"],
-    "properties": {
-        "code": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9._-]{0,127}$"},
-        "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS, "pattern": _NO_CONTROL},
-        "target": {"type": "string", "maxLength": 1024, "pattern": _NO_CONTROL},
+_ADDITIONAL_INFO: Schema = {
+    "type": "array",
+    "maxItems": 100,
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"type": {"type": "string"}, "info": {"type": "object"}},
+    },
+}
+
+
+def _error_input(depth: int = 0) -> Schema:
+    """ARM's ErrorDetail as a producer may send it: ``details`` nest to the server's limit."""
+    details: Schema = {"type": "array", "maxItems": 100}
+    details["items"] = _error_input(depth + 1) if depth < MAX_ERROR_DEPTH else False
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["code"],
+        "properties": {
+            "code": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9._-]{0,127}$"},
+            "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS, "pattern": _NO_CONTROL},
+            "target": {"type": "string", "maxLength": 1024, "pattern": _NO_CONTROL},
+            "details": details,
+            "additionalInfo": _ADDITIONAL_INFO,
+        },
+    }
+
+
+#: Fields both producer bodies may carry, as the server parses them.
+_PRODUCER_FIELDS: Schema = {
+    "status": _STATUS_WORD,
+    "percentComplete": {"type": "number", "minimum": 0, "maximum": 100},
+    "endTime": {"type": "string", "format": "date-time"},
+    "properties": {"type": "object"},
+    "error": {
+        "description": "ARM's ErrorDetail, or the swagger's ErrorResponse around it.",
+        "anyOf": [
+            _ref("ErrorDetailInput"),
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["error"],
+                "properties": {"error": _ref("ErrorDetailInput")},
+            },
+        ],
+    },
+    "httpStatusCode": {
+        "description": "The HTTP status the original request ended with (the classic form "
+        "shows it).",
+        "type": "integer",
+        "minimum": 100,
+        "maximum": 599,
+    },
+    "leaseSeconds": {
+        "description": "0: no lease; else the producer must write again within this many "
+        "seconds, or the operation is Failed with ProducerLost.",
+        "anyOf": [
+            {"type": "number", "const": 0},
+            {"type": "number", "minimum": 1, "maximum": MAX_LEASE_SECONDS},
+        ],
     },
 }
 
 #: opstatus's own schemas: the producer's bodies and the flat (ARM RPC) operation resource.
 OWN_SCHEMAS: dict[str, Schema] = {
     "ErrorDetailInput": {
-        "description": "Why an operation failed or was canceled (ARM's ErrorDetail). Details "
-        "may nest up to 8 levels; this document describes one.",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["code"],
-        "properties": {
-            **_ERROR_LEAF["properties"],
-            "details": {"type": "array", "maxItems": 100, "items": _ERROR_LEAF},
-            "additionalInfo": {
-                "type": "array",
-                "maxItems": 100,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {"type": {"type": "string"}, "info": {"type": "object"}},
-                },
-            },
-        },
+        "description": f"Why an operation failed or was canceled (ARM's ErrorDetail). Details "
+        f"nest up to {MAX_ERROR_DEPTH} levels.",
+        **_error_input(),
     },
     "OperationCreate": {
         "description": "A producer's new operation. Replaying the same body answers 200; a "
@@ -137,27 +213,24 @@ OWN_SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "status": _STATUS_WORD,
-            "percentComplete": {"type": "number", "minimum": 0, "maximum": 100},
+            **_PRODUCER_FIELDS,
             "startTime": {"type": "string", "format": "date-time"},
-            "endTime": {"type": "string", "format": "date-time"},
-            "properties": {"type": "object", "description": "Shown once Succeeded."},
-            "error": _ref("ErrorDetailInput"),
+            "kind": {
+                "description": "What sort of operation this is, for filtering lists.",
+                "type": "string",
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$",
+            },
+            "cancelable": {"type": "boolean", "default": True},
         },
+        "allOf": _STATUS_RULES,
     },
     "OperationUpdate": {
         "description": "A producer's partial change. A terminal status is final (409); "
         "percentComplete never goes down unless resetProgress is true (409).",
         "type": "object",
         "additionalProperties": False,
-        "properties": {
-            "status": _STATUS_WORD,
-            "percentComplete": {"type": "number", "minimum": 0, "maximum": 100},
-            "resetProgress": {"type": "boolean"},
-            "endTime": {"type": "string", "format": "date-time"},
-            "properties": {"type": "object"},
-            "error": _ref("ErrorDetailInput"),
-        },
+        "properties": {**_PRODUCER_FIELDS, "resetProgress": {"type": "boolean"}},
+        "allOf": _STATUS_RULES,
     },
     "OperationResource": {
         "description": "The ARM RPC operation resource (providers registered with the flat "
@@ -202,6 +275,10 @@ _ERROR = {
     "description": "ARM's error envelope. 503 (store unavailable) carries Retry-After.",
     "headers": _HEADERS,
     "content": {_JSON: {"schema": _ref("ErrorResponse")}},
+}
+_PRECONDITION_FAILED = {
+    **_ERROR,
+    "description": "If-Match names no ETag the operation has (PreconditionFailed).",
 }
 
 
@@ -277,7 +354,11 @@ def _operation_paths(provider: Provider) -> dict[str, Schema]:
                     "required": False,
                     "content": {_JSON: {"schema": _ref("OperationUpdate")}},
                 },
-                "responses": {"200": {"description": "Updated.", **found}, "default": _ERROR},
+                "responses": {
+                    "200": {"description": "Updated.", **found},
+                    "412": _PRECONDITION_FAILED,
+                    "default": _ERROR,
+                },
             },
             "delete": {
                 "tags": ["OperationsStatus"],
@@ -287,12 +368,28 @@ def _operation_paths(provider: Provider) -> dict[str, Schema]:
                 "responses": {
                     "200": {"description": "Deleted.", "headers": _HEADERS},
                     "204": {"description": "There was nothing to delete.", "headers": _HEADERS},
+                    "412": _PRECONDITION_FAILED,
                     "default": _ERROR,
                 },
             },
         },
         item: {
             "parameters": _parameters(provider),
+            "get": {
+                "tags": ["OperationsStatus"],
+                "operationId": f"{prefix}OperationsStatus_List",
+                "description": "Lists the operations of this location, newest first. nextLink "
+                "is there while more follow.",
+                "parameters": [prefer, {"$ref": "#/components/parameters/MaxPageSizeParameter"}],
+                "responses": {
+                    "200": {
+                        "description": "One page.",
+                        "headers": _HEADERS,
+                        "content": {_JSON: {"schema": _list_of(body)}},
+                    },
+                    "default": _ERROR,
+                },
+            },
             "post": {
                 "tags": ["OperationsStatus"],
                 "operationId": f"{prefix}OperationsStatus_CreateWithServerId",
@@ -311,6 +408,18 @@ def _operation_paths(provider: Provider) -> dict[str, Schema]:
                     "default": _ERROR,
                 },
             },
+        },
+    }
+
+
+def _list_of(item: Schema) -> Schema:
+    return {
+        "type": "object",
+        "required": ["value"],
+        "additionalProperties": False,
+        "properties": {
+            "value": {"type": "array", "items": item},
+            "nextLink": {"type": "string", "description": "The next page's absolute URL."},
         },
     }
 
@@ -396,19 +505,30 @@ _PARAMETERS: dict[str, Schema] = {
             "pattern": "^[A-Za-z0-9][A-Za-z0-9._~:=+@-]*$",
         },
     },
+    "MaxPageSizeParameter": {
+        "name": "maxpagesize",
+        "in": "query",
+        "required": False,
+        "description": "The most operations on one page (the server may cap it).",
+        "schema": {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*$"},
+    },
     "PreferParameter": {
         "name": "Prefer",
         "in": "header",
         "required": False,
-        "description": "'opstatus-detail=full' adds percentComplete and properties.",
-        "schema": {"type": "string", "enum": ["opstatus-detail=full"]},
+        "description": "RFC 7240 preferences. 'opstatus-detail=full' adds percentComplete "
+        "and properties; on a status GET, 'wait=N' holds the answer until the operation "
+        "changes or N seconds pass (at most the server's --max-wait). Others are ignored; "
+        "Preference-Applied names those honoured.",
+        "schema": {"type": "string"},
+        "examples": {"detail": {"value": "opstatus-detail=full"}},
     },
     "IfMatchParameter": {
         "name": "If-Match",
         "in": "header",
         "required": False,
-        "description": "Only act if the operation's ETag is one of these (or '*').",
-        "schema": {"type": "string", "maxLength": 200},
+        "description": "Only act if the operation's ETag is one of these (or '*'); else 412.",
+        "schema": {"type": "string"},
     },
 }
 
@@ -418,6 +538,7 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
     paths: dict[str, Schema] = {}
     for provider in providers if providers is not None else ProviderRegistry():
         paths.update(_operation_paths(provider))
+    paths.update(CLASSIC_PATHS)
     paths.update(_OPERABILITY)
     return {
         "openapi": "3.1.0",
@@ -425,7 +546,8 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
             "title": "opstatus",
             "version": "1",
             "description": "Long-running operations, answered in ARM's Get Operation Status "
-            "form (Microsoft.Cache operationsStatus, 2025-07-01 swagger).",
+            "form (Microsoft.Cache operationsStatus, 2025-07-01 swagger) and in the classic "
+            "Service Management form (/{subscriptionId}/operations/{requestId}, XML).",
         },
         "security": [{"bearer": []}],
         "paths": paths,
@@ -438,7 +560,7 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
                     "description": "A token from 'opstatus token' (Reader, Contributor, Owner).",
                 }
             },
-            "parameters": _PARAMETERS,
-            "schemas": {**ARM_SCHEMAS, **OWN_SCHEMAS},
+            "parameters": {**_PARAMETERS, **CLASSIC_PARAMETERS},
+            "schemas": {**ARM_SCHEMAS, **OWN_SCHEMAS, **CLASSIC_SCHEMAS},
         },
     }

@@ -15,6 +15,7 @@ from ..auth import load_or_create_key
 from ..http import continuation
 from ..http.app import Lifespan, OpstatusApp, create_app
 from ..http.context import AppContext
+from ..http.hosts import AllowedHosts
 from ..http.limits import RateLimiter, WaiterSlots
 from ..lifecycle import Clock
 from ..maintenance import run_maintenance
@@ -55,6 +56,7 @@ def build_context(
         waiters=WaiterSlots(security.max_waiters, security.max_waiters_per_principal),
         limiter=RateLimiter.from_settings(security),
         metrics=metrics,
+        hosts=AllowedHosts(settings.allowed_hosts, settings.public_url),
     )
 
 
