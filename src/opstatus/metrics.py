@@ -8,16 +8,16 @@ Each app has its own registry (so that tests can build many apps in one process)
 - ``opstatus_http_requests_in_flight``;
 - ``opstatus_store_call_duration_seconds{call, outcome}``: every store call, timed;
 - ``opstatus_store_errors_total{call}``: store calls that failed (503 to the client);
-- ``opstatus_active_waiters``: requests waiting for an operation to change (long-polls);
+- ``opstatus_active_waiters``: requests held waiting for an operation to change
+  (``Prefer: wait``), each in a waiter slot;
 - ``opstatus_operations{status}``: stored operations by status, counted at scrape time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -87,7 +87,7 @@ class Metrics:
         )
         self.waiters = Gauge(
             "opstatus_active_waiters",
-            "Requests waiting for an operation to change (long-polls).",
+            "Requests held waiting for an operation to change (Prefer: wait).",
             registry=r,
         )
         self.operations = Gauge(
@@ -103,14 +103,10 @@ class Metrics:
         self.requests.inc((route, method, str(status)))
         self.latency.observe((route, method), seconds)
 
-    @contextlib.contextmanager
-    def waiting(self) -> Iterator[None]:
-        """Wrap a long-poll's wait in this so ``opstatus_active_waiters`` counts it."""
-        self.waiters.inc()
-        try:
-            yield
-        finally:
-            self.waiters.dec()
+    def count_waiters(self, waiting: Callable[[], int]) -> None:
+        """``opstatus_active_waiters`` reads ``waiting()``: the waiter slots held, so that
+        the gauge and the limit count the same thing."""
+        self.waiters.set_function(waiting)
 
     async def refresh_operations(self, store: Store) -> None:
         counts = await store.counts(OperationQuery())  # every operation, per status

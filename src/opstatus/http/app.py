@@ -123,6 +123,10 @@ def create_app(
     )
     key = load_or_create_key(settings.home)
     service = OperationService(store, clock, settings.lifecycle_policy())
+    waiters = WaiterSlots(
+        settings.security.max_waiters, settings.security.max_waiters_per_principal
+    )
+    metrics.count_waiters(lambda: waiters.waiting)
     ctx = AppContext(
         settings=settings,
         store=store,
@@ -130,9 +134,7 @@ def create_app(
         verifier=build_verifier(settings.security, settings.home),
         providers=providers,
         paging_key=continuation.paging_key(key),
-        waiters=WaiterSlots(
-            settings.security.max_waiters, settings.security.max_waiters_per_principal
-        ),
+        waiters=waiters,
         limiter=RateLimiter.from_settings(settings.security),
     )
 

@@ -126,8 +126,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         that queue without bound while answers still drain. Read again only once the queue
         is empty, so a connection holds at most one chunk of waiting requests. A head left
         half-read meanwhile has its time limit from when reading resumes: the wait was the
-        server's, not the client's."""
-        paused = self.flow.read_paused
+        server's, not the client's. (A held request listening for its client to leave
+        resumes reading once; a request queued meanwhile still means the server was not
+        reading on.)"""
+        paused = self.flow.read_paused or bool(self.pipeline)
         super().on_response_complete()
         if self.pipeline:
             self.flow.pause_reading()
@@ -228,7 +230,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if not self._started:
                 self.transport.close()  # connected but never started a request
             return  # between requests: uvicorn's keep-alive timeout closes idle connections
-        if self.flow.read_paused:  # the server is not reading: see on_response_complete
+        if self.flow.read_paused or self.pipeline:  # not read on: see on_response_complete
             self._arm_head_timer()
             return
         left = self._head_started + self.head_timeout - self.loop.time()
