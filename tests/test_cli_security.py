@@ -74,6 +74,14 @@ def test_serve_binds_loopback_by_default() -> None:
     assert code == 0 and "[default: 127.0.0.1]" in output
 
 
+def test_serve_help_describes_the_metrics_token() -> None:
+    code, output = run("serve", "--help")
+    assert code == 0
+    text = " ".join(output.split())
+    assert "--metrics-token TEXT Bearer token GET /metrics requires" in text
+    assert "OPSTATUS_METRICS_TOKEN" in text
+
+
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
@@ -81,6 +89,7 @@ def test_serve_binds_loopback_by_default() -> None:
         (["--jwks", "{jwks}", "--issuer", "i"], "--jwks needs"),
         (["--issuer", "i", "--audience", "a"], "apply to tokens checked with --jwks"),
         (["--tls-cert", "{jwks}"], "--tls-cert and --tls-key go together"),
+        (["--metrics-token", "has space"], "--metrics-token must be printable ASCII"),
     ],
 )
 def test_serve_refuses_incomplete_security_settings(

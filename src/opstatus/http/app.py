@@ -153,6 +153,7 @@ def create_app(
                 sweeps.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeps
+            await metrics.counts.close()
             await store.close()
 
     status_item = {
