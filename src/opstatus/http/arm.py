@@ -28,7 +28,7 @@ from ..models import (
 )
 from ..providers import Provider, ProviderRegistry
 from ..queries import OperationQuery
-from ..service import IfMatch, OperationRef
+from ..service import ANY_VERSION, IfMatch, OperationRef
 from .context import AppContext
 from .guard import principal_of
 from .held import ClientGone, unless_client_leaves
@@ -183,11 +183,15 @@ def target_of(
 
 
 def if_match(request: Request, header_name: str = "if-match") -> IfMatch:
+    """The ETags an If-Match (or If-None-Match) names, weak or strong, quoted or not; only a
+    bare ``*`` means any version (a quoted ``"*"`` is the ETag ``*``)."""
     header = request.headers.get(header_name)
     if header is None:
         return None
-    tags = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
-    return frozenset(tags)
+    tags = [tag.strip() for tag in header.split(",")]
+    if "*" in tags:
+        return ANY_VERSION
+    return frozenset(tag.removeprefix("W/").strip('"') for tag in tags)
 
 
 def body_of(ctx: AppContext, op: Operation, provider: Provider, full: bool) -> dict[str, Any]:
