@@ -145,6 +145,14 @@ def test_serve_binds_loopback_by_default() -> None:
     assert code == 0 and "[default: 127.0.0.1]" in output
 
 
+def test_serve_help_describes_the_metrics_token() -> None:
+    code, output = run("serve", "--help")
+    assert code == 0
+    text = " ".join(output.split())
+    assert "--metrics-token TEXT Bearer token GET /metrics requires" in text
+    assert "OPSTATUS_METRICS_TOKEN" in text
+
+
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
@@ -156,6 +164,7 @@ def test_serve_binds_loopback_by_default() -> None:
             "bind each to the issuer",
         ),
         (["--tls-cert", "{jwks}"], "--tls-cert and --tls-key go together"),
+        (["--metrics-token", "has space"], "--metrics-token must be printable ASCII"),
     ],
 )
 def test_serve_refuses_incomplete_security_settings(

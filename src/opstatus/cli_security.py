@@ -91,6 +91,9 @@ SECURITY_OPTIONS = [
     _option("--audit-log", "audit_log", "AUDIT_LOG",
             "File to append audit lines to (default: standard error).",
             type=click.Path(dir_okay=False, path_type=Path)),
+    _option("--metrics-token", "metrics_token", "METRICS_TOKEN",
+            "Bearer token GET /metrics requires (default: none, open); prefer the variable "
+            "to the flag, which other local users can see."),
 ]  # fmt: skip
 
 

@@ -10,16 +10,21 @@ Each app has its own registry (so that tests can build many apps in one process)
   by the server's protocol (``protocol``) or before the middlewares in ASGI (``asgi``);
 - ``opstatus_store_call_duration_seconds{call, outcome}``: every store call, timed;
 - ``opstatus_store_errors_total{call}``: store calls that failed (503 to the client);
-- ``opstatus_active_waiters``: requests waiting for an operation to change (long-polls);
-- ``opstatus_operations{status}``: stored operations by status, counted at scrape time.
+- ``opstatus_active_waiters``: requests held waiting for an operation to change
+  (``Prefer: wait``), each in a waiter slot;
+- ``opstatus_operations{status}``: stored operations by status, counted in the background
+  (:class:`OperationCounts`), so that a scrape costs the same however many are stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import logging
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -30,6 +35,14 @@ from .queries import OperationQuery
 from .stores.base import Change, DeleteCheck, ImmediateReads, Store
 from .tallies import CounterTally, HistogramTally
 
+log = logging.getLogger("opstatus.metrics")
+
+#: Seconds between counts of the stored operations (``opstatus_operations``) at least.
+COUNTS_INTERVAL = 5.0
+#: And after a count, at least this many times its duration: counting then takes at most a
+#: tenth of a core however large the store (on SQLite, a count of a million operations
+#: takes about half a second, of ten million about five).
+COUNTS_PAUSE_FACTOR = 9.0
 #: Seconds; the read path answers in well under a millisecond, a fsync'd write in a few.
 LATENCY_BUCKETS = (
     0.00025,
@@ -94,15 +107,16 @@ class Metrics:
         )
         self.waiters = Gauge(
             "opstatus_active_waiters",
-            "Requests waiting for an operation to change (long-polls).",
+            "Requests held waiting for an operation to change (Prefer: wait).",
             registry=r,
         )
         self.operations = Gauge(
             "opstatus_operations",
-            "Stored operations by status, counted when scraped.",
+            f"Stored operations by status, counted at most every {COUNTS_INTERVAL:g} seconds.",
             ["status"],
             registry=r,
         )
+        self.counts = OperationCounts(self.operations)
         self._method_label = {method: method for method in KNOWN_METHODS}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -110,20 +124,64 @@ class Metrics:
         self.requests.inc((route, method, str(status)))
         self.latency.observe((route, method), seconds)
 
-    @contextlib.contextmanager
-    def waiting(self) -> Iterator[None]:
-        """Wrap a long-poll's wait in this so ``opstatus_active_waiters`` counts it."""
-        self.waiters.inc()
-        try:
-            yield
-        finally:
-            self.waiters.dec()
+    def count_waiters(self, waiting: Callable[[], int]) -> None:
+        """``opstatus_active_waiters`` reads ``waiting()``: the waiter slots held, so that
+        the gauge and the limit count the same thing."""
+        self.waiters.set_function(waiting)
 
-    async def refresh_operations(self, store: Store) -> None:
-        counts = await store.counts(OperationQuery())  # every operation, per status
-        self.operations.clear()
+
+class OperationCounts:
+    """``opstatus_operations``, counted in the background: a scrape never waits for it.
+
+    Counting reads every stored operation (about half a second at a million on SQLite), so a
+    scrape that counted would cost more the larger the store, and scrapers together would
+    keep the store busy. A scrape starts a count when none is running, the last one began at
+    least ``interval`` seconds ago and ended at least COUNTS_PAUSE_FACTOR times its duration
+    ago; it shows the last count that finished. So there is at most one counting query per
+    interval however many scrape, and counting never takes more than a tenth of the time.
+    Nothing is counted while nobody scrapes; the first scrape shows no counts yet.
+    """
+
+    def __init__(self, gauge: Gauge, clock: Callable[[], float] = time.monotonic) -> None:
+        self.gauge = gauge
+        self.interval = COUNTS_INTERVAL
+        self._clock = clock
+        #: When the next count may start.
+        self._due = -math.inf
+        self._task: asyncio.Task[None] | None = None
+
+    def scraped(self, store: Store) -> None:
+        """A scrape is being answered: count ``store``'s operations if a count is due."""
+        if self._task is not None and not self._task.done():
+            return
+        now = self._clock()
+        if now < self._due:
+            return
+        self._due = now + self.interval
+        self._task = asyncio.get_running_loop().create_task(self._count(store, now))
+
+    async def _count(self, store: Store, started: float) -> None:
+        try:
+            counts = await store.counts(OperationQuery())  # every operation, per status
+        except StoreError as exc:  # the last counts stay; a later scrape tries again
+            log.warning("could not count operations: %s", exc.message)
+            return
+        except Exception:  # noqa: BLE001 - a background task: nobody else would see it
+            log.exception("could not count operations")
+            return
+        finally:
+            ended = self._clock()
+            self._due = max(self._due, ended + (ended - started) * COUNTS_PAUSE_FACTOR)
+        self.gauge.clear()
         for status, count in counts.items():
-            self.operations.labels(status).set(count)
+            self.gauge.labels(status).set(count)
+
+    async def close(self) -> None:
+        """Stop a count in progress (the app is stopping and its store closing)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 def instrument(store: Store, metrics: Metrics) -> Store:

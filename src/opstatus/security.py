@@ -9,6 +9,7 @@ Where each limit is enforced:
   handshake, a client that stops reading): the HTTP protocol (``server/protocol.py``),
   before the app sees the request;
 - the number of connections: uvicorn (``limit_concurrency``).
+- who may read ``/metrics`` (``metrics_token``): its handler (``http/operability.py``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class SecuritySettings:
     max_waiters_per_principal: int = 100
     #: Where audit lines go; default: standard error.
     audit_log: Path | None = None
+    #: The bearer token ``GET /metrics`` requires; None: the metrics are open to anyone.
+    metrics_token: str | None = None
 
     @property
     def external_identity(self) -> bool:
@@ -123,6 +126,9 @@ class SecuritySettings:
             raise ValueError("--tls-cert and --tls-key go together")
         if self.rate_limit < 0 or self.rate_burst < 1:
             raise ValueError("--rate-limit must be >= 0 and --rate-burst >= 1")
+        token = self.metrics_token
+        if token is not None and not (token and all("!" <= c <= "~" for c in token)):
+            raise ValueError("--metrics-token must be printable ASCII without spaces")
 
 
 def is_loopback(host: str) -> bool:

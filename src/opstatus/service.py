@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -85,12 +86,21 @@ class MaintenanceReport:
         return max(self.lapsed, self.expired, self.forgotten) >= limit
 
 
-#: ETags the caller's If-Match accepts; ``None`` means no precondition, ``"*"`` any.
-IfMatch = frozenset[str] | None
+class AnyVersion(enum.Enum):
+    """The bare ``*`` of If-Match (and If-None-Match): any version at all. A separate value,
+    not the string ``"*"``, because a quoted ``"*"`` is an ETag like any other, which
+    matches only an operation whose ETag it is."""
+
+    ANY = "*"
+
+
+ANY_VERSION = AnyVersion.ANY
+#: ETags the caller's If-Match accepts; ``None`` means no precondition, ANY_VERSION any.
+IfMatch = frozenset[str] | AnyVersion | None
 
 
 def _check_if_match(op: Operation, if_match: IfMatch) -> None:
-    if if_match is not None and "*" not in if_match and op.etag not in if_match:
+    if isinstance(if_match, frozenset) and op.etag not in if_match:
         raise PreconditionFailed(
             "The operation's ETag does not match If-Match; it was changed since it was read. "
             "Read it again and retry.",
@@ -203,7 +213,7 @@ class OperationService:
         deadline = loop.time() + seconds
         with notifier.watch(ref.subscription_id, ref.key) as maybe_changed:
             op = await self.get(ref)  # after watch(): a change from here on still wakes us
-            unchanged = known if known and "*" not in known else frozenset({op.etag})
+            unchanged = known if isinstance(known, frozenset) else frozenset({op.etag})
             while not op.terminal and op.etag in unchanged and not notifier.closed:
                 remaining = deadline - loop.time()
                 if remaining <= 0:

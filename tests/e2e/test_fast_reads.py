@@ -192,7 +192,7 @@ def test_http_1_0_gets_its_answer_and_the_connection_closes(server: ServerProces
             assert sock.recv(100) == b""  # closed by the server
 
 
-def test_inline_answers_are_counted(server: ServerProcess, tmp_path: Path) -> None:
+def test_fast_lane_answers_are_counted(server: ServerProcess, tmp_path: Path) -> None:
     token = server.token("Reader", f"/subscriptions/{SUB_A}", "counted")
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
         before = _status_reads(c.get("/metrics").text)

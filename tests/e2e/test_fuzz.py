@@ -19,7 +19,7 @@ SEED = 8
 def test_a_thousand_generated_requests_get_no_5xx_and_conform(
     home: Path, store: str, request: pytest.FixtureRequest
 ) -> None:
-    """On both stores: their status reads take different lanes (http/protocol.py)."""
+    """On both stores: their status reads take different lanes (server/fast_lane.py)."""
     url = request.getfixturevalue("pg_url") if store == "postgres" else None
     result = run(home, examples=10, seed=SEED, timeout=300, store=url)
     assert result.cases >= 1000, result.output

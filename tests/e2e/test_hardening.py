@@ -260,3 +260,40 @@ def test_a_connection_that_never_sends_is_closed(strict_server: ServerProcess) -
     started = time.monotonic()
     assert exchange(strict_server, b"") == b""
     assert 0.8 < time.monotonic() - started < 4
+
+
+def active_waiters(server: ServerProcess) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    [line] = [line for line in text.splitlines() if line.startswith("opstatus_active_waiters ")]
+    return float(line.split()[1])
+
+
+def until_waiters(server: ServerProcess, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while (seen := active_waiters(server)) != count:
+        assert time.monotonic() < deadline, f"{seen} waiters, not {count}"
+        time.sleep(0.02)
+
+
+def test_a_client_that_leaves_a_held_request_frees_its_waiter_slot(home: Path) -> None:
+    """One waiter slot: a held GET whose client disconnects gives it back at once, not when
+    its wait would have run out."""
+    server = ServerProcess(home, "--max-waiters", "1").start()
+    try:
+        token = server.token()
+        path = status_path(op_id="held")
+        owner = {"Authorization": f"Bearer {token}"}
+        assert httpx.put(server.url + path, json={}, headers=owner).status_code == 201
+        held = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {token}\r\n"
+        held += "Prefer: wait=60\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(held.encode())
+            until_waiters(server, 1)
+            refused = httpx.get(server.url + path, headers={**owner, "Prefer": "wait=60"})
+            assert refused.status_code == 200
+            assert "preference-applied" not in refused.headers  # no slot: answered at once
+        until_waiters(server, 0)
+        again = httpx.get(server.url + path, headers={**owner, "Prefer": "wait=1"})
+        assert again.headers["preference-applied"] == "wait=1"
+    finally:
+        server.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,32 @@ from tests.support import SUB_A, ServerProcess, status_path
 from .conftest import bearer
 
 pytestmark = pytest.mark.e2e
+
+
+def counted_metrics(client: httpx.Client) -> str:
+    """A scrape that shows the operation counts, which the first scrape starts counting."""
+    deadline = time.monotonic() + 10
+    while "opstatus_operations{" not in (text := client.get("/metrics").text):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.02)
+    return text
+
+
+def test_metrics_token_is_enforced_by_a_real_server(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSTATUS_METRICS_TOKEN", "scrape-me-0123")  # what serve --help advises
+    server = ServerProcess(home).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            refused = client.get("/metrics")
+            wrong = client.get("/metrics", headers=bearer("scrape-me-0124"))
+            admitted = client.get("/metrics", headers=bearer("scrape-me-0123"))
+    finally:
+        server.stop()
+    assert refused.status_code == wrong.status_code == 401
+    assert refused.json()["error"]["code"] == "AuthenticationFailed"
+    assert admitted.status_code == 200 and "opstatus_http_requests_total" in admitted.text
 
 
 def test_json_logs_name_the_request_that_met_a_damaged_row(home: Path) -> None:
@@ -30,7 +57,7 @@ def test_json_logs_name_the_request_that_met_a_damaged_row(home: Path) -> None:
                 )
                 conn.commit()
             response = client.get(status_path(op_id="hurt"))
-            metrics = client.get("/metrics").text
+            metrics = counted_metrics(client)
             live, ready = client.get("/healthz"), client.get("/readyz")
     finally:
         server.stop()

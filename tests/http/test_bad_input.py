@@ -214,6 +214,17 @@ async def test_non_json_content_type_is_415(
     assert await state(sqlite_client, home) == before
 
 
+async def test_the_415_does_not_echo_the_content_type(client: httpx.AsyncClient) -> None:
+    """Header values are never repeated back in an error (the README's promise)."""
+    marker = "text/x-secret-a1b2c3; token=s3cr3t"
+    response = await client.put(status_path(), content=b"{}", headers={"Content-Type": marker})
+    error = assert_arm_error(response, 415, "UnsupportedMediaType")
+    assert error["message"] == (
+        "The request's content type is not supported; send application/json."
+    )
+    assert "secret" not in response.text and "s3cr3t" not in response.text
+
+
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "text/json"])
 async def test_json_content_types_are_accepted(
     client: httpx.AsyncClient, content_type: str

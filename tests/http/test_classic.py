@@ -420,7 +420,7 @@ async def test_bad_create_body_is_400_with_the_reason(
 async def test_non_json_body_keeps_its_http_status(client: httpx.AsyncClient) -> None:
     headers = {**V, "Content-Type": "application/xml"}
     response = await client.put(classic_path("req-1"), content=b"<Operation/>", headers=headers)
-    message = "The content type 'application/xml' is not supported; send application/json."
+    message = "The request's content type is not supported; send application/json."
     assert_classic_error(response, 415, "UnsupportedMediaType", message)
 
 

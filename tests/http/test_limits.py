@@ -12,10 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from opstatus.http.limits import RateLimiter, WaiterSlots
 from opstatus.security import SecuritySettings
-from opstatus.stores import MemoryStore
+from opstatus.stores import MemoryStore, PostgreSQLStore, SQLiteStore
+from opstatus.stores.base import Store
 from tests.support import SUB_A, app_client, bearer, status_path
 
 from .conftest import JSON, assert_arm_error
@@ -229,6 +231,116 @@ async def test_the_app_carries_the_configured_waiter_slots(home: Path) -> None:
         assert isinstance(transport, httpx.ASGITransport)
         ctx = transport.app.app.state.ctx  # type: ignore[attr-defined]
         assert (ctx.waiters.limit, ctx.waiters.per_principal) == (7, 2)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    if request.param == "sqlite":
+        return SQLiteStore(tmp_path / "db.sqlite")
+    return PostgreSQLStore(request.getfixturevalue("pg_url"))
+
+
+async def active_waiters(client: httpx.AsyncClient) -> float:
+    text = (await client.get("/metrics")).text
+    [value] = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "opstatus_active_waiters"
+    ]
+    return value
+
+
+async def until_waiters(client: httpx.AsyncClient, count: int) -> None:
+    """Until ``opstatus_active_waiters`` shows ``count``; fails after 10 s."""
+    deadline = time.monotonic() + 10
+    while (seen := await active_waiters(client)) != count:
+        assert time.monotonic() < deadline, f"{seen} waiters, not {count}"
+        await asyncio.sleep(0.02)
+
+
+def held_get(
+    client: httpx.AsyncClient, headers: dict[str, str], wait: int = 30
+) -> asyncio.Task[httpx.Response]:
+    return asyncio.create_task(
+        client.get(status_path(), headers={**headers, "Prefer": f"wait={wait}"})
+    )
+
+
+async def test_a_principal_holds_at_most_100_waiters_the_rest_answer_at_once(
+    home: Path, store: Store
+) -> None:
+    """The default limits: a Reader's 101st to 103rd long-polls are plain GETs, at once,
+    while another principal may still wait; a write answers the held ones and frees them."""
+    async with app_client(home, store=store, security=SecuritySettings(rate_limit=0)) as c:
+        writer = bearer(home, "Contributor", subject="writer")
+        assert (await c.put(status_path(), headers=writer, json={})).status_code == 201
+        reader = bearer(home, "Reader", f"/subscriptions/{SUB_A}", subject="reader")
+        flood = [held_get(c, reader) for _ in range(103)]
+        done, pending = await asyncio.wait(flood, timeout=5, return_when=asyncio.ALL_COMPLETED)
+        assert (len(done), len(pending)) == (3, 100)
+        for answered in done:
+            response = answered.result()
+            assert response.status_code == 200, response.text
+            assert "preference-applied" not in response.headers  # a plain GET
+            assert response.json()["status"] == "InProgress"
+        await until_waiters(c, 100)
+        other = held_get(c, bearer(home, "Reader", subject="other"))
+        await until_waiters(c, 101)
+        assert not other.done()
+
+        patched = await c.patch(status_path(), headers=writer, json={"status": "Succeeded"})
+        assert patched.status_code == 200, patched.text
+        for response in await asyncio.gather(*pending, other):
+            assert response.headers["preference-applied"] == "wait=30"
+            assert response.json()["status"] == "Succeeded"
+        assert await active_waiters(c) == 0
+
+
+async def test_the_total_of_waiters_is_bounded_across_principals(home: Path) -> None:
+    security = SecuritySettings(rate_limit=0, max_waiters=3, max_waiters_per_principal=2)
+    async with app_client(home, store=MemoryStore(), security=security) as c:
+        await c.put(status_path(), headers=bearer(home), json={})
+        alice, bob = bearer(home, subject="alice"), bearer(home, subject="bob")
+        held = [held_get(c, alice), held_get(c, alice), held_get(c, bob)]
+        await until_waiters(c, 3)
+        started = time.monotonic()
+        refused = await c.get(status_path(), headers={**bob, "Prefer": "wait=30"})
+        assert time.monotonic() - started < 2
+        assert refused.status_code == 200 and "preference-applied" not in refused.headers
+        assert not any(task.done() for task in held)
+        await c.patch(status_path(), headers=bearer(home), json={"percentComplete": 1})
+        await asyncio.gather(*held)
+        await until_waiters(c, 0)
+
+
+async def test_a_wait_that_runs_out_frees_its_slot(home: Path) -> None:
+    security = SecuritySettings(rate_limit=0, max_waiters_per_principal=1)
+    async with app_client(home, store=MemoryStore(), security=security) as c:
+        await c.put(status_path(), headers=bearer(home), json={})
+        alice = bearer(home, subject="alice")
+        first = held_get(c, alice, wait=1)
+        await until_waiters(c, 1)
+        assert "preference-applied" not in (await held_get(c, alice, wait=1)).headers
+        assert (await first).headers["preference-applied"] == "wait=1"
+        assert await active_waiters(c) == 0
+        again = held_get(c, alice, wait=1)
+        await until_waiters(c, 1)
+        assert (await again).headers["preference-applied"] == "wait=1"
+
+
+async def test_a_wait_that_fails_frees_its_slot(home: Path) -> None:
+    """Deleted while held: the 404 ends the wait, and the slot with it."""
+    security = SecuritySettings(rate_limit=0, max_waiters_per_principal=1)
+    async with app_client(home, store=MemoryStore(), security=security) as c:
+        await c.put(status_path(), headers=bearer(home), json={})
+        held = held_get(c, bearer(home))
+        await until_waiters(c, 1)
+        assert (await c.delete(status_path(), headers=bearer(home))).status_code == 200
+        assert_arm_error(await held, 404, "ResourceNotFound", target="operationId")
+        assert await active_waiters(c) == 0
 
 
 async def test_the_classic_path_is_refused_in_the_classic_form(home: Path) -> None:

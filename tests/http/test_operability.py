@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,16 @@ async def test_readiness_fails_on_a_schema_it_does_not_know(home: Path) -> None:
 # -- metrics ----------------------------------------------------------------------------------
 
 
+async def scraped_once_counted(client: httpx.AsyncClient) -> httpx.Response:
+    """A scrape that shows ``opstatus_operations``, once the background count has finished."""
+    deadline = time.monotonic() + 10
+    while True:
+        response = await client.get("/metrics")
+        if "opstatus_operations{" in response.text or time.monotonic() > deadline:
+            return response
+        await asyncio.sleep(0.01)
+
+
 async def test_metrics_count_requests_by_route_template_status_and_time_them(home: Path) -> None:
     async with app_client(home, store=MemoryStore()) as client:
         client.headers.update(bearer(home))
@@ -105,7 +117,8 @@ async def test_metrics_count_requests_by_route_template_status_and_time_them(hom
         for op_id in ("m1", "m2", "missing"):
             await client.get(status_path(op_id=op_id))
         await client.get("/no/such/path/for/a/scanner")
-        response = await client.get("/metrics")
+        await client.get("/metrics")  # starts counting the operations, in the background
+        response = await scraped_once_counted(client)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text

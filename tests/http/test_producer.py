@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opstatus.models import Operation
 from opstatus.providers import MICROSOFT_CACHE_API_VERSIONS
 from opstatus.stores import MemoryStore
 from tests.support import SUB_A, app_client, bearer, status_path
@@ -547,6 +548,46 @@ async def test_if_match_happy_paths(client: httpx.AsyncClient) -> None:
         )
         == 5
     )
+
+
+@pytest.mark.parametrize("header", ['"*"', 'W/"*"', '"*", "other"'])
+async def test_a_quoted_star_is_an_etag_not_the_wildcard(
+    client: httpx.AsyncClient, header: str
+) -> None:
+    """Only the bare ``*`` means any version (RFC 9110); ``"*"`` names the ETag ``*``,
+    which no operation here has: 412, on update and on delete, and nothing changes."""
+    etag = (await put(client, {})).headers["etag"]
+    patched = await client.patch(
+        status_path(), json={"percentComplete": 5}, headers={"If-Match": header}
+    )
+    assert_arm_error(patched, 412, "PreconditionFailed", target="If-Match")
+    deleted = await client.delete(status_path(), headers={"If-Match": header})
+    assert_arm_error(deleted, 412, "PreconditionFailed", target="If-Match")
+    assert (await client.get(status_path())).headers["etag"] == etag
+    bare = await client.patch(
+        status_path(), json={"percentComplete": 5}, headers={"If-Match": '*, "other"'}
+    )
+    assert bare.status_code == 200, bare.text
+
+
+async def test_a_quoted_star_matches_an_operation_whose_etag_is_star(home: Path) -> None:
+    store = MemoryStore()
+    star = Operation(
+        subscription_id=SUB_A,
+        operation_id="op1",
+        namespace="Microsoft.Cache",
+        location="westus",
+        status="InProgress",
+        start_time="2030-01-01T00:00:00.000Z",
+        etag="*",
+    )
+    await store.create(star)
+    async with app_client(home, store=store) as c:
+        c.headers.update(bearer(home))
+        response = await c.patch(
+            status_path(), json={"percentComplete": 5}, headers={"If-Match": '"*"'}
+        )
+    assert response.status_code == 200, response.text
 
 
 async def test_if_match_stale_is_412_and_changes_nothing(client: httpx.AsyncClient) -> None:

@@ -165,6 +165,17 @@ async def test_if_none_match_names_the_version_the_caller_has(
     assert plain.status_code == 200 and elapsed < 0.5
 
 
+async def test_a_quoted_star_in_if_none_match_is_a_version_the_caller_has(
+    client: httpx.AsyncClient,
+) -> None:
+    """Not the bare ``*``: it names the version ``*``, which the operation is not at, so the
+    caller is behind and is answered at once."""
+    etag = await create(client)
+    response, elapsed = await timed_get(client, {"Prefer": "wait=5", "If-None-Match": '"*"'})
+    assert elapsed < 0.5
+    assert response.headers["etag"] == etag
+
+
 async def test_without_prefer_nothing_is_held_or_announced(client: httpx.AsyncClient) -> None:
     await create(client)
     response, elapsed = await timed_get(client, {})

@@ -27,12 +27,16 @@ from ..models import (
 )
 from ..providers import Provider, ProviderRegistry
 from ..queries import OperationQuery
-from ..service import IfMatch, OperationRef
+from ..service import ANY_VERSION, IfMatch, OperationRef
 from .context import AppContext
 from .guard import principal_of
+from .held import ClientGone, unless_client_leaves
 from .payloads import parse_create, parse_update, read_json_object
 from .prefer import FULL_DETAIL, preferences, wait_seconds, wants_full_detail
 from .representation import arm_body, clipped, encode, resource_id, result_path
+
+#: nginx's "client closed request": the status of a request whose client left first.
+CLIENT_CLOSED_REQUEST = 499
 
 # Target and Scope are made for every request, the status read's included: NamedTuples,
 # immutable like frozen dataclasses, are built in a third of the time (no __setattr__ per
@@ -178,11 +182,15 @@ def target_of(
 
 
 def if_match(request: Request, header_name: str = "if-match") -> IfMatch:
+    """The ETags an If-Match (or If-None-Match) names, weak or strong, quoted or not; only a
+    bare ``*`` means any version (a quoted ``"*"`` is the ETag ``*``)."""
     header = request.headers.get(header_name)
     if header is None:
         return None
-    tags = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
-    return frozenset(tags)
+    tags = [tag.strip() for tag in header.split(",")]
+    if "*" in tags:
+        return ANY_VERSION
+    return frozenset(tag.removeprefix("W/").strip('"') for tag in tags)
 
 
 def body_of(ctx: AppContext, op: Operation, provider: Provider, full: bool) -> dict[str, Any]:
@@ -239,13 +247,28 @@ async def get_operation(request: Request) -> Response:
     prefer = preferences(request)
     wait = wait_seconds(prefer, ctx.settings.max_wait)
     if wait:
-        # If-None-Match names the versions the caller has: wait only while it is one of them.
-        # (It never makes a 304: a GET answers as it would without it.)
-        op = await ctx.service.wait(target.ref, wait, if_match(request, "if-none-match"))
-        applied = (f"wait={wait}",)
-        return operation_response(request, op, target.provider, applied=applied, prefer=prefer)
+        # A held request takes a waiter slot; with none free it is answered at once, as a
+        # GET without the preference (RFC 7240 lets a server ignore it).
+        with ctx.waiters.slot(principal_of(request).key) as granted:
+            if granted:
+                return await _held(request, target, wait, prefer)
     op = await ctx.service.get(target.ref)
     return operation_response(request, op, target.provider, prefer=prefer)
+
+
+async def _held(request: Request, target: Target, wait: int, prefer: dict[str, str]) -> Response:
+    """The status GET held until the operation changes, ends, or ``wait`` seconds pass."""
+    ctx: AppContext = request.app.state.ctx
+    # If-None-Match names the versions the caller has: wait only while it is one of them.
+    # (It never makes a 304: a GET answers as it would without it.)
+    waiting = ctx.service.wait(target.ref, wait, if_match(request, "if-none-match"))
+    try:
+        op = await unless_client_leaves(request.receive, waiting)
+    except ClientGone:
+        # Nothing reaches the client; the metrics count it as the audit would.
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    applied = (f"wait={wait}",)
+    return operation_response(request, op, target.provider, applied=applied, prefer=prefer)
 
 
 async def put_operation(request: Request) -> Response:

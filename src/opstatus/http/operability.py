@@ -8,11 +8,14 @@
 - ``GET /metrics``: Prometheus text format (see :mod:`opstatus.metrics`).
 - ``GET /openapi.json``: the OpenAPI 3.1 document of this server's API.
 
-None of them needs a token.
+None of them needs a token, but ``/metrics`` when the server is started with
+``--metrics-token``: then only ``Authorization: Bearer <that token>`` reads it (401 otherwise).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from typing import Any
@@ -27,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import StoreError
 from ..metrics import Metrics
 from .context import AppContext
+from .errors import error_response
 from .openapi import openapi_document
 
 log = logging.getLogger("opstatus.http")
@@ -60,12 +64,30 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     ctx: AppContext = request.app.state.ctx
+    token = ctx.settings.security.metrics_token
+    if token is not None and not _presents(request.headers.get("authorization"), token):
+        return error_response(
+            401,
+            "AuthenticationFailed",
+            "The metrics need the bearer token the server was started with (--metrics-token).",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     registry: Metrics = request.app.state.metrics
-    try:
-        await registry.refresh_operations(ctx.store)
-    except StoreError as exc:  # the other metrics are still worth scraping
-        log.warning("metrics: could not count operations: %s", exc.message)
+    registry.counts.scraped(ctx.store)
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _presents(authorization: str | None, token: str) -> bool:
+    """Whether ``authorization`` is ``Bearer <token>``. Compared as digests in constant time,
+    so that neither the token's characters nor its length can be learnt from timings."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    digest = hashlib.sha256
+    return hmac.compare_digest(
+        digest(presented.strip().encode("latin-1", "replace")).digest(),
+        digest(token.encode()).digest(),
+    )
 
 
 async def openapi(request: Request) -> Response:

@@ -56,8 +56,9 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object; an empty body is ``{}``."""
     content_type = request.headers.get("content-type", "application/json")
     if content_type.split(";")[0].strip().lower() not in ("application/json", "text/json", ""):
+        # Not echoed: no header value is ever repeated back in an error.
         raise UnsupportedMediaType(
-            f"The content type '{content_type[:100]}' is not supported; send application/json."
+            "The request's content type is not supported; send application/json."
         )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -175,7 +175,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         server's, not the client's."""
         self._owed = max(0, self._owed - 1)
         self._served = True
-        paused = self.flow.read_paused
+        paused = self.flow.read_paused or bool(self.pipeline)
         super().on_response_complete()
         if self.pipeline:
             self.flow.pause_reading()
@@ -201,7 +201,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         if self._write_paused_since is not None:
             deadlines.append(self._write_paused_since + limits.body_timeout)
         if self._in_head:
-            if not self.flow.read_paused:
+            if not self.flow.read_paused and not self.pipeline:
                 deadlines.append(self._head_started + limits.header_timeout)
         elif self._in_body:
             grace = _BODY_GRACE if self._owed else 0.0

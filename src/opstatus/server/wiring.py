@@ -46,6 +46,8 @@ def build_context(
     )
     key = load_or_create_key(settings.home)
     security = settings.security
+    waiters = WaiterSlots(security.max_waiters, security.max_waiters_per_principal)
+    metrics.count_waiters(lambda: waiters.waiting)
     return AppContext(
         settings=settings,
         store=store,
@@ -53,7 +55,7 @@ def build_context(
         verifier=build_verifier(security, settings.home),
         providers=providers,
         paging_key=continuation.paging_key(key),
-        waiters=WaiterSlots(security.max_waiters, security.max_waiters_per_principal),
+        waiters=waiters,
         limiter=RateLimiter.from_settings(security),
         metrics=metrics,
         hosts=AllowedHosts(settings.allowed_hosts, settings.public_url),
@@ -83,6 +85,7 @@ def lifespan(ctx: AppContext) -> Lifespan:
                 sweeps.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeps
+            await ctx.metrics.counts.close()
             await ctx.store.close()
 
     return run

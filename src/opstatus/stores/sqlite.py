@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -167,6 +168,7 @@ class SQLiteStore(SQLiteRoleAssignments):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         try:
             await self._write(self._open_writer)
         except SchemaMismatch:
@@ -245,6 +247,7 @@ class SQLiteStore(SQLiteRoleAssignments):
         """Migrate without opening the store (``opstatus migrate``); creates the file."""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            _create_private(self.path)
             with contextlib.closing(self._connect()) as conn:
                 return _apply(conn, self.describe())
         except sqlite3.Error as exc:
@@ -454,3 +457,20 @@ class SQLiteStore(SQLiteRoleAssignments):
 
         result: int = await self._commit(body)
         return result
+
+
+def _create_private(path: str) -> None:
+    """Create the database file, empty and 0600 whatever the umask, unless it exists (an
+    existing file keeps its mode). SQLite would create it 0644 less the umask; it gives its
+    ``-wal`` and ``-shm`` files the database file's mode, so they are 0600 too. Operations
+    hold producers' properties and errors: as private as the signing key beside them."""
+    if path == ":memory:":
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # it exists; or it cannot be made, which SQLite's open then reports
+        return
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have taken bits from the 0600 asked for
+    finally:
+        os.close(fd)
