@@ -67,6 +67,17 @@ def lifecycle_options(func: Any) -> Any:
     ]
     options.append(
         click.option(
+            "--progress-events-kept",
+            type=click.IntRange(1, 100_000),
+            default=100,
+            show_default=True,
+            envvar="OPSTATUS_PROGRESS_EVENTS_KEPT",
+            help="Progress events the event log keeps per operation (the newest). "
+            "[env: OPSTATUS_PROGRESS_EVENTS_KEPT]",
+        )
+    )
+    options.append(
+        click.option(
             "--max-page-size",
             type=click.IntRange(1, 10_000),
             default=1000,
@@ -200,6 +211,7 @@ def serve(
     lease_grace: float,
     maintenance_interval: float,
     max_page_size: int,
+    progress_events_kept: int,
     log_format: str,
     drain_timeout: int,
     workers: int,
@@ -224,6 +236,7 @@ def serve(
         lease_grace_seconds=lease_grace,
         maintenance_interval=maintenance_interval,
         max_page_size=max_page_size,
+        progress_events_kept=progress_events_kept,
     )
     check_serve(host, security)
     try:

@@ -66,6 +66,8 @@ class Settings:
     #: List pages: the size when the caller names none, and the most the server returns.
     default_page_size: int = 100
     max_page_size: int = 1000
+    #: Progress events kept per operation in the event log (the newest; see events.py).
+    progress_events_kept: int = 100
 
     def lifecycle_policy(self) -> LifecyclePolicy:
         """The retention and lease rules; ValueError names a bad setting."""

@@ -114,6 +114,7 @@ def create_app(
     """The app; ``clock`` is the service's and the sweeps' notion of now (tests pass a
     controllable one)."""
     store = store if store is not None else open_store(settings.resolved_store_url())
+    store.progress_events_kept = settings.progress_events_kept
     metrics = Metrics()
     store = instrument(store, metrics)
     providers = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from ..events import Event, EventScope, Position
 from ..lifecycle import Tombstone
 from ..models import Operation, OperationStatus
 from ..queries import OperationQuery
@@ -33,7 +34,29 @@ DeleteCheck = Callable[[Operation], None]
 Removal = Callable[[Operation], Tombstone | None]
 
 
-class Store(RoleAssignmentStore, Protocol):
+class EventLog(Protocol):
+    """Every change of an operation as an event (:mod:`opstatus.events`), written in the
+    transaction of the change: create, update, delete and remove each record theirs, so a
+    committed change always has its event and a rolled-back one never does."""
+
+    #: Progress events kept per operation (the newest); other events are kept until the
+    #: operation is removed, the removal's own event as long as its tombstone.
+    progress_events_kept: int
+
+    async def events(
+        self, after: Position, limit: int, scope: EventScope | None = None
+    ) -> list[Event]:
+        """Up to ``limit`` events after ``after`` that ``scope`` matches, in position order.
+
+        Committed events only, and never one that another event committed later could sort
+        before: a reader that resumes after the last position it was given misses nothing.
+        """
+
+    async def last_position(self) -> Position:
+        """The position of the newest event :meth:`events` could return now."""
+
+
+class Store(RoleAssignmentStore, EventLog, Protocol):
     #: Wakes readers waiting on an operation after it changed (in this process or, for a
     #: shared store, in any); says how often they must read again anyway.
     notifier: Notifier

@@ -9,16 +9,19 @@ from collections.abc import Sequence
 
 from ..errors import OperationNotFound
 from ..lifecycle import Tombstone
-from ..models import Operation, OperationStatus
+from ..models import Operation, OperationStatus, now_text
 from ..queries import OperationQuery
 from .base import Change, DeleteCheck, Removal
+from .event_rows import change_event, deletion_event, removal_event
+from .memory_events import MemoryEventLog
 from .notifier import Notifier
 from .roles import MemoryRoleAssignments
 
 
-class MemoryStore(MemoryRoleAssignments):
+class MemoryStore(MemoryRoleAssignments, MemoryEventLog):
     def __init__(self) -> None:
-        super().__init__()
+        MemoryRoleAssignments.__init__(self)
+        MemoryEventLog.__init__(self)
         self._operations: dict[tuple[str, str], Operation] = {}
         self._tombstones: dict[tuple[str, str], Tombstone] = {}
         # The app is single-threaded asyncio, but a lock keeps the store honest if a caller
@@ -44,6 +47,8 @@ class MemoryStore(MemoryRoleAssignments):
                 return existing, False
             self._operations[key] = operation
             self._tombstones.pop(key, None)
+            self._forget_operation(*key)
+            self._record(change_event(None, operation))
         self.notifier.notify(*key)
         return operation, True
 
@@ -64,6 +69,7 @@ class MemoryStore(MemoryRoleAssignments):
             if changed is None:
                 return current
             self._operations[key] = changed
+            self._record(change_event(current, changed))
         self.notifier.notify(*key)
         return changed
 
@@ -75,6 +81,7 @@ class MemoryStore(MemoryRoleAssignments):
                 return False
             check(current)
             del self._operations[key]
+            self._record(deletion_event(current, now_text()), last=True)
         self.notifier.notify(*key)
         return True
 
@@ -100,7 +107,7 @@ class MemoryStore(MemoryRoleAssignments):
                 if tombstone is not None:
                     decided.append((key, tombstone))
             for key, tombstone in decided:
-                del self._operations[key]
+                self._record(removal_event(self._operations.pop(key), tombstone), last=True)
                 self._tombstones[key] = tombstone
             return [tombstone for _, tombstone in decided]
 
@@ -109,6 +116,7 @@ class MemoryStore(MemoryRoleAssignments):
 
     async def forget_tombstones(self, before: str, limit: int) -> int:
         with self._lock:
+            self._forget_kept(before)
             due = [k for k, t in self._tombstones.items() if t.forget_at <= before][:limit]
             for key in due:
                 del self._tombstones[key]

@@ -3,8 +3,10 @@
 Each dialect keeps, under ``stores/sql/<dialect>/`` (shipped as package data):
 
 - ``schema.sql``: the whole schema as of the latest migration, for a database that has none;
-- ``migrations/NNNN_name.sql``: one step each, numbered from 0001 without gaps, for a database
-  made by an older opstatus.
+- ``migrations/NNNN_name.sql``: one step each, numbered upwards from 0001, for a database made
+  by an older opstatus. A number is a version: two files may not share one, and both dialects
+  have the same numbers (a file missing from one dialect is a packaging mistake). Numbers are
+  claimed as features are written, so a line of development may lack a number another holds.
 
 A database's *schema version* is the number of the last migration it has had; 0 means it has
 no opstatus schema. The backends record the version (SQLite: ``PRAGMA user_version``;
@@ -62,7 +64,7 @@ def schema_sql(dialect: str) -> str:
 
 @functools.cache
 def migrations(dialect: str) -> tuple[Migration, ...]:
-    """The dialect's migrations in order; refuses gaps and duplicates (a packaging mistake)."""
+    """The dialect's migrations in order; refuses duplicates (a packaging mistake)."""
     found = []
     for entry in files(_package(dialect) + ".migrations").iterdir():
         match = _MIGRATION_FILE.match(entry.name)
@@ -71,13 +73,13 @@ def migrations(dialect: str) -> tuple[Migration, ...]:
             found.append(Migration(int(match[1]), match[2], sql))
     found.sort(key=lambda m: m.version)
     numbers = [m.version for m in found]
-    if numbers != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"{dialect} migrations must be numbered 1..n without gaps: {numbers}")
+    if not numbers or numbers[0] != 1 or len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"{dialect} migrations must be numbered from 1, each once: {numbers}")
     return tuple(found)
 
 
 def latest_version(dialect: str) -> int:
-    return len(migrations(dialect))
+    return migrations(dialect)[-1].version
 
 
 def plan(dialect: str, current: int, where: str) -> Plan:
@@ -87,7 +89,7 @@ def plan(dialect: str, current: int, where: str) -> Plan:
         raise newer_schema(current, latest, where)
     if current == 0:
         return Plan(schema_sql(dialect), migrations(dialect))
-    return Plan(None, migrations(dialect)[current:])
+    return Plan(None, tuple(m for m in migrations(dialect) if m.version > current))
 
 
 def newer_schema(current: int, latest: int, where: str) -> SchemaMismatch:
