@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from . import admin, auth
+from .cli_push import push_options
 from .cli_security import check_serve, role, security_options
 from .errors import InvalidInput, StoreError
 from .security import SecuritySettings
@@ -65,17 +66,6 @@ def lifecycle_options(func: Any) -> Any:
         )
         for flag, default, text in specs
     ]
-    options.append(
-        click.option(
-            "--progress-events-kept",
-            type=click.IntRange(1, 100_000),
-            default=100,
-            show_default=True,
-            envvar="OPSTATUS_PROGRESS_EVENTS_KEPT",
-            help="Progress events the event log keeps per operation (the newest). "
-            "[env: OPSTATUS_PROGRESS_EVENTS_KEPT]",
-        )
-    )
     options.append(
         click.option(
             "--max-page-size",
@@ -164,6 +154,7 @@ def main() -> None:
 )
 @security_options
 @lifecycle_options
+@push_options
 @click.option(
     "--log-format",
     default="text",
@@ -211,7 +202,7 @@ def serve(
     lease_grace: float,
     maintenance_interval: float,
     max_page_size: int,
-    progress_events_kept: int,
+    push: dict[str, Any],
     log_format: str,
     drain_timeout: int,
     workers: int,
@@ -236,7 +227,7 @@ def serve(
         lease_grace_seconds=lease_grace,
         maintenance_interval=maintenance_interval,
         max_page_size=max_page_size,
-        progress_events_kept=progress_events_kept,
+        **push,
     )
     check_serve(host, security)
     try:

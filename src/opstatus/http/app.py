@@ -33,7 +33,10 @@ from ..service import OperationService
 from ..settings import Settings
 from ..stores import open_store
 from ..stores.base import Store
-from . import arm, classic, continuation, lists, results
+from ..webhook_dispatch import Dispatcher, callback_secret
+from ..webhook_sender import Sender
+from ..webhooks import RetryPolicy, parse_networks
+from . import arm, classic, continuation, lists, results, webhook_api
 from .classic_errors import speaks_classic
 from .context import AppContext
 from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
@@ -108,6 +111,26 @@ class OpstatusApp(ArmHeadersMiddleware):
         await super().__call__(scope, receive, send)
 
 
+def webhook_routes() -> list[Route]:
+    """Webhook subscriptions (see :mod:`.webhook_api`)."""
+    base = "/subscriptions/{subscription_id}/webhookSubscriptions"
+    item = base + "/{webhook_id}"
+    return [
+        CaselessRoute(
+            base, by_method({"GET": webhook_api.list_webhooks, "POST": webhook_api.create_webhook})
+        ),
+        CaselessRoute(
+            item, by_method({"GET": webhook_api.get_webhook, "DELETE": webhook_api.delete_webhook})
+        ),
+        CaselessRoute(item + "/rotateSecret", by_method({"POST": webhook_api.rotate_secret})),
+        CaselessRoute(item + "/deliveries", by_method({"GET": webhook_api.list_deliveries})),
+        CaselessRoute(
+            item + "/deliveries/{delivery_id}/redeliver",
+            by_method({"POST": webhook_api.redeliver}),
+        ),
+    ]
+
+
 def create_app(
     settings: Settings, store: Store | None = None, clock: Clock = now_text
 ) -> OpstatusApp:
@@ -124,6 +147,26 @@ def create_app(
     )
     key = load_or_create_key(settings.home)
     service = OperationService(store, clock, settings.lifecycle_policy())
+    sender = Sender(
+        parse_networks(settings.webhook_allow_networks),
+        settings.webhook_allow_http,
+        settings.webhook_timeout,
+        max(settings.webhook_concurrency, 1),
+    )
+    dispatcher = None
+    if settings.webhook_concurrency > 0:
+        dispatcher = Dispatcher(
+            store,
+            sender,
+            callback_secret(settings.home, settings.webhook_secret),
+            RetryPolicy(
+                settings.webhook_retry_base,
+                settings.webhook_retry_max,
+                settings.webhook_max_attempts,
+            ),
+            settings.webhook_concurrency,
+            history_seconds=settings.webhook_history_seconds,
+        )
     ctx = AppContext(
         settings=settings,
         store=store,
@@ -135,6 +178,7 @@ def create_app(
             settings.security.max_waiters, settings.security.max_waiters_per_principal
         ),
         limiter=RateLimiter.from_settings(settings.security),
+        sender=sender,
     )
 
     @contextlib.asynccontextmanager
@@ -145,13 +189,17 @@ def create_app(
             sweeps = asyncio.create_task(
                 run_maintenance(service, settings.maintenance_interval, settings.maintenance_batch)
             )
+        background = [sweeps] if sweeps is not None else []
+        if dispatcher is not None:
+            background.append(asyncio.create_task(dispatcher.run()))
         try:
             yield
         finally:
-            if sweeps is not None:
-                sweeps.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeps
+                    await task
+            await sender.close()
             await store.close()
 
     status_item = {
@@ -180,6 +228,11 @@ def create_app(
             f"{ARM_BASE}/operationsStatus/{{operation_id}}/cancel",
             by_method({"POST": arm.cancel_operation}),
         ),
+        CaselessRoute(
+            f"{ARM_BASE}/operationsStatus/{{operation_id}}/notifications",
+            by_method({"GET": webhook_api.operation_notifications}),
+        ),
+        *webhook_routes(),
         CaselessRoute(f"{ARM_BASE}/operationsStatus", by_method(collection)),
         CaselessRoute(
             f"{ARM_BASE}/operationsStatusCounts", by_method({"GET": lists.count_operations})

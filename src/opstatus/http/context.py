@@ -9,6 +9,7 @@ from ..providers import ProviderRegistry
 from ..service import OperationService
 from ..settings import Settings
 from ..stores.base import Store
+from ..webhook_sender import Sender
 from .limits import RateLimiter, WaiterSlots
 
 
@@ -25,3 +26,5 @@ class AppContext:
     waiters: WaiterSlots = field(default_factory=WaiterSlots)
     #: Requests per second per caller (the guard, and the inline status reads); None: no limit.
     limiter: RateLimiter | None = None
+    #: Sends webhooks, and checks their URLs' targets (see webhook_sender.py).
+    sender: Sender | None = None

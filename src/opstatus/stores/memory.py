@@ -11,17 +11,20 @@ from ..errors import OperationNotFound
 from ..lifecycle import Tombstone
 from ..models import Operation, OperationStatus, now_text
 from ..queries import OperationQuery
+from ..webhooks import Callback
 from .base import Change, DeleteCheck, Removal
 from .event_rows import change_event, deletion_event, removal_event
 from .memory_events import MemoryEventLog
+from .memory_webhooks import MemoryWebhooks
 from .notifier import Notifier
 from .roles import MemoryRoleAssignments
 
 
-class MemoryStore(MemoryRoleAssignments, MemoryEventLog):
+class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
     def __init__(self) -> None:
         MemoryRoleAssignments.__init__(self)
         MemoryEventLog.__init__(self)
+        MemoryWebhooks.__init__(self)
         self._operations: dict[tuple[str, str], Operation] = {}
         self._tombstones: dict[tuple[str, str], Tombstone] = {}
         # The app is single-threaded asyncio, but a lock keeps the store honest if a caller
@@ -39,7 +42,9 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog):
     async def ping(self) -> None:
         pass
 
-    async def create(self, operation: Operation) -> tuple[Operation, bool]:
+    async def create(
+        self, operation: Operation, callback: Callback | None = None
+    ) -> tuple[Operation, bool]:
         key = (operation.subscription_id, operation.key)
         with self._lock:
             existing = self._operations.get(key)
@@ -48,6 +53,7 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog):
             self._operations[key] = operation
             self._tombstones.pop(key, None)
             self._forget_operation(*key)
+            self._put_callback(key, callback)
             self._record(change_event(None, operation))
         self.notifier.notify(*key)
         return operation, True

@@ -43,6 +43,7 @@ from asyncpg.pool import PoolConnectionProxy
 from ..errors import OperationNotFound, StoreError
 from ..events import DEFAULT_PROGRESS_KEPT
 from ..models import Operation, OperationStatus, now_text
+from ..webhooks import Callback
 from . import postgresql_events as event_log
 from .base import Change, DeleteCheck, Key
 from .batched_reads import BatchedReads
@@ -67,6 +68,7 @@ from .postgresql_rows import (
     status_from_record,
     to_row,
 )
+from .postgresql_webhooks import PostgreSQLWebhooks, put_callback
 
 DIALECT = "postgresql"
 MIGRATIONS_TABLE = "opstatus_schema_migrations"
@@ -127,7 +129,9 @@ async def apply_plan(conn: Connection, steps: Plan) -> None:
     )
 
 
-class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments, PostgreSQLEventLog):
+class PostgreSQLStore(
+    PostgreSQLQueries, PostgreSQLRoleAssignments, PostgreSQLEventLog, PostgreSQLWebhooks
+):
     dialect = DIALECT
     migrates_on_open = False
     progress_events_kept = DEFAULT_PROGRESS_KEPT
@@ -231,7 +235,9 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments, PostgreSQLEv
         async with self._connection() as conn:
             await conn.fetchval("SELECT 1")
 
-    async def create(self, operation: Operation) -> tuple[Operation, bool]:
+    async def create(
+        self, operation: Operation, callback: Callback | None = None
+    ) -> tuple[Operation, bool]:
         key = (operation.subscription_id, operation.key)
         # Three tries: the winner of a race could be deleted before we read it.
         for _ in range(3):
@@ -243,6 +249,7 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments, PostgreSQLEv
                         # committed while the insert waited for it.
                         await conn.execute(DELETE_TOMBSTONE, *key)
                         await event_log.forget_operation(conn, *key)
+                        await put_callback(conn, key, callback)
                         event = change_event(None, operation)
                         await event_log.record(conn, event, self.progress_events_kept)
                 if created:

@@ -32,6 +32,7 @@ from ..events import DEFAULT_PROGRESS_KEPT
 from ..lifecycle import Tombstone
 from ..models import Operation, OperationStatus, now_text
 from ..queries import OperationQuery
+from ..webhooks import Callback
 from . import sqlite_events as event_log
 from .base import Change, DeleteCheck, Removal
 from .event_rows import change_event, deletion_event, removal_event
@@ -43,6 +44,7 @@ from .sqlite_commits import CommitGroups
 from .sqlite_events import SQLiteEventLog
 from .sqlite_roles import SQLiteRoleAssignments
 from .sqlite_snapshots import SharedReads
+from .sqlite_webhooks import SQLiteWebhooks, put_callback
 
 log = logging.getLogger("opstatus.store")
 
@@ -143,7 +145,7 @@ def _apply(conn: sqlite3.Connection, where: str) -> Plan:
     return steps
 
 
-class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog):
+class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog, SQLiteWebhooks):
     dialect = DIALECT
     migrates_on_open = True
     progress_events_kept = DEFAULT_PROGRESS_KEPT
@@ -356,7 +358,9 @@ class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog):
         assert self._writer is not None
         return self._writer
 
-    async def create(self, operation: Operation) -> tuple[Operation, bool]:
+    async def create(
+        self, operation: Operation, callback: Callback | None = None
+    ) -> tuple[Operation, bool]:
         def body(conn: sqlite3.Connection) -> tuple[Operation, bool]:
             row = conn.execute(_SELECT, (operation.subscription_id, operation.key)).fetchone()
             if row is not None:
@@ -364,6 +368,7 @@ class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog):
             conn.execute(_INSERT, _to_row(operation))
             conn.execute(_DELETE_TOMBSTONE, _key(operation))
             event_log.forget_operation(conn, *_key(operation))
+            put_callback(conn, _key(operation), callback)
             event_log.record(conn, change_event(None, operation), self.progress_events_kept)
             return operation, True
 
