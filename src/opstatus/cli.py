@@ -374,4 +374,4 @@ def migrate(home: Path | None, store_url: str) -> None:
 
 
 # The client-side commands register themselves on `main` when imported.
-from . import cli_lifecycle, cli_operations  # noqa: E402, F401
+from . import cli_lifecycle, cli_operations, cli_webhooks  # noqa: E402, F401

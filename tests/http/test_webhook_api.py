@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 from standardwebhooks.webhooks import Webhook as Receiver
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -133,3 +134,25 @@ def test_private_addresses_need_the_allowlist() -> None:
     assert address_allowed("93.184.216.34", ())
     with pytest.raises(ValueError, match="allow-network"):
         parse_networks(("not-a-net",))
+
+
+async def test_the_openapi_document_describes_webhooks(home: Path) -> None:
+    async with app_client(home, store=MemoryStore()) as client:
+        doc = (await client.get("/openapi.json")).json()
+    assert {"post", "get"} <= set(
+        doc["paths"]["/subscriptions/{subscriptionId}/webhookSubscriptions"]
+    )
+    operation_ids = {
+        op["operationId"]
+        for item in doc["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and "operationId" in op
+    }
+    assert {
+        "WebhookSubscriptions_Create",
+        "WebhookSubscriptions_RotateSecret",
+        "WebhookSubscriptions_Redeliver",
+        "OperationsStatus_ListNotifications",
+    } <= operation_ids
+    for name in ("WebhookSubscription", "WebhookDelivery", "WebhookSubscriptionCreate"):
+        Draft202012Validator.check_schema(doc["components"]["schemas"][name])

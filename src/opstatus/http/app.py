@@ -153,12 +153,13 @@ def create_app(
         settings.webhook_timeout,
         max(settings.webhook_concurrency, 1),
     )
+    secret = callback_secret(settings.home, settings.webhook_secret)  # made once, at start
     dispatcher = None
     if settings.webhook_concurrency > 0:
         dispatcher = Dispatcher(
             store,
             sender,
-            callback_secret(settings.home, settings.webhook_secret),
+            secret,
             RetryPolicy(
                 settings.webhook_retry_base,
                 settings.webhook_retry_max,

@@ -17,6 +17,8 @@ from typing import Any
 
 from ..models import MAX_MESSAGE_CHARS
 from ..providers import Provider, ProviderRegistry
+from .openapi_webhooks import SCHEMAS as WEBHOOK_SCHEMAS
+from .openapi_webhooks import webhook_paths
 
 Schema = dict[str, Any]
 
@@ -143,6 +145,8 @@ OWN_SCHEMAS: dict[str, Schema] = {
             "endTime": {"type": "string", "format": "date-time"},
             "properties": {"type": "object", "description": "Shown once Succeeded."},
             "error": _ref("ErrorDetailInput"),
+            "callbackUrl": {"type": "string", "format": "uri", "maxLength": 2048},
+            "callbackEvents": {"type": "array", "items": {"type": "string"}, "minItems": 1},
         },
     },
     "OperationUpdate": {
@@ -418,6 +422,7 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
     paths: dict[str, Schema] = {}
     for provider in providers if providers is not None else ProviderRegistry():
         paths.update(_operation_paths(provider))
+    paths.update(webhook_paths())
     paths.update(_OPERABILITY)
     return {
         "openapi": "3.1.0",
@@ -439,6 +444,6 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
                 }
             },
             "parameters": _PARAMETERS,
-            "schemas": {**ARM_SCHEMAS, **OWN_SCHEMAS},
+            "schemas": {**ARM_SCHEMAS, **OWN_SCHEMAS, **WEBHOOK_SCHEMAS},
         },
     }
