@@ -594,12 +594,21 @@ def test_draft_digest_of_a_create_without_http_status_code_is_unchanged() -> Non
     """Creates stored before httpStatusCode existed must still recognise their replays."""
     d = draft(status=FAILED, properties={"a": 1})
     fields = dataclasses.asdict(d)
-    for later in ("http_status_code", "kind", "cancelable", "lease_seconds"):
+    later_fields = ("http_status_code", "kind", "cancelable", "lease_seconds")
+    for later in (*later_fields, "callback_url", "callback_events"):
         del fields[later]
     fields["operation_id"] = "op-1"
     before = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
     assert d.digest() == before
     assert draft(status=FAILED, properties={"a": 1}, http_status_code=409).digest() != before
+    with_callback = draft(status=FAILED, properties={"a": 1}, callback_url="https://x.io/cb")
+    assert with_callback.digest() != before
+    assert dataclasses.replace(
+        with_callback, callback_events=frozenset({"status"})
+    ).digest() not in (
+        before,
+        with_callback.digest(),
+    )
 
 
 def test_to_operation_keeps_http_status_code() -> None:

@@ -19,7 +19,9 @@ from . import admin, auth
 from .cli_common import EXIT_FAILED, home_option
 from .cli_lifecycle import cancel, list_operations, purge
 from .cli_operations import create, delete, get, update, wait
+from .cli_push import push_options
 from .cli_security import check_serve, role, security_options
+from .cli_webhooks import webhook
 from .errors import InvalidInput, StoreError
 from .security import SecuritySettings
 from .settings import Settings, default_home, parse_duration
@@ -154,6 +156,7 @@ def main() -> None:
 )
 @security_options
 @lifecycle_options
+@push_options
 @click.option(
     "--log-format",
     default="text",
@@ -211,6 +214,7 @@ def serve(
     lease_grace: float,
     maintenance_interval: float,
     max_page_size: int,
+    push: dict[str, Any],
     log_format: str,
     drain_timeout: int,
     workers: int,
@@ -247,6 +251,7 @@ def serve(
         maintenance_interval=maintenance_interval,
         max_page_size=max_page_size,
         fast_reads=fast_reads,
+        **push,
     )
     check_serve(host, security)
     try:
@@ -392,5 +397,5 @@ def migrate(home: Path | None, store_url: str) -> None:
         click.echo(f"The opstatus schema in {store.describe()} is up to date (version {latest}).")
 
 
-for command in (role, get, create, update, delete, wait, list_operations, cancel, purge):
+for command in (role, get, create, update, delete, wait, list_operations, cancel, purge, webhook):
     main.add_command(command)

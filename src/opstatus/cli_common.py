@@ -86,11 +86,11 @@ def make_client(
     endpoint: str, token: str | None, home: Path | None, namespace: str, api_version: str
 ) -> Client:
     if not token:
-        token = _local_token(home or default_home())
+        token = local_token(home or default_home())
     return Client(endpoint, token, namespace=namespace, api_version=api_version)
 
 
-def _local_token(home: Path) -> str | None:
+def local_token(home: Path) -> str | None:
     """On the server's own machine, a short-lived token from its key saves a step."""
     try:
         key = auth.load_key(home)

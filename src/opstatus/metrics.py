@@ -34,6 +34,7 @@ from .models import Operation, OperationStatus
 from .queries import OperationQuery
 from .stores.base import Change, DeleteCheck, ImmediateReads, Store
 from .tallies import CounterTally, HistogramTally
+from .webhooks import Callback
 
 log = logging.getLogger("opstatus.metrics")
 
@@ -233,9 +234,11 @@ class InstrumentedStore:
     async def ping(self) -> None:
         await self._timed("ping", False, self.inner.ping)
 
-    async def create(self, operation: Operation) -> tuple[Operation, bool]:
+    async def create(
+        self, operation: Operation, callback: Callback | None = None
+    ) -> tuple[Operation, bool]:
         result: tuple[Operation, bool] = await self._timed(
-            "create", True, self.inner.create, operation
+            "create", True, self.inner.create, operation, callback
         )
         return result
 

@@ -424,10 +424,15 @@ class OperationDraft:
     cancelable: bool = True
     #: None: the server's default lease; 0: no lease (see opstatus.lifecycle).
     lease_seconds: float | None = None
+    #: Where to send this operation's events (``callbackUrl``), and which (None: all).
+    callback_url: str | None = None
+    callback_events: frozenset[str] | None = None
 
     def digest(self) -> str:
         fields = dataclasses.asdict(self)
         fields["operation_id"] = operation_key(self.operation_id)
+        if self.callback_events is not None:
+            fields["callback_events"] = sorted(self.callback_events)
         # Fields added later stay out while unset, so that digests stored before they
         # existed still recognise a replay.
         for name, unset in _LATER_DRAFT_FIELDS.items():
@@ -476,6 +481,8 @@ _LATER_DRAFT_FIELDS: dict[str, object] = {
     "kind": None,
     "cancelable": True,
     "lease_seconds": None,
+    "callback_url": None,
+    "callback_events": None,
 }
 
 

@@ -40,6 +40,7 @@ from .models import (
 )
 from .queries import OperationQuery, Page, position
 from .stores.base import BatchReads, Store
+from .webhooks import Callback
 
 #: How many operations one step of a sweep or a purge handles in one go.
 DEFAULT_BATCH = 100
@@ -129,11 +130,14 @@ class OperationService:
         """Create, or recognise a replay of the same create (returns ``created=False``)."""
         now = self.clock()
         candidate = self.policy.on_create(draft.to_operation(now), draft.lease_seconds, now)
-        stored, created = await self.store.create(candidate)
+        callback = None
+        if draft.callback_url is not None:
+            callback = Callback(draft.callback_url, draft.callback_events)
+        stored, created = await self.store.create(candidate, callback)
         if not created and self.policy.is_expired(stored, now):
             # Expired is gone, even if the sweep has not removed it yet: make room.
             await self.store.remove([(stored.subscription_id, stored.key)], self._expiry(now))
-            stored, created = await self.store.create(candidate)
+            stored, created = await self.store.create(candidate, callback)
         if not created and stored.create_digest != candidate.create_digest:
             raise OperationExists(
                 f"The operation '{stored.operation_id}' already exists with different content. "

@@ -73,6 +73,23 @@ class Settings:
     #: server's protocol where the running uvicorn allows it; off: every request goes
     #: through the ordinary app, with identical answers.
     fast_reads: bool = True
+    #: Progress events kept per operation in the event log (the newest; see events.py).
+    progress_events_kept: int = 100
+    #: Webhooks (webhooks.py): the secret that signs operations' callbacks (default: made
+    #: once, kept in the home folder), whether plain http URLs are allowed, and the networks
+    #: of private addresses that may receive them.
+    webhook_secret: str = ""
+    webhook_allow_http: bool = False
+    webhook_allow_networks: tuple[str, ...] = ()
+    #: Seconds one attempt may take; tries in all; the first and the longest retry delay.
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 12
+    webhook_retry_base: float = 1.0
+    webhook_retry_max: float = 600.0
+    #: Sends in flight at once, per server process (0: this process sends none).
+    webhook_concurrency: int = 64
+    #: Seconds finished deliveries stay listed.
+    webhook_history_seconds: float = 7 * DAY
 
     def lifecycle_policy(self) -> LifecyclePolicy:
         """The retention and lease rules; ValueError names a bad setting."""

@@ -284,7 +284,8 @@ def test_a_client_that_leaves_a_held_request_frees_its_waiter_slot(home: Path) -
         path = status_path(op_id="held")
         owner = {"Authorization": f"Bearer {token}"}
         assert httpx.put(server.url + path, json={}, headers=owner).status_code == 201
-        held = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {token}\r\n"
+        held = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        held += f"Authorization: Bearer {token}\r\n"
         held += "Prefer: wait=60\r\n\r\n"
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(held.encode())

@@ -399,7 +399,7 @@ async def test_malformed_subscription_is_400(client: httpx.AsyncClient) -> None:
             {"percentcomplete": 5},
             "The request content has an unknown property 'percentcomplete'. Known properties "
             "are: status, percentComplete, startTime, endTime, properties, error, "
-            "httpStatusCode, kind, cancelable, leaseSeconds.",
+            "httpStatusCode, kind, cancelable, leaseSeconds, callbackUrl, callbackEvents.",
             id="unknown-property",
         ),
         pytest.param(

@@ -44,6 +44,13 @@ def test_migrations_are_numbered_from_one_without_gaps(dialect: str) -> None:
     assert "CREATE TABLE" in schema_sql(dialect)
 
 
+def test_both_dialects_have_the_same_migration_numbers() -> None:
+    """A file missing from one dialect's package would leave its databases a step behind."""
+    assert [m.version for m in migrations("sqlite")] == [
+        m.version for m in migrations("postgresql")
+    ]
+
+
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_plan_for_each_starting_version(dialect: str) -> None:
     latest = latest_version(dialect)
@@ -53,6 +60,8 @@ def test_plan_for_each_starting_version(dialect: str) -> None:
     assert plan(dialect, latest, "db").empty
     if latest > 1:
         assert plan(dialect, 1, "db").steps == migrations(dialect)[1:]
+        before_last = migrations(dialect)[-2].version
+        assert plan(dialect, before_last, "db").steps == migrations(dialect)[-1:]
     with pytest.raises(SchemaMismatch, match="upgrade opstatus"):
         plan(dialect, latest + 1, "db")
 

@@ -22,7 +22,7 @@ from starlette.routing import Match, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import errors
-from . import arm, classic, lists, results
+from . import arm, classic, lists, results, webhook_api
 from .classic_errors import speaks_classic
 from .context import AppContext
 from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
@@ -113,6 +113,26 @@ class OpstatusApp(ArmHeadersMiddleware):
         await super().__call__(scope, receive, send)
 
 
+def webhook_routes() -> list[Route]:
+    """Webhook subscriptions (see :mod:`.webhook_api`)."""
+    base = "/subscriptions/{subscription_id}/webhookSubscriptions"
+    item = base + "/{webhook_id}"
+    return [
+        CaselessRoute(
+            base, by_method({"GET": webhook_api.list_webhooks, "POST": webhook_api.create_webhook})
+        ),
+        CaselessRoute(
+            item, by_method({"GET": webhook_api.get_webhook, "DELETE": webhook_api.delete_webhook})
+        ),
+        CaselessRoute(item + "/rotateSecret", by_method({"POST": webhook_api.rotate_secret})),
+        CaselessRoute(item + "/deliveries", by_method({"GET": webhook_api.list_deliveries})),
+        CaselessRoute(
+            item + "/deliveries/{delivery_id}/redeliver",
+            by_method({"POST": webhook_api.redeliver}),
+        ),
+    ]
+
+
 Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
 
 
@@ -145,6 +165,11 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp
             f"{ARM_BASE}/operationsStatus/{{operation_id}}/cancel",
             by_method({"POST": arm.cancel_operation}),
         ),
+        CaselessRoute(
+            f"{ARM_BASE}/operationsStatus/{{operation_id}}/notifications",
+            by_method({"GET": webhook_api.operation_notifications}),
+        ),
+        *webhook_routes(),
         CaselessRoute(f"{ARM_BASE}/operationsStatus", by_method(collection)),
         CaselessRoute(
             f"{ARM_BASE}/operationsStatusCounts", by_method({"GET": lists.count_operations})

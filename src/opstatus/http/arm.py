@@ -49,10 +49,13 @@ class Target(NamedTuple):
     location: str
     api_version: str
 
-    def draft(self, data: dict[str, Any], operation_id: str) -> OperationDraft:
+    def draft(
+        self, data: dict[str, Any], operation_id: str, allow_http: bool = False
+    ) -> OperationDraft:
         """A create under this provider and location, from a producer's body."""
         sub = self.ref.subscription_id
-        return parse_create(data, sub, self.provider.namespace, self.location, operation_id)
+        namespace = self.provider.namespace
+        return parse_create(data, sub, namespace, self.location, operation_id, allow_http)
 
 
 class Scope(NamedTuple):
@@ -275,7 +278,8 @@ async def put_operation(request: Request) -> Response:
     target = resolve(request, "write", "write")
     ctx: AppContext = request.app.state.ctx
     data = await read_json_object(request, ctx.settings.max_body_bytes)
-    op, created = await ctx.service.create(target.draft(data, target.ref.operation_id))
+    allow_http = ctx.settings.webhook_allow_http
+    op, created = await ctx.service.create(target.draft(data, target.ref.operation_id, allow_http))
     return operation_response(request, op, target.provider, 201 if created else 200)
 
 
@@ -284,7 +288,8 @@ async def post_operation(request: Request) -> Response:
     target = resolve(request, "write", "write", with_id=False)
     ctx: AppContext = request.app.state.ctx
     data = await read_json_object(request, ctx.settings.max_body_bytes)
-    op, _ = await ctx.service.create(target.draft(data, new_operation_id()))
+    allow_http = ctx.settings.webhook_allow_http
+    op, _ = await ctx.service.create(target.draft(data, new_operation_id(), allow_http))
     link = status_url(request, op, target.api_version)
     return operation_response(request, op, target.provider, 201, {"Azure-AsyncOperation": link})
 

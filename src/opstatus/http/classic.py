@@ -76,7 +76,8 @@ async def put_operation(request: Request) -> Response:
     ctx: AppContext = request.app.state.ctx
     data = await read_json_object(request, ctx.settings.max_body_bytes)
     sub, request_id = ref.subscription_id, ref.operation_id
-    draft = parse_create(data, sub, CLASSIC_NAMESPACE, CLASSIC_LOCATION, request_id)
+    allow_http = ctx.settings.webhook_allow_http
+    draft = parse_create(data, sub, CLASSIC_NAMESPACE, CLASSIC_LOCATION, request_id, allow_http)
     op, created = await ctx.service.create(draft)
     return operation_response(request, op, 201 if created else 200)
 

@@ -11,6 +11,7 @@ from ..providers import ProviderRegistry
 from ..service import OperationService
 from ..settings import Settings
 from ..stores.base import Store
+from ..webhook_sender import Sender
 from .hosts import AllowedHosts
 from .limits import RateLimiter, WaiterSlots
 
@@ -32,3 +33,5 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     #: The Host names answered (the guard, and the fast reads).
     hosts: AllowedHosts = field(default_factory=lambda: AllowedHosts(None, None))
+    #: Sends webhooks, and checks their URLs' targets (see webhook_sender.py).
+    sender: Sender | None = None

@@ -26,6 +26,8 @@ from ..models import (
 )
 from ..providers import Provider, ProviderRegistry
 from .openapi_classic import CLASSIC_PARAMETERS, CLASSIC_PATHS, CLASSIC_SCHEMAS
+from .openapi_webhooks import CALLBACK_EVENTS, notification_paths, webhook_paths
+from .openapi_webhooks import SCHEMAS as WEBHOOK_SCHEMAS
 
 Schema = dict[str, Any]
 
@@ -221,7 +223,10 @@ OWN_SCHEMAS: dict[str, Schema] = {
                 "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$",
             },
             "cancelable": {"type": "boolean", "default": True},
+            "callbackUrl": {"type": "string", "format": "uri", "maxLength": 2048},
+            "callbackEvents": CALLBACK_EVENTS,
         },
+        "dependentRequired": {"callbackEvents": ["callbackUrl"]},
         "allOf": _STATUS_RULES,
     },
     "OperationUpdate": {
@@ -538,7 +543,9 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
     paths: dict[str, Schema] = {}
     for provider in providers if providers is not None else ProviderRegistry():
         paths.update(_operation_paths(provider))
+        paths.update(notification_paths(provider.namespace, _parameters(provider)))
     paths.update(CLASSIC_PATHS)
+    paths.update(webhook_paths())
     paths.update(_OPERABILITY)
     return {
         "openapi": "3.1.0",
@@ -561,6 +568,6 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
                 }
             },
             "parameters": {**_PARAMETERS, **CLASSIC_PARAMETERS},
-            "schemas": {**ARM_SCHEMAS, **OWN_SCHEMAS, **CLASSIC_SCHEMAS},
+            "schemas": {**ARM_SCHEMAS, **OWN_SCHEMAS, **CLASSIC_SCHEMAS, **WEBHOOK_SCHEMAS},
         },
     }

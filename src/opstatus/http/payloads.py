@@ -13,6 +13,7 @@ import orjson
 from starlette.requests import Request
 
 from ..errors import InvalidInput
+from ..events import parse_types
 from ..lifecycle import validate_kind, validate_lease_seconds
 from ..models import (
     OperationDraft,
@@ -24,6 +25,7 @@ from ..models import (
     validate_json_object,
     validate_percent,
 )
+from ..webhooks import check_url
 from .errors import RequestTooLarge, UnsupportedMediaType
 
 T = TypeVar("T")
@@ -39,6 +41,8 @@ CREATE_FIELDS = (
     "kind",
     "cancelable",
     "leaseSeconds",
+    "callbackUrl",
+    "callbackEvents",
 )
 UPDATE_FIELDS = (
     "status",
@@ -106,9 +110,18 @@ def _properties(value: object) -> dict[str, Any]:
 
 
 def parse_create(
-    data: dict[str, Any], subscription_id: str, namespace: str, location: str, operation_id: str
+    data: dict[str, Any],
+    subscription_id: str,
+    namespace: str,
+    location: str,
+    operation_id: str,
+    allow_http: bool = False,
 ) -> OperationDraft:
+    """``allow_http``: whether ``callbackUrl`` may be a plain http URL (the server's
+    ``--webhook-allow-http``)."""
     _check_fields(data, CREATE_FIELDS)
+    if "callbackEvents" in data and "callbackUrl" not in data:
+        raise InvalidInput("'callbackEvents' needs a 'callbackUrl'.", target="callbackEvents")
     return OperationDraft(
         subscription_id=subscription_id,
         operation_id=operation_id,
@@ -126,6 +139,12 @@ def parse_create(
         kind=_optional(data, "kind", validate_kind),
         cancelable=_cancelable(data.get("cancelable", True)),
         lease_seconds=_optional(data, "leaseSeconds", validate_lease_seconds),
+        callback_url=(
+            check_url(data["callbackUrl"], allow_http, "callbackUrl")
+            if "callbackUrl" in data
+            else None
+        ),
+        callback_events=parse_types(data.get("callbackEvents"), "callbackEvents"),
     )
 
 

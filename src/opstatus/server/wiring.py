@@ -1,6 +1,7 @@
-"""Wiring: the signing key, the token verifier, the store, the providers and the service
-put together into the app's context, and the lifespan that opens the store and runs the
-background sweeps. The HTTP layer receives all of it ready-made (:func:`..http.app.create_app`).
+"""Wiring: the signing key, the token verifier, the store, the providers, the service and the
+webhook sender put together into the app's context, and the lifespan that opens the store
+and runs the background sweeps and the webhook dispatcher. The HTTP layer receives all of it
+ready-made (:func:`..http.app.create_app`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from ..settings import Settings
 from ..stores import open_store
 from ..stores.base import Store
 from ..stores.roles import bind_unbound
+from ..webhook_dispatch import Dispatcher, callback_secret
+from ..webhook_sender import Sender
+from ..webhooks import RetryPolicy, parse_networks
 
 
 def build_context(
@@ -37,6 +41,7 @@ def build_context(
     the sweeps' notion of now (tests pass a controllable one). Raises ValueError or OSError
     for settings it cannot use (a providers file, a key, a store URL)."""
     store = store if store is not None else open_store(settings.resolved_store_url())
+    store.progress_events_kept = settings.progress_events_kept
     metrics = Metrics()
     store = instrument(store, metrics)
     providers = (
@@ -59,32 +64,66 @@ def build_context(
         limiter=RateLimiter.from_settings(security),
         metrics=metrics,
         hosts=AllowedHosts(settings.allowed_hosts, settings.public_url),
+        sender=Sender(
+            parse_networks(settings.webhook_allow_networks),
+            settings.webhook_allow_http,
+            settings.webhook_timeout,
+            max(settings.webhook_concurrency, 1),
+        ),
+    )
+
+
+def dispatcher(ctx: AppContext) -> Dispatcher | None:
+    """What delivers the event log's webhooks from this process; None when it sends none.
+    The callback secret is made at start either way, for ``opstatus webhook callback-secret``
+    to show before anything is sent."""
+    settings = ctx.settings
+    secret = callback_secret(settings.home, settings.webhook_secret)
+    if settings.webhook_concurrency <= 0 or ctx.sender is None:
+        return None
+    return Dispatcher(
+        ctx.store,
+        ctx.sender,
+        secret,
+        RetryPolicy(
+            settings.webhook_retry_base, settings.webhook_retry_max, settings.webhook_max_attempts
+        ),
+        settings.webhook_concurrency,
+        history_seconds=settings.webhook_history_seconds,
     )
 
 
 def lifespan(ctx: AppContext) -> Lifespan:
-    """Open the store for the app's life, and sweep in the background meanwhile."""
+    """Open the store for the app's life, and sweep and deliver webhooks in the background
+    meanwhile."""
     settings = ctx.settings
+    delivery = dispatcher(ctx)
 
     @contextlib.asynccontextmanager
     async def run(app: Starlette) -> AsyncIterator[None]:
         await ctx.store.open()
         if ctx.verifier.issuers:  # role assignments from before issuers were recorded
             await bind_unbound(ctx.store, ctx.verifier.issuers)
-        sweeps = None
+        background = []
         if settings.maintenance_interval > 0:
-            sweeps = asyncio.create_task(
-                run_maintenance(
-                    ctx.service, settings.maintenance_interval, settings.maintenance_batch
+            background.append(
+                asyncio.create_task(
+                    run_maintenance(
+                        ctx.service, settings.maintenance_interval, settings.maintenance_batch
+                    )
                 )
             )
+        if delivery is not None:
+            background.append(asyncio.create_task(delivery.run()))
         try:
             yield
         finally:
-            if sweeps is not None:
-                sweeps.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeps
+                    await task
+            if ctx.sender is not None:
+                await ctx.sender.close()
             await ctx.metrics.counts.close()
             await ctx.store.close()
 

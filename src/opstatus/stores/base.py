@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from ..events import Event, EventScope, Position
 from ..lifecycle import Tombstone
 from ..models import Operation, OperationStatus
 from ..queries import OperationQuery
+from ..webhooks import Callback, Delivery, Webhook
 from .migrations import Plan
 from .notifier import Notifier
 from .roles import RoleAssignmentStore
+from .webhook_rows import Finished
 
 #: Where an operation is stored: ``(subscription_id, operation_key)``.
 Key = tuple[str, str]
@@ -33,7 +36,78 @@ DeleteCheck = Callable[[Operation], None]
 Removal = Callable[[Operation], Tombstone | None]
 
 
-class Store(RoleAssignmentStore, Protocol):
+class EventLog(Protocol):
+    """Every change of an operation as an event (:mod:`opstatus.events`), written in the
+    transaction of the change: create, update, delete and remove each record theirs, so a
+    committed change always has its event and a rolled-back one never does."""
+
+    #: Progress events kept per operation (the newest); other events are kept until the
+    #: operation is removed, the removal's own event as long as its tombstone.
+    progress_events_kept: int
+
+    async def events(
+        self, after: Position, limit: int, scope: EventScope | None = None
+    ) -> list[Event]:
+        """Up to ``limit`` events after ``after`` that ``scope`` matches, in position order.
+
+        Committed events only, and never one that another event committed later could sort
+        before: a reader that resumes after the last position it was given misses nothing.
+        """
+
+    async def last_position(self) -> Position:
+        """The position of the newest event :meth:`events` could return now."""
+
+
+class WebhookStore(Protocol):
+    """Webhook subscriptions, operations' callbacks, and the outbox of deliveries
+    (:mod:`opstatus.webhooks`). Operations' callbacks are written by :meth:`Store.create`."""
+
+    async def create_webhook(self, webhook: Webhook) -> None: ...
+
+    async def list_webhooks(self, subscription_id: str) -> list[Webhook]: ...
+
+    async def get_webhook(self, subscription_id: str, webhook_id: str) -> Webhook | None: ...
+
+    async def replace_webhook(self, webhook: Webhook) -> bool:
+        """Store a changed webhook (a rotated secret); False when it is gone."""
+
+    async def delete_webhook(self, subscription_id: str, webhook_id: str) -> bool:
+        """Delete it and its deliveries, pending or past; False when there was none."""
+
+    async def fan_out(self, limit: int, now: str) -> int:
+        """Turn up to ``limit`` events after the dispatch position into deliveries for every
+        endpoint that wants them, and move the position past them, atomically (one
+        fan-out at a time, also between instances). Returns how many events it took."""
+
+    async def claim_deliveries(self, now: str, until: str, limit: int) -> list[Delivery]:
+        """Up to ``limit`` pending deliveries due at ``now``, each the oldest pending one of
+        its endpoint and operation, leased until ``until`` (no other claim takes them before).
+        """
+
+    async def finish_deliveries(self, finished: Sequence[Finished]) -> None:
+        """Record attempts' outcomes."""
+
+    async def list_deliveries(
+        self,
+        subscription_id: str,
+        operation_key: str | None = None,
+        webhook_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """The newest deliveries first."""
+
+    async def redeliver(
+        self, subscription_id: str, webhook_id: str, delivery_id: int, now: str
+    ) -> bool:
+        """Send a delivery of this webhook subscription again: pending from ``now``, with a
+        fresh retry budget."""
+
+    async def forget_deliveries(self, before: str, limit: int) -> int:
+        """Drop up to ``limit`` finished deliveries made before ``before``, and callbacks
+        whose operation has left no events."""
+
+
+class Store(RoleAssignmentStore, EventLog, WebhookStore, Protocol):
     #: Wakes readers waiting on an operation after it changed (in this process or, for a
     #: shared store, in any); says how often they must read again anyway.
     notifier: Notifier
@@ -46,8 +120,10 @@ class Store(RoleAssignmentStore, Protocol):
     async def ping(self) -> None:
         """Raise StoreError unless the store answers."""
 
-    async def create(self, operation: Operation) -> tuple[Operation, bool]:
-        """Insert unless an operation with the same key exists.
+    async def create(
+        self, operation: Operation, callback: Callback | None = None
+    ) -> tuple[Operation, bool]:
+        """Insert unless an operation with the same key exists; with it, its callback.
 
         Returns ``(stored, created)``: the new operation and True, or the existing one and
         False. Atomic: of two racing creates, exactly one is told it created. Creating removes

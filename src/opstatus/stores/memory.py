@@ -9,16 +9,22 @@ from collections.abc import Sequence
 
 from ..errors import OperationNotFound
 from ..lifecycle import Tombstone
-from ..models import Operation, OperationStatus
+from ..models import Operation, OperationStatus, now_text
 from ..queries import OperationQuery
+from ..webhooks import Callback
 from .base import Change, DeleteCheck, Removal
+from .event_rows import change_event, deletion_event, removal_event
+from .memory_events import MemoryEventLog
+from .memory_webhooks import MemoryWebhooks
 from .notifier import Notifier
 from .roles import MemoryRoleAssignments
 
 
-class MemoryStore(MemoryRoleAssignments):
+class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
     def __init__(self) -> None:
-        super().__init__()
+        MemoryRoleAssignments.__init__(self)
+        MemoryEventLog.__init__(self)
+        MemoryWebhooks.__init__(self)
         self._operations: dict[tuple[str, str], Operation] = {}
         self._tombstones: dict[tuple[str, str], Tombstone] = {}
         # The app is single-threaded asyncio, but a lock keeps the store honest if a caller
@@ -36,7 +42,9 @@ class MemoryStore(MemoryRoleAssignments):
     async def ping(self) -> None:
         pass
 
-    async def create(self, operation: Operation) -> tuple[Operation, bool]:
+    async def create(
+        self, operation: Operation, callback: Callback | None = None
+    ) -> tuple[Operation, bool]:
         key = (operation.subscription_id, operation.key)
         with self._lock:
             existing = self._operations.get(key)
@@ -44,6 +52,9 @@ class MemoryStore(MemoryRoleAssignments):
                 return existing, False
             self._operations[key] = operation
             self._tombstones.pop(key, None)
+            self._forget_operation(*key)
+            self._put_callback(key, callback)
+            self._record(change_event(None, operation))
         self.notifier.notify(*key)
         return operation, True
 
@@ -64,6 +75,7 @@ class MemoryStore(MemoryRoleAssignments):
             if changed is None:
                 return current
             self._operations[key] = changed
+            self._record(change_event(current, changed))
         self.notifier.notify(*key)
         return changed
 
@@ -75,6 +87,7 @@ class MemoryStore(MemoryRoleAssignments):
                 return False
             check(current)
             del self._operations[key]
+            self._record(deletion_event(current, now_text()), last=True)
         self.notifier.notify(*key)
         return True
 
@@ -100,7 +113,7 @@ class MemoryStore(MemoryRoleAssignments):
                 if tombstone is not None:
                     decided.append((key, tombstone))
             for key, tombstone in decided:
-                del self._operations[key]
+                self._record(removal_event(self._operations.pop(key), tombstone), last=True)
                 self._tombstones[key] = tombstone
             return [tombstone for _, tombstone in decided]
 
@@ -109,6 +122,7 @@ class MemoryStore(MemoryRoleAssignments):
 
     async def forget_tombstones(self, before: str, limit: int) -> int:
         with self._lock:
+            self._forget_kept(before)
             due = [k for k, t in self._tombstones.items() if t.forget_at <= before][:limit]
             for key in due:
                 del self._tombstones[key]

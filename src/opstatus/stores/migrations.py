@@ -4,7 +4,8 @@ Each dialect keeps, under ``stores/sql/<dialect>/`` (shipped as package data):
 
 - ``schema.sql``: the whole schema as of the latest migration, for a database that has none;
 - ``migrations/NNNN_name.sql``: one step each, numbered from 0001 without gaps, for a database
-  made by an older opstatus.
+  made by an older opstatus; both dialects have the same numbers (a file missing from one
+  dialect is a packaging mistake).
 
 A database's *schema version* is the number of the last migration it has had; 0 means it has
 no opstatus schema. The backends record the version (SQLite: ``PRAGMA user_version``;
@@ -77,7 +78,7 @@ def migrations(dialect: str) -> tuple[Migration, ...]:
 
 
 def latest_version(dialect: str) -> int:
-    return len(migrations(dialect))
+    return migrations(dialect)[-1].version
 
 
 def plan(dialect: str, current: int, where: str) -> Plan:
@@ -87,7 +88,7 @@ def plan(dialect: str, current: int, where: str) -> Plan:
         raise newer_schema(current, latest, where)
     if current == 0:
         return Plan(schema_sql(dialect), migrations(dialect))
-    return Plan(None, migrations(dialect)[current:])
+    return Plan(None, tuple(m for m in migrations(dialect) if m.version > current))
 
 
 def newer_schema(current: int, latest: int, where: str) -> SchemaMismatch:

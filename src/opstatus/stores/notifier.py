@@ -29,6 +29,8 @@ class Notifier:
         #: Set by :meth:`close`: waiters answer at once (the server is shutting down).
         self.closed = False
         self._events: dict[Key, set[asyncio.Event]] = {}
+        #: Set on every change of any operation (the event log's readers, see watch_all).
+        self._all: set[asyncio.Event] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @contextlib.contextmanager
@@ -51,15 +53,31 @@ class Notifier:
             if not events and self._events.get(key) is events:
                 del self._events[key]
 
+    @contextlib.contextmanager
+    def watch_all(self) -> Iterator[asyncio.Event]:
+        """An event that is set whenever any operation may have changed (or on close)."""
+        self._loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        self._all.add(event)
+        if self.closed:
+            event.set()
+        try:
+            yield event
+        finally:
+            self._all.discard(event)
+
     def notify(self, subscription_id: str, operation_key: str) -> None:
         """The operation changed (or may have): wake whoever watches it."""
         events = self._events.get((subscription_id, operation_key))
         if events:
             self._wake(tuple(events))
+        if self._all:
+            self._wake(tuple(self._all))
 
     def notify_all(self) -> None:
         """Anything may have changed (for example, pushes were lost): every waiter reads again."""
         self._wake([event for events in list(self._events.values()) for event in tuple(events)])
+        self._wake(tuple(self._all))
 
     def close(self) -> None:
         self.closed = True

@@ -41,11 +41,16 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ..errors import OperationNotFound, StoreError
-from ..models import Operation, OperationStatus
+from ..events import DEFAULT_PROGRESS_KEPT
+from ..models import Operation, OperationStatus, now_text
+from ..webhooks import Callback
+from . import postgresql_events as event_log
 from .base import Change, DeleteCheck, Key
 from .batched_reads import BatchedReads
+from .event_rows import change_event, deletion_event
 from .migrations import Plan, migrate_command, plan, redact, require_latest
 from .notifier import Notifier
+from .postgresql_events import PostgreSQLEventLog
 from .postgresql_queries import DELETE_TOMBSTONE, PostgreSQLQueries
 from .postgresql_roles import PostgreSQLRoleAssignments
 from .postgresql_rows import (
@@ -63,6 +68,7 @@ from .postgresql_rows import (
     status_from_record,
     to_row,
 )
+from .postgresql_webhooks import PostgreSQLWebhooks, put_callback
 
 DIALECT = "postgresql"
 MIGRATIONS_TABLE = "opstatus_schema_migrations"
@@ -123,9 +129,12 @@ async def apply_plan(conn: Connection, steps: Plan) -> None:
     )
 
 
-class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
+class PostgreSQLStore(
+    PostgreSQLQueries, PostgreSQLRoleAssignments, PostgreSQLEventLog, PostgreSQLWebhooks
+):
     dialect = DIALECT
     migrates_on_open = False
+    progress_events_kept = DEFAULT_PROGRESS_KEPT
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -226,7 +235,9 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
         async with self._connection() as conn:
             await conn.fetchval("SELECT 1")
 
-    async def create(self, operation: Operation) -> tuple[Operation, bool]:
+    async def create(
+        self, operation: Operation, callback: Callback | None = None
+    ) -> tuple[Operation, bool]:
         key = (operation.subscription_id, operation.key)
         # Three tries: the winner of a race could be deleted before we read it.
         for _ in range(3):
@@ -237,6 +248,10 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
                         # A statement of its own, so it also sees a tombstone that a removal
                         # committed while the insert waited for it.
                         await conn.execute(DELETE_TOMBSTONE, *key)
+                        await event_log.forget_operation(conn, *key)
+                        await put_callback(conn, key, callback)
+                        event = change_event(None, operation)
+                        await event_log.record(conn, event, self.progress_events_kept)
                 if created:
                     self.notifier.notify(*key)
                     return operation, True
@@ -280,6 +295,8 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
                 return current
             values = (column(changed, name) for name in MUTABLE)
             await conn.execute(UPDATE, subscription_id, operation_key, *values)
+            event = change_event(current, changed)
+            await event_log.record(conn, event, self.progress_events_kept)
         self.notifier.notify(subscription_id, operation_key)
         return changed
 
@@ -288,8 +305,10 @@ class PostgreSQLStore(PostgreSQLQueries, PostgreSQLRoleAssignments):
             row = await conn.fetchrow(LOCK, subscription_id, operation_key)
             if row is None:
                 return False
-            check(from_row(row))
+            current = from_row(row)
+            check(current)
             await conn.execute(DELETE, subscription_id, operation_key)
+            await event_log.record_last(conn, deletion_event(current, now_text()))
         self.notifier.notify(subscription_id, operation_key)
         return True
 

@@ -25,7 +25,9 @@ from asyncpg.pool import PoolConnectionProxy
 from ..lifecycle import Tombstone
 from ..models import Operation
 from ..queries import OperationQuery
+from . import postgresql_events as event_log
 from .base import Removal
+from .event_rows import removal_event
 from .postgresql_rows import COLUMNS, NOTIFY, TABLE, from_row
 from .query_sql import Parameters, counts_sql, find_sql
 
@@ -103,6 +105,8 @@ class PostgreSQLQueries:
                     _PUT_TOMBSTONE,
                     [(t.key, *dataclasses.astuple(t)) for _, t in decided],
                 )
+                for key, tombstone in decided:
+                    await event_log.record_last(conn, removal_event(current[key], tombstone))
         return [tombstone for _, tombstone in decided]
 
     async def get_tombstone(self, subscription_id: str, operation_key: str) -> Tombstone | None:
@@ -114,5 +118,6 @@ class PostgreSQLQueries:
 
     async def forget_tombstones(self, before: str, limit: int) -> int:
         async with self._connection() as conn:
+            await event_log.forget_kept(conn, before)
             forgotten = await conn.fetchval(_FORGET_TOMBSTONES, before, limit)
         return int(forgotten)

@@ -29,17 +29,23 @@ from typing import Any
 import orjson
 
 from ..errors import OperationNotFound, SchemaMismatch, StoreError
+from ..events import DEFAULT_PROGRESS_KEPT
 from ..lifecycle import Tombstone
-from ..models import Operation, OperationStatus
+from ..models import Operation, OperationStatus, now_text
 from ..queries import OperationQuery
+from ..webhooks import Callback
+from . import sqlite_events as event_log
 from .base import Change, DeleteCheck, Removal
+from .event_rows import change_event, deletion_event, removal_event
 from .migrations import Plan, latest_version, plan
 from .notifier import Notifier
 from .query_sql import Parameters, counts_sql, find_sql
 from .records import operation_from_record, operation_from_row, status_from_row
 from .sqlite_commits import CommitGroups
+from .sqlite_events import SQLiteEventLog
 from .sqlite_roles import SQLiteRoleAssignments
 from .sqlite_snapshots import SharedReads
+from .sqlite_webhooks import SQLiteWebhooks, put_callback
 
 log = logging.getLogger("opstatus.store")
 
@@ -140,9 +146,10 @@ def _apply(conn: sqlite3.Connection, where: str) -> Plan:
     return steps
 
 
-class SQLiteStore(SQLiteRoleAssignments):
+class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog, SQLiteWebhooks):
     dialect = DIALECT
     migrates_on_open = True
+    progress_events_kept = DEFAULT_PROGRESS_KEPT
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -354,13 +361,18 @@ class SQLiteStore(SQLiteRoleAssignments):
         assert self._writer is not None
         return self._writer
 
-    async def create(self, operation: Operation) -> tuple[Operation, bool]:
+    async def create(
+        self, operation: Operation, callback: Callback | None = None
+    ) -> tuple[Operation, bool]:
         def body(conn: sqlite3.Connection) -> tuple[Operation, bool]:
             row = conn.execute(_SELECT, (operation.subscription_id, operation.key)).fetchone()
             if row is not None:
                 return _from_row(row), False
             conn.execute(_INSERT, _to_row(operation))
             conn.execute(_DELETE_TOMBSTONE, _key(operation))
+            event_log.forget_operation(conn, *_key(operation))
+            put_callback(conn, _key(operation), callback)
+            event_log.record(conn, change_event(None, operation), self.progress_events_kept)
             return operation, True
 
         result: tuple[Operation, bool] = await self._commit(body)
@@ -389,6 +401,7 @@ class SQLiteStore(SQLiteRoleAssignments):
                 return current
             op = changed
             conn.execute(_UPDATE, (*(_column(op, f) for f in _MUTABLE), *_key(op)))
+            event_log.record(conn, change_event(current, op), self.progress_events_kept)
             return op
 
         result: Operation = await self._commit(body)
@@ -400,8 +413,10 @@ class SQLiteStore(SQLiteRoleAssignments):
             row = conn.execute(_SELECT, (subscription_id, operation_key)).fetchone()
             if row is None:
                 return False
-            check(_from_row(row))
+            current = _from_row(row)
+            check(current)
             conn.execute(_DELETE, (subscription_id, operation_key))
+            event_log.record_last(conn, deletion_event(current, now_text()))
             return True
 
         result: bool = await self._commit(body)
@@ -434,11 +449,13 @@ class SQLiteStore(SQLiteRoleAssignments):
                 row = conn.execute(_SELECT, key).fetchone()
                 if row is None:
                     continue
-                tombstone = decide(_from_row(row))
+                current = _from_row(row)
+                tombstone = decide(current)
                 if tombstone is None:
                     continue
                 conn.execute(_DELETE, key)
                 conn.execute(_PUT_TOMBSTONE, (tombstone.key, *dataclasses.astuple(tombstone)))
+                event_log.record_last(conn, removal_event(current, tombstone))
                 removed.append(tombstone)
             return removed
 
@@ -453,6 +470,7 @@ class SQLiteStore(SQLiteRoleAssignments):
 
     async def forget_tombstones(self, before: str, limit: int) -> int:
         def body(conn: sqlite3.Connection) -> int:
+            event_log.forget_kept(conn, before)
             return conn.execute(_FORGET_TOMBSTONES, (before, limit)).rowcount
 
         result: int = await self._commit(body)
