@@ -21,8 +21,10 @@ While the app works on a request, no deadline runs: its own limits bound it (the
 long-poll, the store's timeouts). The head is also bounded in size: ``max_head_bytes``, else
 431. Refusals are in ARM's error envelope.
 
-One timer per connection, not one per request: it fires at the earliest deadline, and is
-moved only when a deadline comes earlier than it.
+One timer per connection, not one per request: each change of state only makes sure the
+timer fires no later than the deadline that change brings (almost always it already does),
+and the timer, when it fires, works out from the state which deadline applies, and waits
+again for what is left of it.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._in_head = False
-        self._in_body = False
         self._owed = 0  # requests whose head was read and whose answer is not complete
         self._served = False  # has an answer been completed on this connection
         self._idle_since = 0.0
@@ -85,7 +87,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._idle_since = self.loop.time()
-        self._update_timer()
+        self._expect(self._idle_since + self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
@@ -119,8 +121,8 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        self._write_paused_since = self.loop.time()
-        self._update_timer()
+        self._write_paused_since = now = self.loop.time()
+        self._expect(now + self.limits.body_timeout)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -132,10 +134,10 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = self._begun_in_chunk = True
         self._has_body = False
-        self._head_started = self.loop.time()
+        self._head_started = now = self.loop.time()
         self._head_bytes = 0  # as parsed: request line and complete headers
         self._raw_head_bytes = 0  # as received, while the head is incomplete
-        self._update_timer()
+        self._expect(now + self.limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -144,27 +146,20 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
         self._count(len(name) + len(value) + 4)
-        lowered = name.lower()
-        if lowered == b"transfer-encoding" or (
-            lowered == b"content-length" and value.strip() not in (b"0", b"")
-        ):
-            self._has_body = True
+        if len(name) in (14, 17):  # content-length, transfer-encoding
+            lowered = name.lower()
+            if lowered == b"transfer-encoding" or (
+                lowered == b"content-length" and value.strip() not in (b"0", b"")
+            ):
+                self._has_body = True
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._owed += 1
         if self._has_body:
-            self._in_body = True
-            self._body_started = self.loop.time()
-            self._update_timer()
+            self._body_started = now = self.loop.time()
+            self._expect(now + self.limits.body_timeout + _BODY_GRACE)
         super().on_headers_complete()
-
-    def on_message_complete(self) -> None:
-        self._in_body = False
-        super().on_message_complete()
-        if not self._owed:  # answered before its body was all read: idle from now
-            self._idle_since = self.loop.time()
-            self._update_timer()
 
     def on_response_complete(self) -> None:
         """uvicorn resumes reading after every response, and each read parses every request
@@ -181,9 +176,10 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
         elif paused and self._in_head:
             self._head_started = self.loop.time()
-        if not self._owed and not self._in_head and not self._in_body:
-            self._idle_since = self.loop.time()
-        self._update_timer()
+        if not self._owed and not self._in_head:
+            self._idle_since = now = self.loop.time()
+            if not self._in_body():
+                self._expect(now + self.limits.keep_alive_timeout)
 
     def _count(self, size: int) -> None:
         self._head_bytes += size
@@ -203,7 +199,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             if not self.flow.read_paused and not self.pipeline:
                 deadlines.append(self._head_started + limits.header_timeout)
-        elif self._in_body:
+        elif self._in_body():
             grace = _BODY_GRACE if self._owed else 0.0
             deadlines.append(self._body_started + limits.body_timeout + grace)
         elif not self._owed:
@@ -211,16 +207,20 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             deadlines.append(self._idle_since + idle)
         return min(deadlines) if deadlines else None
 
-    def _update_timer(self) -> None:
-        deadline = self._deadline()
-        if deadline is None:
-            return  # a timer still set re-reads the state when it fires
+    def _in_body(self) -> bool:
+        """Whether the last request's body is still being received. An answer may come
+        before the body it did not read; the idle clock then runs from the answer."""
+        return self._has_body and self.cycle is not None and self.cycle.more_body
+
+    def _expect(self, deadline: float) -> None:
+        """Make sure the timer fires by ``deadline``; firing earlier is harmless."""
         timer = self._timer
         if timer is not None:
-            if timer.when() <= deadline:
+            if self._timer_at <= deadline:
                 return
             timer.cancel()
         self._timer = self.loop.call_at(deadline, self._timer_fired)
+        self._timer_at = deadline
 
     def _timer_fired(self) -> None:
         self._timer = None
@@ -231,6 +231,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             return
         if deadline > self.loop.time():
             self._timer = self.loop.call_at(deadline, self._timer_fired)
+            self._timer_at = deadline
         elif self._in_head and not self._owed and self._write_paused_since is None:
             self._refusal = (
                 408,

@@ -33,6 +33,8 @@ _PROTOCOL_HOOKS = (
     "on_response_complete",
     "send_400_response",
 )
+#: What the timed protocol reads of the request cycle: is the body still coming.
+_PROTOCOL_CYCLE_FIELDS = ("more_body",)
 #: What the fast lane overrides and reads.
 _LANE_HOOKS = ("_start_asgi_task",)
 _CYCLE_FIELDS = (
@@ -63,10 +65,21 @@ def missing_for_protocol() -> list[str]:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError as exc:
         return [f"uvicorn's httptools protocol ({exc})"]
+    missing = [
+        f"HttpToolsProtocol.{n}" for n in _PROTOCOL_HOOKS if not hasattr(HttpToolsProtocol, n)
+    ]
+    return missing + _missing_cycle_fields(_PROTOCOL_CYCLE_FIELDS)
+
+
+def _missing_cycle_fields(names: tuple[str, ...]) -> list[str]:
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    init = inspect.signature(RequestResponseCycle.__init__).parameters
+    source = inspect.getsource(RequestResponseCycle.__init__)
     return [
-        f"HttpToolsProtocol.{name}"
-        for name in _PROTOCOL_HOOKS
-        if not hasattr(HttpToolsProtocol, name)
+        f"RequestResponseCycle.{name}"
+        for name in names
+        if name not in init and f"self.{name}" not in source
     ]
 
 
@@ -79,19 +92,13 @@ def fast_lane_unavailable() -> str | None:
             f"uvicorn {'.'.join(map(str, found))} is outside the range opstatus supports "
             f"(>={low[0]}.{low[1]},<{high[0]}.{high[1]})"
         )
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     missing = [f"HttpToolsProtocol.{n}" for n in _LANE_HOOKS if not hasattr(HttpToolsProtocol, n)]
     start = getattr(HttpToolsProtocol, "_start_asgi_task", None)
     if start is not None and list(inspect.signature(start).parameters) != ["self", "cycle", "app"]:
         missing.append("HttpToolsProtocol._start_asgi_task(cycle, app)")
-    init = inspect.signature(RequestResponseCycle.__init__).parameters
-    source = inspect.getsource(RequestResponseCycle.__init__)
-    missing += [
-        f"RequestResponseCycle.{name}"
-        for name in _CYCLE_FIELDS
-        if name not in init and f"self.{name}" not in source
-    ]
+    missing += _missing_cycle_fields(_CYCLE_FIELDS)
     if missing:
         return f"uvicorn {'.'.join(map(str, found))} lacks {', '.join(missing)}"
     return None
