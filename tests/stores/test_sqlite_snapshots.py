@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -116,3 +118,36 @@ async def test_reads_through_the_map_see_a_file_grown_and_checkpointed_elsewhere
     await asyncio.sleep(0)
     assert store.status_now(SUB_A, "op-2002").operation_id == "op-2002"  # type: ignore[union-attr]
     other.close()
+
+
+#: SQLite's "dead man switch" lock byte in the -shm file (UNIX_SHM_DMS in os_unix.c): every
+#: process with the database open holds a shared lock on it; one that can lock it exclusively
+#: takes itself for the only user and truncates the -shm file.
+_SHM_DMS_BYTE = 128
+
+_TRY_DMS = """
+import fcntl, sys
+with open(sys.argv[1], "r+b") as f:
+    try:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))
+    except OSError:
+        print("held")
+    else:
+        print("free")
+"""
+
+
+async def test_the_store_keeps_sqlites_locks_on_the_wal_index(store: SQLiteStore) -> None:
+    """Mapping the -shm file must not drop SQLite's locks on it (closing any descriptor of
+    a file drops all the process's locks on it): else another process opening the database
+    would truncate the -shm file under this one's mapping, a bus error at its next access."""
+    await store.create(make_op("locked"))
+    assert await store.get(SUB_A, "locked") is not None  # the reader and its mapping in use
+    shm = f"{store.path}-shm"
+    probe = subprocess.run(
+        [sys.executable, "-c", _TRY_DMS, shm, str(_SHM_DMS_BYTE)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "held"

@@ -44,7 +44,7 @@ from .records import operation_from_record, operation_from_row, status_from_row
 from .sqlite_commits import CommitGroups
 from .sqlite_events import SQLiteEventLog
 from .sqlite_roles import SQLiteRoleAssignments
-from .sqlite_snapshots import SharedReads
+from .sqlite_snapshots import SharedReads, WalIndex
 from .sqlite_webhooks import SQLiteWebhooks, put_callback
 
 log = logging.getLogger("opstatus.store")
@@ -158,6 +158,7 @@ class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog, SQLiteWebhooks):
         #: The reader's one cursor (see _read_through), which spares making one per read.
         self._cursor: sqlite3.Cursor | None = None
         self._shared: SharedReads | None = None
+        self._wal_index: WalIndex | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader_stale = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opstatus-sqlite")
@@ -196,7 +197,9 @@ class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog, SQLiteWebhooks):
             self._shared.close()
         conn.execute(f"PRAGMA mmap_size={READ_MAP_BYTES}").fetchall()
         self._read_through(conn)
-        self._shared = SharedReads(conn, f"{self.path}-shm")
+        if self._wal_index is None:
+            self._wal_index = WalIndex(f"{self.path}-shm")
+        self._shared = SharedReads(conn, self._wal_index)
 
     def _read_through(self, conn: sqlite3.Connection) -> None:
         """Read through ``conn`` and one cursor of it. Reads run on the event loop's thread
@@ -270,6 +273,9 @@ class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog, SQLiteWebhooks):
         if self._reader is not None:
             self._reader.close()
         self._executor.shutdown(wait=True)
+        if self._wal_index is not None:  # after every connection: see sqlite_snapshots.py
+            self._wal_index.close()
+            self._wal_index = None
 
     async def ping(self) -> None:
         self._read(_SELECT, ("", ""))

@@ -12,6 +12,13 @@ format documentation, "the WAL-index header"). Before each read the header is co
 its value from just before the transaction began, and on any difference the transaction
 is ended and a new one begun. A write acknowledged before a read arrived has rewritten the
 header before that read looks, so the read sees the write.
+
+The ``-shm`` file is mapped once for the store's life (:class:`WalIndex`), and its file
+descriptors are closed only after the store's SQLite connections are. POSIX record locks
+belong to a process and a file: closing *any* descriptor of the ``-shm`` file drops every lock
+the process holds on it, SQLite's included. With its locks gone, another process opening the
+database takes SQLite for the only user and truncates the ``-shm`` file under this process's
+mapping, whose next access is a bus error.
 """
 
 from __future__ import annotations
@@ -25,10 +32,36 @@ import sqlite3
 HEADER_BYTES = 48
 
 
+class WalIndex:
+    """The ``-shm`` file mapped read-only, with the descriptor it was opened by; closed only
+    when the store's connections are (see the module)."""
+
+    def __init__(self, shm_path: str) -> None:
+        self._file = None
+        self.map: mmap.mmap | None = None
+        try:
+            self._file = open(shm_path, "rb")  # noqa: SIM115 - kept open, closed in close()
+            shm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return  # read-only or immutable databases: their reads are not shared
+        if len(shm) < 2 * HEADER_BYTES:
+            shm.close()
+            return
+        self.map = shm
+
+    def close(self) -> None:
+        if self.map is not None:
+            self.map.close()
+            self.map = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 class SharedReads:
-    def __init__(self, conn: sqlite3.Connection, shm_path: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, index: WalIndex) -> None:
         self.conn = conn
-        self._shm = _map(shm_path)
+        self._shm = index.map
         #: The header as it was before the held transaction began; None: none held.
         self._header: bytes | None = None
 
@@ -58,21 +91,6 @@ class SharedReads:
                 self.conn.execute("COMMIT")
 
     def close(self) -> None:
+        """End the held transaction; the mapping stays the store's (:class:`WalIndex`)."""
         self.release()
-        if self._shm is not None:
-            self._shm.close()
-            self._shm = None
-
-
-def _map(shm_path: str) -> mmap.mmap | None:
-    """The ``-shm`` file, mapped read-only; None where there is none to map (read-only or
-    immutable databases): their reads are not shared."""
-    try:
-        with open(shm_path, "rb") as f:
-            shm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        return None
-    if len(shm) < 2 * HEADER_BYTES:
-        shm.close()
-        return None
-    return shm
+        self._shm = None

@@ -48,6 +48,10 @@ _UPDATE_WEBHOOK = (
 _DELETE_WEBHOOK = "DELETE FROM webhooks WHERE subscription_id = ? AND id = ?"
 _DELETE_WEBHOOK_DELIVERIES = "DELETE FROM deliveries WHERE webhook_id = ?"
 _POSITION = "SELECT position_cursor FROM event_dispatch WHERE name = 'webhooks'"
+_ANY_NEW_EVENT = (
+    "SELECT 1 FROM events WHERE cursor > "
+    "(SELECT position_cursor FROM event_dispatch WHERE name = 'webhooks') LIMIT 1"
+)
 _MOVE = "UPDATE event_dispatch SET position_cursor = ? WHERE name = 'webhooks'"
 _EVENTS = f"SELECT cursor, {READ_COLUMNS} FROM events WHERE cursor > ? ORDER BY cursor LIMIT ?"
 _INSERT_DELIVERY = (
@@ -121,6 +125,11 @@ class SQLiteWebhooks:
         return result
 
     async def fan_out(self, limit: int, now: str) -> int:
+        # Looked at first through the reader: the dispatcher asks every half second, and a
+        # write transaction each time would cost a durable commit for nothing.
+        if not self._read_all(_ANY_NEW_EVENT, ()):
+            return 0
+
         def body(conn: sqlite3.Connection) -> int:
             (cursor,) = conn.execute(_POSITION).fetchone()
             rows = conn.execute(_EVENTS, (cursor, limit)).fetchall()
@@ -146,6 +155,9 @@ class SQLiteWebhooks:
         return found
 
     async def claim_deliveries(self, now: str, until: str, limit: int) -> list[Delivery]:
+        if not self._read_all(_DUE, (now, 1)):  # see fan_out
+            return []
+
         def body(conn: sqlite3.Connection) -> list[Delivery]:
             due = [delivery_from_row(row) for row in conn.execute(_DUE, (now, limit))]
             conn.executemany(
