@@ -187,7 +187,8 @@ def test_http_1_0_gets_its_answer_and_the_connection_closes(server: ServerProces
                 request(server.port, "GET", status_path(op_id="op2"), token, version="1.0")
             )
             status, headers, body = read_responses(sock, 1)[0]
-            assert status == 200 and headers.get("connection") == "close"
+            # HTTP/1.0 closes by default; uvicorn before 0.46 does not say so in a header.
+            assert status == 200 and headers.get("connection", "close") == "close"
             assert b'"status":"Succeeded"' in body
             assert sock.recv(100) == b""  # closed by the server
 
