@@ -23,7 +23,7 @@ from ..events import (
     document,
 )
 from ..lifecycle import DAY, Tombstone, add_seconds
-from ..models import Operation
+from ..models import Operation, clip_json
 from .query_sql import Parameters
 
 #: The columns a read of the log returns after the position's own, in :class:`Event` order.
@@ -51,6 +51,10 @@ class NewEvent(NamedTuple):
 def _new(kind: str, op: Operation, time: str, keep_until: str | None, **extra: Any) -> NewEvent:
     data = document(op)
     data.update(extra)
+    try:
+        text = orjson.dumps(data).decode()
+    except TypeError:  # a value stored before free-form JSON was bounded: shown cut, as reads do
+        text = orjson.dumps(clip_json(data)).decode()
     return NewEvent(
         op.subscription_id,
         op.key,
@@ -60,7 +64,7 @@ def _new(kind: str, op: Operation, time: str, keep_until: str | None, **extra: A
         op.status,
         time,
         keep_until,
-        orjson.dumps(data).decode(),
+        text,
     )
 
 
