@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import StoreError
 from .lifecycle import add_seconds
 from .models import now_text
 from .stores.base import Store
@@ -80,6 +81,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Until cancelled; store errors are logged and retried on the next round."""
+        failing = False
         with self.store.notifier.watch_all() as changed:
             try:
                 while True:
@@ -87,7 +89,15 @@ class Dispatcher:
                     self._done.clear()
                     try:
                         await self.round()
-                    except Exception:  # noqa: BLE001 - a store outage must not end the task
+                        if failing:
+                            failing = False
+                            log.warning("webhook dispatch: the store answers again")
+                    except StoreError as exc:  # an outage: said once, retried every poll
+                        if not failing:
+                            failing = True
+                            log.warning("webhook dispatch: %s; retrying", exc.message)
+                        await asyncio.sleep(self.poll_seconds)
+                    except Exception:  # noqa: BLE001 - a fault must not end the task
                         log.exception("webhook dispatch failed; retrying")
                         await asyncio.sleep(self.poll_seconds)
                     await self._wait(changed)
