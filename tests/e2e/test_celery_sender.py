@@ -79,6 +79,12 @@ def producer(server: ServerProcess) -> Iterator[Callable[..., Producer]]:
         p.reader.close()
 
 
+def in_flight(p: Producer) -> Callable[[], bool]:
+    """Whether the sender has taken an update out of its table (the sender's own state: a
+    frozen server tells nothing)."""
+    return lambda: bool(p.sender._in_flight)
+
+
 def errors(caplog: pytest.LogCaptureFixture, level: int = logging.ERROR) -> list[str]:
     return [
         r.getMessage() for r in caplog.records if r.name == "opstatus.celery" and r.levelno == level
@@ -94,7 +100,7 @@ def test_a_full_table_drops_progress_and_makes_an_outcome_wait_for_room(
     assert server.proc is not None
     os.kill(server.proc.pid, signal.SIGSTOP)  # the one sender thread's request hangs
     p.submit("op-a", percent_complete=10)
-    time.sleep(0.2)  # the sender thread takes op-a out of the table, and its request hangs
+    until(in_flight(p), timeout=5)  # the sender thread took op-a, and its request hangs
     p.submit("op-b", percent_complete=20)
     p.submit("op-c", percent_complete=30)
     assert p.sender.pending == 3  # op-a in flight, op-b and op-c in the table, which is full
@@ -131,7 +137,7 @@ def test_an_outcome_that_finds_no_room_in_time_is_dropped_with_an_error(
     assert server.proc is not None
     os.kill(server.proc.pid, signal.SIGSTOP)
     p.submit("op-a", percent_complete=10)
-    time.sleep(0.2)  # in flight, hanging
+    until(in_flight(p), timeout=5)  # op-a's request hangs
     p.submit("op-b", percent_complete=20)  # the table's one place
     assert p.sender.pending == 2
     started = time.monotonic()
