@@ -6,7 +6,9 @@ tasks onto a queue the worker does not consume yet (tracked ones: each publish c
 operation), then tells the worker to consume it and times the drain until every result is in
 Celery's backend: the worker's throughput. Rounds alternate untracked and tracked, and the
 ratio compares their medians. After every tracked round, each operation's ``endTime`` in
-opstatus is compared with the ``date_done`` Celery recorded: the lag of the outcome.
+opstatus is compared with the ``date_done`` Celery recorded: the lag of the outcome. The
+operation's ``endTime`` is the worker's moment of the outcome, so the arrival is read from
+the store itself: the terminal write's ``updated_at`` in the server's SQLite file.
 
     python -m bench.celery_throughput --tasks 1000 --rounds 3
 """
@@ -14,13 +16,16 @@ opstatus is compared with the ``date_done`` Celery recorded: the lag of the outc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -49,21 +54,35 @@ def drain(app: Any, queue: str, ids: list[str], backend: redis.Redis) -> float:
     return elapsed
 
 
-def lags(client: Client, ids: list[str], backend: redis.Redis, timeout: float = 30) -> list[float]:
-    """Per task: opstatus's endTime minus Celery's date_done, once every one is terminal."""
+def arrivals(database: Path) -> dict[str, str]:
+    """When the server wrote each Succeeded bench operation last: its outcome's arrival."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT operation_id, updated_at FROM operations "
+            "WHERE kind = 'bench.tracked' AND status = 'Succeeded'"
+        ).fetchall()
+    return dict(rows)
+
+
+def lags(
+    client: Client, ids: list[str], backend: redis.Redis, database: Path, timeout: float = 30
+) -> list[float]:
+    """Per task: when its outcome reached opstatus minus Celery's date_done, once every one
+    is terminal."""
     wanted = set(ids)
     deadline = time.monotonic() + timeout
-    ended: dict[str, str] = {}
+    done: set[str] = set()
     while time.monotonic() < deadline:
         for op in client.list(SUB, "westus", kind="bench.tracked", status="Succeeded"):
-            if op.name in wanted and op.end_time:
-                ended[op.name] = op.end_time
-        if len(ended) == len(wanted):
+            if op.name in wanted:
+                done.add(op.name)
+        if len(done) == len(wanted):
             break
         time.sleep(0.2)
-    missing = wanted - set(ended)
+    missing = wanted - done
     if missing:
         raise SystemExit(f"{len(missing)} operations not Succeeded within {timeout} s")
+    ended = arrivals(database)
     found = []
     for task_id in ids:
         meta = json.loads(backend.get(f"celery-task-meta-{task_id}") or b"{}")
@@ -127,7 +146,7 @@ def main() -> None:
                         rates[kind].append(rate)
                         line = f"round {n} {kind:9}: {rate:7.0f} tasks/s"
                         if kind == "tracked":
-                            found = lags(client, ids, backend)
+                            found = lags(client, ids, backend, home / "opstatus.db")
                             all_lags += found
                             line += f", outcome lag max {max(found):.3f} s"
                         print(line, flush=True)

@@ -47,6 +47,8 @@ def create_app(env: Mapping[str, str]) -> tuple[Celery, Tracker]:
         token=env["OPSTATUS_TOKEN"],
         subscription_id=env["OPSTATUS_TEST_SUBSCRIPTION"],
         location="westus",
+        namespace=env.get("OPSTATUS_TEST_NAMESPACE"),  # None: Microsoft.Cache
+        api_version=env.get("OPSTATUS_TEST_API_VERSION"),
         cancel_poll_interval=0.2,
     )
 

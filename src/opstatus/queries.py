@@ -31,7 +31,9 @@ def position(op: Operation) -> Position:
 @dataclass(frozen=True, slots=True)
 class OperationFilter:
     """What a caller filters a list on. Statuses compare case-insensitively (a producer's
-    own words keep the case it gave them); time bounds: ``after`` inclusive, ``before`` not."""
+    own words keep the case it gave them); time bounds: ``after`` inclusive, ``before`` not.
+    ``cancel_requested``: True, only operations someone asked to cancel; False, only the
+    others (a cancel watcher asks for True instead of reading every running operation)."""
 
     statuses: frozenset[str] = frozenset()
     kinds: frozenset[str] = frozenset()
@@ -39,11 +41,16 @@ class OperationFilter:
     started_before: str | None = None
     ended_after: str | None = None
     ended_before: str | None = None
+    cancel_requested: bool | None = None
 
     def matches(self, op: Operation) -> bool:
         return (
             (not self.statuses or op.status.lower() in {s.lower() for s in self.statuses})
             and (not self.kinds or op.kind in self.kinds)
+            and (
+                self.cancel_requested is None
+                or (op.cancel_requested_at is not None) == self.cancel_requested
+            )
             and _within(op.start_time, self.started_after, self.started_before)
             and _within(op.end_time, self.ended_after, self.ended_before)
         )

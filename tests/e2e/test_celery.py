@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from celery import Celery
 
 from opstatus import Client, OperationStatus
 from opstatus.celery import Tracker
+from opstatus.models import format_time
 from tests import celery_support as cs
 from tests.celery_app import create_app
 from tests.support import SUB_A, ServerProcess
@@ -197,16 +199,32 @@ def test_a_worker_killed_with_sigkill_leaves_producer_lost(own: Callable[..., St
     assert (op.status, op.error_code) == ("Failed", "ProducerLost")
 
 
+def recorded_at(result: Any) -> str:
+    """When Celery's result backend recorded the task's outcome, as opstatus writes times."""
+    done = result.date_done
+    moment = datetime.fromisoformat(done) if isinstance(done, str) else done
+    return format_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
 def test_no_outcome_is_lost_while_opstatus_restarts(own: Callable[..., Stack]) -> None:
     s = own()
     results = [s.task("steps").delay(5, 0.2) for _ in range(8)]
     s.server.stop()
     for result in results:
         assert result.get(timeout=30) == {"steps": 5}  # all ended while opstatus was down
+    time.sleep(0.1)
+    restarted = format_time(datetime.now(UTC))
     s.server.start()
     for result in results:
         op = s.wait(result.id, timeout=20)
         assert (op.status, op.properties) == ("Succeeded", {"steps": 5})
+        # endTime is when the task ended, not when its outcome reached opstatus.
+        assert op.start_time is not None and op.end_time is not None
+        assert op.start_time <= op.end_time < restarted
+        recorded = recorded_at(result)
+        assert recorded <= op.end_time, (recorded, op.end_time)
+        gap = datetime.fromisoformat(op.end_time) - datetime.fromisoformat(recorded)
+        assert gap.total_seconds() < 1, (recorded, op.end_time)
 
 
 # --- cancel -------------------------------------------------------------------------------------

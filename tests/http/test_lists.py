@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import orjson
 import pytest
 
+from opstatus.errors import InvalidInput
+from opstatus.http import continuation
 from opstatus.models import OperationDraft
+from opstatus.queries import OperationFilter, Position
 from opstatus.service import OperationService
 from opstatus.stores import MemoryStore, SQLiteStore
 from tests.support import SUB_A, SUB_B, FakeClock, app_client, bearer, status_path
@@ -144,9 +151,37 @@ async def test_filters_on_status_kind_and_time(client: httpx.AsyncClient, clock:
     assert names(await client.get(f"{base}&endedBefore=2030-01-01T00:00:01Z")) == ["a"]
 
 
+async def test_filter_on_a_cancel_request(client: httpx.AsyncClient, clock: FakeClock) -> None:
+    for i in range(7):
+        await seed(client, clock, f"op-{i}", kind="resize" if i % 2 else "backup")
+    for i in (1, 2, 5):
+        cancel = await client.post(status_path(op_id=f"op-{i}").replace("?", "/cancel?"))
+        assert cancel.status_code == 202, cancel.text
+    base = collection_path()
+    assert names(await client.get(f"{base}&cancelRequested=true")) == ["op-5", "op-2", "op-1"]
+    assert names(await client.get(f"{base}&cancelRequested=false")) == [
+        "op-6",
+        "op-4",
+        "op-3",
+        "op-0",
+    ]
+    watched = f"{base}&status=InProgress&kind=resize&CANCELREQUESTED=true"
+    assert names(await client.get(watched)) == ["op-5", "op-1"]
+    paged = await list_all(client, f"{base}&cancelRequested=true&maxpagesize=1")
+    assert [item["name"] for item in paged] == ["op-5", "op-2", "op-1"]  # the token keeps it
+    first = (await client.get(f"{base}&cancelRequested=true&maxpagesize=1")).json()
+    response = await client.get(first["nextLink"] + "&cancelRequested=false")
+    assert_arm_error(response, 400, "InvalidContinuationToken", target="$skipToken")
+    counts = (await client.get(f"{counts_path()}&cancelRequested=true")).json()
+    assert counts == {"counts": {"InProgress": 3}, "total": 3}
+
+
 @pytest.mark.parametrize(
     ("query", "target"),
     [
+        ("cancelRequested=yes", "cancelRequested"),
+        ("cancelRequested=True", "cancelRequested"),
+        ("cancelRequested=", "cancelRequested"),
         ("status=Cancelled", "status"),
         ("status=not%20a%20word", "status"),
         ("kind=a%20b", "kind"),
@@ -403,3 +438,23 @@ async def test_readers_list_and_count_their_subscription_only(
     assert anonymous.status_code == 401
     missing_version = await client.get(collection_path(api_version=None))
     assert_arm_error(missing_version, 400, "MissingApiVersionParameter", target="api-version")
+
+
+async def test_tokens_carry_the_cancel_filter_and_older_tokens_still_read() -> None:
+    key = continuation.paging_key(b"k" * 32)
+    after = Position("2024-05-01T10:00:00.000Z", SUB_A, "op-1")
+    scope = (SUB_A, "microsoft.cache", "westus")
+    token = continuation.Continuation(scope, OperationFilter(cancel_requested=False), 10, after)
+    assert continuation.decode(key, continuation.encode(key, token)) == token
+
+    def signed(filters: list[Any]) -> str:
+        payload = orjson.dumps([1, list(scope), filters, 10, list(dataclasses.astuple(after))])
+        tag = hmac.new(key, payload, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode()
+
+    six = [[], ["resize"], None, None, None, None]  # a token issued before cancelRequested
+    old = continuation.decode(key, signed(six))
+    assert old.filter == OperationFilter(kinds=frozenset({"resize"}))
+    for bad in ([*six, "yes"], [*six, 1], [*six, True, None]):
+        with pytest.raises(InvalidInput):
+            continuation.decode(key, signed(bad))

@@ -181,3 +181,14 @@ async def test_the_classic_form_is_described(client: httpx.AsyncClient) -> None:
     assert read.headers["content-type"].startswith("application/xml")
     errors = item["get"]["responses"]["default"]["content"]
     assert set(errors) == {"application/xml"}
+
+
+async def test_the_cancel_requested_filter_is_judged_alike(client: httpx.AsyncClient) -> None:
+    documented = validator(parameter("CancelRequestedParameter")["schema"])
+    list_get = DOC["paths"][ITEM]["get"]
+    refs = [p.get("$ref", "") for p in list_get["parameters"]]
+    assert "#/components/parameters/CancelRequestedParameter" in refs
+    collection = status_path().replace("/op1?", "?")
+    for value in ("true", "false", "True", "FALSE", "1", "yes", ""):
+        response = await client.get(f"{collection}&cancelRequested={value}")
+        assert response.is_success == documented.is_valid(value), (value, response.text)

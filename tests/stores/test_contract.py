@@ -598,6 +598,8 @@ def varied_operations(count: int = 90, seed: int = 7) -> list[Operation]:
                 kind=rng.choice((None, "resize", "backup")),
                 expires_at=rng.choice((None, *TIMES)) if terminal else None,
                 lease_expires_at=None if terminal else rng.choice((None, *TIMES)),
+                # Not drawn from rng, so that the other fields stay as they were.
+                cancel_requested_at=TIMES[i % len(TIMES)] if i % 4 == 1 else None,
             )
         )
     return ops
@@ -618,6 +620,18 @@ QUERIES = {
     ),
     "ended": OperationQuery(
         filter=OperationFilter(ended_after=TIMES[4], ended_before=TIMES[10]), limit=1000
+    ),
+    "cancel-requested": OperationQuery(filter=OperationFilter(cancel_requested=True), limit=1000),
+    "no-cancel-request": OperationQuery(filter=OperationFilter(cancel_requested=False), limit=1000),
+    # What a cancel watcher asks: its kinds' running operations that someone asked to cancel.
+    "cancel-watcher": OperationQuery(
+        subscription_id=SUB_A,
+        filter=OperationFilter(
+            statuses=frozenset({IN_PROGRESS, "Provisioning"}),
+            kinds=frozenset({"resize", "backup"}),
+            cancel_requested=True,
+        ),
+        limit=1000,
     ),
     "terminal": OperationQuery(terminal=True, limit=1000),
     "running": OperationQuery(terminal=False, limit=1000),
@@ -688,7 +702,9 @@ async def test_keyset_pages_return_every_operation_once_newest_first(store: Stor
     assert seen == sorted(in_a, key=position, reverse=True)
 
 
-@pytest.mark.parametrize("name", ["everything", "subscription", "statuses", "live", "after"])
+@pytest.mark.parametrize(
+    "name", ["everything", "subscription", "statuses", "live", "after", "cancel-requested"]
+)
 async def test_counts_per_status(store: Store, name: str) -> None:
     ops = varied_operations()
     for op in ops:

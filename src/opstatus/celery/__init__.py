@@ -24,7 +24,13 @@ from celery import current_task
 from ..client import CancelRequested
 from .sender import Sender
 from .tracking import Tracker, properties_of
-from .web import accept_task, accept_task_async, flask_response, starlette_response
+from .web import (
+    accept_task,
+    accept_task_async,
+    django_response,
+    flask_response,
+    starlette_response,
+)
 
 
 def report(percent: float | None = None, message: str | None = None) -> None:
@@ -48,6 +54,7 @@ __all__ = [
     "Tracker",
     "accept_task",
     "accept_task_async",
+    "django_response",
     "flask_response",
     "properties_of",
     "report",

@@ -1,8 +1,9 @@
 """Cancel in opstatus revokes the Celery task.
 
 A cancel request only records ``cancelRequestedAt`` on the operation. In each worker's main
-process a watcher thread lists the tracked kinds' running operations every
-``cancel_poll_interval`` seconds and revokes the task of each one with a cancel request:
+process a watcher thread lists the tracked kinds' running operations with a cancel request
+(``cancelRequested=true``: the server filters, so a poll carries only those) every
+``cancel_poll_interval`` seconds and revokes the task of each one:
 a queued task is then discarded by whichever worker receives it (and its operation ends
 Canceled); a running one is terminated only if its task says ``opstatus_terminate=True``,
 else :func:`~opstatus.celery.report` raises :class:`~opstatus.client.CancelRequested` in it.
@@ -61,7 +62,7 @@ class CancelWatcher(threading.Thread):
         """Revoke the tasks whose operations someone asked to cancel; returns how many."""
         tracker = self.tracker
         names = tracker.tracked_names()
-        filters: dict[str, Any] = {"status": "InProgress"}
+        filters: dict[str, Any] = {"status": "InProgress", "cancel_requested": True}
         if len(names) <= MAX_KIND_FILTER:
             if not names:
                 return 0

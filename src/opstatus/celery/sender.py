@@ -306,6 +306,16 @@ class Sender:
         except ClientError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 429):
                 return self._failed(item, str(exc), exc.retry_after)
+            if _end_time_refused(item, exc):
+                # The worker's clock behind the server's: an end before the start it stamped.
+                log.warning(
+                    "opstatus: the endTime of operation %s was refused (%s); it is recorded "
+                    "with the server's time instead",
+                    item.target.operation_id,
+                    exc.message,
+                )
+                del item.fields["end_time"]
+                return self._send(client, item)
             if exc.code == "OperationAlreadyTerminal":
                 log.debug("opstatus: %s had already ended: %s", item.target.operation_id, exc)
                 self.release(item.url)
@@ -394,3 +404,7 @@ class Sender:
             self._pending[url] = Pending(url, target, {})
             self._ready.append(url)
             self._cond.notify()
+
+
+def _end_time_refused(item: Pending, exc: ClientError) -> bool:
+    return exc.status_code == 400 and "end_time" in item.fields and "'endTime'" in exc.message

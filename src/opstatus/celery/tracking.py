@@ -245,7 +245,7 @@ class Tracker:
             return
         task_id = sender.request.id
         self.sender.release(self.status_url(task_id))
-        fields: dict[str, Any] = {"status": "Succeeded"}
+        fields: dict[str, Any] = {"status": "Succeeded", "end_time": ended()}
         properties = properties_of(result)
         if properties is not None:
             fields["properties"] = properties
@@ -272,7 +272,7 @@ class Tracker:
             fields = dict(failure_body(exc, canceled))
         if self.include_traceback and einfo is not None and fields["status"] == "Failed":
             fields["properties"] = {"traceback": str(einfo.traceback)[-8000:]}
-        self._submit(task_id, sender.name, **fields)
+        self._submit(task_id, sender.name, end_time=ended(), **fields)
 
     def _on_retry(
         self, sender: Any = None, request: Any = None, reason: Any = None, **kwargs: Any
@@ -316,7 +316,7 @@ class Tracker:
         else:
             message = "The task was revoked."
         error = {"code": "OperationCanceled", "message": message}
-        self._submit(request.id, sender.name, status="Canceled", error=error)
+        self._submit(request.id, sender.name, status="Canceled", error=error, end_time=ended())
 
     def _on_rejected(self, message: Any = None, exc: Any = None, **kwargs: Any) -> None:
         headers = getattr(message, "headers", None) or {}
@@ -325,13 +325,13 @@ class Tracker:
             return
         text = str(exc) if exc is not None else "The worker could not read the task's message."
         error = {"code": "TaskRejected", "message": text[:2000]}
-        self._submit(task_id, name, status="Failed", error=error)
+        self._submit(task_id, name, status="Failed", error=error, end_time=ended())
 
     def _on_unknown(self, name: str | None = None, id: str | None = None, **kwargs: Any) -> None:
         if not id or not name or not self.track_all or name.startswith("celery."):
             return
         error = {"code": "NotRegistered", "message": f"No worker knows the task {name!r}."}
-        self._submit(id, name, status="Failed", error=error)
+        self._submit(id, name, status="Failed", error=error, end_time=ended())
 
     def _on_worker_ready(self, **kwargs: Any) -> None:
         from .cancel import CancelWatcher
@@ -439,6 +439,13 @@ def _original(exception: BaseException | None, einfo: Any) -> BaseException:
         rebuilt: type[Exception] = type(str(exception.exc_cls_name), (Exception,), {})
         return rebuilt(*exception.exc_args)
     return exception if exception is not None else Exception("unknown failure")
+
+
+def ended() -> str:
+    """Now, as an outcome's ``endTime``: the moment Celery recorded the outcome, however
+    long the update then waits for opstatus (the sender falls back to the server's clock if
+    the server finds it before the operation's start)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _seconds_until(when: Any) -> float:

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from ..client import Accepted, AsyncClient, accepted_response
-from .tracking import CREATED_HEADER, Tracker
+from .tracking import CREATED_HEADER, Tracker, ended
 
 
 def _publish(
@@ -35,6 +35,7 @@ def _publish(
             tracker.target(task_id, task.name),
             status="Failed",
             error=error,
+            end_time=ended(),
         )
         raise
 
@@ -53,7 +54,7 @@ def accept_task(
 ) -> Accepted:
     """Create the operation, publish ``task`` (``options`` go to ``apply_async``), and return
     ARM's answer: 201 for PUT, 202 otherwise (send it with :func:`starlette_response`,
-    :func:`flask_response` or any framework's response)."""
+    :func:`flask_response`, :func:`django_response` or any framework's response)."""
     task_id = str(uuid.uuid4())
     accepted = tracker.client.accept(
         method,
@@ -101,6 +102,17 @@ def starlette_response(accepted: Accepted) -> Any:
     if accepted.body is None:
         return Response(status_code=accepted.status_code, headers=accepted.headers)
     return JSONResponse(accepted.body, accepted.status_code, accepted.headers)
+
+
+def django_response(accepted: Accepted) -> Any:
+    """The answer as a Django view's response: a ``JsonResponse`` of the resource, or, for
+    a ``202`` without one, an empty ``HttpResponse`` (ARM's 202 has no body). Django is
+    imported here, so that ``opstatus.celery`` does not need it."""
+    from django.http import HttpResponse, JsonResponse
+
+    if accepted.body is None:
+        return HttpResponse(status=accepted.status_code, headers=accepted.headers)
+    return JsonResponse(accepted.body, status=accepted.status_code, headers=accepted.headers)
 
 
 def flask_response(accepted: Accepted) -> tuple[Any, int, dict[str, str]]:

@@ -298,6 +298,10 @@ def _time(value: str | datetime | None) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
 def _words(value: str | Iterable[str] | None) -> str | None:
     if value is None:
         return None
@@ -403,8 +407,9 @@ class BaseClient:
         started_before: str | datetime | None = None,
         ended_after: str | datetime | None = None,
         ended_before: str | datetime | None = None,
+        cancel_requested: bool | None = None,
     ) -> dict[str, str]:
-        """Query parameters of a list, a count or a purge (see the README)."""
+        """Query parameters of a list, a count or a purge (see docs/lifecycle.md)."""
         params = {
             "status": _words(status),
             "kind": _words(kind),
@@ -412,6 +417,7 @@ class BaseClient:
             "startedBefore": _time(started_before),
             "endedAfter": _time(ended_after),
             "endedBefore": _time(ended_before),
+            "cancelRequested": None if cancel_requested is None else _flag(cancel_requested),
         }
         return {key: value for key, value in params.items() if value}
 

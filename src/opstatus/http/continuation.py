@@ -60,6 +60,7 @@ def encode(key: bytes, token: Continuation) -> str:
                 f.started_before,
                 f.ended_after,
                 f.ended_before,
+                f.cancel_requested,
             ],
             token.page_size,
             [token.after.created_at, token.after.subscription_id, token.after.operation_key],
@@ -90,7 +91,11 @@ def _parse(data: Any) -> Continuation:
     version, scope, filters, page_size, after = data
     if version != VERSION:
         raise ValueError("unknown version")
-    statuses, kinds, started_after, started_before, ended_after, ended_before = filters
+    statuses, kinds, started_after, started_before, ended_after, ended_before, *more = filters
+    # Tokens issued before the cancelRequested filter existed carry six filters.
+    cancel_requested = more[0] if more else None
+    if len(more) > 1 or not (cancel_requested is None or isinstance(cancel_requested, bool)):
+        raise ValueError("unknown filters")
     return Continuation(
         scope=(str(scope[0]), str(scope[1]), str(scope[2])),
         filter=OperationFilter(
@@ -100,6 +105,7 @@ def _parse(data: Any) -> Continuation:
             started_before=started_before,
             ended_after=ended_after,
             ended_before=ended_before,
+            cancel_requested=cancel_requested,
         ),
         page_size=int(page_size),
         after=Position(str(after[0]), str(after[1]), str(after[2])),

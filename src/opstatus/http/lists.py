@@ -6,6 +6,7 @@ when there is more). The same filters serve all three:
 - ``status`` and ``kind``: comma-separated, or repeated; any of them matches.
 - ``startedAfter``/``startedBefore``, ``endedAfter``/``endedBefore``: ISO 8601 date-times;
   "after" is inclusive, "before" is not.
+- ``cancelRequested``: ``true`` (only operations someone asked to cancel) or ``false``.
 - ``maxpagesize`` (Azure guidelines' name): the page size, capped at the server's maximum.
 - ``$skipToken``: from a nextLink; it carries the filters, so a request that also gives
   filters must give the same ones.
@@ -35,7 +36,7 @@ _TIME_PARAMS = {
     "endedafter": ("endedAfter", "ended_after"),
     "endedbefore": ("endedBefore", "ended_before"),
 }
-FILTER_PARAMS = frozenset({"status", "kind", *_TIME_PARAMS})
+FILTER_PARAMS = frozenset({"status", "kind", "cancelrequested", *_TIME_PARAMS})
 
 
 def _params(request: Request) -> dict[str, list[str]]:
@@ -50,6 +51,16 @@ def _listed(values: list[str]) -> list[str]:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
+def _flag(params: dict[str, list[str]], name: str, wire: str) -> bool | None:
+    """A boolean query parameter: exactly ``true`` or ``false`` (the last one given)."""
+    if name not in params:
+        return None
+    value = params[name][-1]
+    if value not in ("true", "false"):
+        raise InvalidInput(f"'{wire}' must be 'true' or 'false'.", target=wire)
+    return value == "true"
+
+
 def parse_filter(params: dict[str, list[str]]) -> OperationFilter:
     times = {
         field: parse_time(params[name][-1], wire)
@@ -59,6 +70,7 @@ def parse_filter(params: dict[str, list[str]]) -> OperationFilter:
     return OperationFilter(
         statuses=frozenset(normalize_status(s) for s in _listed(params.get("status", []))),
         kinds=frozenset(validate_kind(k) for k in _listed(params.get("kind", []))),
+        cancel_requested=_flag(params, "cancelrequested", "cancelRequested"),
         **times,
     )
 

@@ -385,7 +385,11 @@ def _operation_paths(provider: Provider) -> dict[str, Schema]:
                 "operationId": f"{prefix}OperationsStatus_List",
                 "description": "Lists the operations of this location, newest first. nextLink "
                 "is there while more follow.",
-                "parameters": [prefer, {"$ref": "#/components/parameters/MaxPageSizeParameter"}],
+                "parameters": [
+                    prefer,
+                    {"$ref": "#/components/parameters/MaxPageSizeParameter"},
+                    {"$ref": "#/components/parameters/CancelRequestedParameter"},
+                ],
                 "responses": {
                     "200": {
                         "description": "One page.",
@@ -516,6 +520,14 @@ _PARAMETERS: dict[str, Schema] = {
         "required": False,
         "description": "The most operations on one page (the server may cap it).",
         "schema": {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*$"},
+    },
+    "CancelRequestedParameter": {
+        "name": "cancelRequested",
+        "in": "query",
+        "required": False,
+        "description": "'true': only operations someone asked to cancel (what a producer's "
+        "cancel watcher polls for); 'false': only the others.",
+        "schema": {"type": "string", "enum": ["true", "false"]},
     },
     "PreferParameter": {
         "name": "Prefer",

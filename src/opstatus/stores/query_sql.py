@@ -96,6 +96,9 @@ def _filter_clauses(f: OperationFilter, p: Parameters) -> list[str]:
         ("end_time <", f.ended_before),
     )
     clauses.extend(f"{test} {p(value)}" for test, value in bounds if value is not None)
+    if f.cancel_requested is not None:
+        test = "IS NOT NULL" if f.cancel_requested else "IS NULL"
+        clauses.append(f"cancel_requested_at {test}")
     return clauses
 
 
