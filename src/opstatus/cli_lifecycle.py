@@ -18,6 +18,7 @@ import httpx
 
 from .cli_common import client_options, fail, make_client, print_status, resolve, target_options
 from .client import ClientError, OperationStatus
+from .models import format_time
 
 
 def filter_options(func: Any) -> Any:
@@ -69,8 +70,8 @@ def _row(op: OperationStatus) -> tuple[str, ...]:
         op.status,
         percent,
         op.kind or "",
-        op.start_time or "",
-        op.end_time or "",
+        format_time(op.start_time) if op.start_time else "",
+        format_time(op.end_time) if op.end_time else "",
         op.error_code or "",
     )
 

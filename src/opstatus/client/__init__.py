@@ -21,6 +21,7 @@ from ._base import (
     ClientError,
     OperationFailed,
     OperationStatus,
+    TokenSource,
     WaitTimeout,
     accepted_response,
     parse_status,
@@ -29,6 +30,7 @@ from ._base import (
     status_url_of,
 )
 from ._classic import CLASSIC_HEADERS, CLASSIC_VERSION, parse_classic_status
+from ._credential import BearerTokenCredential
 from ._sync import Client, OperationPoller, Producer
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "AsyncOperationPoller",
     "AsyncProducer",
     "BaseClient",
+    "BearerTokenCredential",
     "CancelRequested",
     "Client",
     "ClientError",
@@ -50,6 +53,7 @@ __all__ = [
     "OperationPoller",
     "OperationStatus",
     "Producer",
+    "TokenSource",
     "WaitTimeout",
     "accepted_response",
     "parse_classic_status",

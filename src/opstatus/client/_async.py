@@ -18,11 +18,13 @@ from ._base import (
     DEFAULT_ENDPOINT,
     DEFAULT_NAMESPACE,
     Accepted,
+    Backoff,
     BaseClient,
     CancelRequested,
     ClientError,
     OperationFailed,
     OperationStatus,
+    TokenSource,
     WaitTimeout,
     accepted_response,
     action_url,
@@ -39,7 +41,7 @@ class AsyncClient(BaseClient):
     def __init__(
         self,
         endpoint: str = DEFAULT_ENDPOINT,
-        token: str | None = None,
+        token: TokenSource = None,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         api_version: str = DEFAULT_API_VERSION,
@@ -47,7 +49,9 @@ class AsyncClient(BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(endpoint, token, namespace=namespace, api_version=api_version)
-        self._http = httpx.AsyncClient(headers=self.headers, timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(
+            headers=self.headers, timeout=timeout, transport=transport, auth=self.auth
+        )
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -142,11 +146,12 @@ class AsyncClient(BaseClient):
         on_update: Callable[[OperationStatus], None] | None = None,
         interval: float | None = None,
     ) -> OperationStatus:
-        """See :meth:`Client.wait`: long-polls when offered, else Retry-After; no timeout
-        unless given."""
+        """See :meth:`Client.wait`: long-polls when offered, else Retry-After; reads the
+        service could not answer for now tried again with backoff; no timeout unless given."""
         deadline = None if timeout is None else time.monotonic() + timeout
         long_poll = None
         status: OperationStatus | None = None
+        backoff = Backoff()
         while True:
             previous, started = status, time.monotonic()
             try:
@@ -155,9 +160,11 @@ class AsyncClient(BaseClient):
                 else:
                     headers, seconds = long_poll
                     response = await self._send("GET", url, headers=headers, timeout=seconds)
-            except ClientError as exc:
-                await asyncio.sleep(self._retry_delay(exc, deadline, time.monotonic()))
+            except (ClientError, httpx.HTTPError) as exc:
+                await asyncio.sleep(backoff.delay(exc, deadline, time.monotonic()))
+                long_poll = self._retried(long_poll, status, deadline)
                 continue
+            backoff.reset()
             status = parse_status(response)
             if on_update is not None:
                 on_update(status)
@@ -217,7 +224,7 @@ class AsyncOperationPoller:
 
     @classmethod
     def from_url(
-        cls, url: str, token: str | None = None, **client_options: Any
+        cls, url: str, token: TokenSource = None, **client_options: Any
     ) -> AsyncOperationPoller:
         parts = urlsplit(url)
         client = AsyncClient(f"{parts.scheme}://{parts.netloc}", token, **client_options)

@@ -18,11 +18,13 @@ from ._base import (
     DEFAULT_ENDPOINT,
     DEFAULT_NAMESPACE,
     Accepted,
+    Backoff,
     BaseClient,
     CancelRequested,
     ClientError,
     OperationFailed,
     OperationStatus,
+    TokenSource,
     WaitTimeout,
     accepted_response,
     action_url,
@@ -35,12 +37,13 @@ from ._classic import CLASSIC_HEADERS, parse_classic_status
 
 
 class Client(BaseClient):
-    """Synchronous client. ``transport`` lets tests and embedders pass an httpx transport."""
+    """Synchronous client. ``transport`` lets tests and embedders pass an httpx transport;
+    ``token`` may be a callable returning a current token (asked before each request)."""
 
     def __init__(
         self,
         endpoint: str = DEFAULT_ENDPOINT,
-        token: str | None = None,
+        token: TokenSource = None,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         api_version: str = DEFAULT_API_VERSION,
@@ -48,7 +51,9 @@ class Client(BaseClient):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(endpoint, token, namespace=namespace, api_version=api_version)
-        self._http = httpx.Client(headers=self.headers, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            headers=self.headers, timeout=timeout, transport=transport, auth=self.auth
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -157,12 +162,15 @@ class Client(BaseClient):
 
         No hidden default timeout: ``None`` waits as long as it takes. ``classic`` polls a
         classic URL (Orchestrator's "Wait for Completion"), which offers no long-poll.
+        A read the service could not answer for now (unreachable, connection dropped, 502,
+        503, 504, 429) is tried again with backoff until the timeout; then its error is raised.
         """
         if classic:
             return self._wait_classic(url, timeout, on_update, interval)
         deadline = None if timeout is None else time.monotonic() + timeout
         long_poll = None
         status: OperationStatus | None = None
+        backoff = Backoff()
         while True:
             previous, started = status, time.monotonic()
             try:
@@ -171,9 +179,11 @@ class Client(BaseClient):
                 else:
                     headers, seconds = long_poll
                     response = self._send("GET", url, headers=headers, timeout=seconds)
-            except ClientError as exc:
-                time.sleep(self._retry_delay(exc, deadline, time.monotonic()))
+            except (ClientError, httpx.HTTPError) as exc:
+                time.sleep(backoff.delay(exc, deadline, time.monotonic()))
+                long_poll = self._retried(long_poll, status, deadline)
                 continue
+            backoff.reset()
             status = parse_status(response)
             if on_update is not None:
                 on_update(status)
@@ -199,8 +209,14 @@ class Client(BaseClient):
         interval: float | None,
     ) -> OperationStatus:
         deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = Backoff()
         while True:
-            status = self.get_classic(url)
+            try:
+                status = self.get_classic(url)
+            except (ClientError, httpx.HTTPError) as exc:
+                time.sleep(backoff.delay(exc, deadline, time.monotonic()))
+                continue
+            backoff.reset()
             if on_update is not None:
                 on_update(status)
             if status.terminal:
@@ -255,7 +271,9 @@ class OperationPoller:
         self._last: OperationStatus | None = None
 
     @classmethod
-    def from_url(cls, url: str, token: str | None = None, **client_options: Any) -> OperationPoller:
+    def from_url(
+        cls, url: str, token: TokenSource = None, **client_options: Any
+    ) -> OperationPoller:
         """A poller with its own client for the URL's server; close it when done."""
         parts = urlsplit(url)
         client = Client(f"{parts.scheme}://{parts.netloc}", token, **client_options)
