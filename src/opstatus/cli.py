@@ -22,7 +22,7 @@ from .cli_operations import create, delete, get, update, wait
 from .cli_push import push_options
 from .cli_security import check_serve, role, security_options
 from .cli_webhooks import webhook
-from .errors import InvalidInput, StoreError
+from .errors import InvalidInput, StoreError, StoreMissing
 from .security import SecuritySettings
 from .settings import Settings, default_home, parse_duration
 from .stores.base import Migratable
@@ -357,7 +357,11 @@ def check(home: Path | None, store_url: str, providers_file: Path | None) -> Non
     settings = Settings(
         home=home or default_home(), store_url=store_url, providers_file=providers_file
     )
-    findings = asyncio.run(admin.check(settings))
+    sources = admin.Sources(
+        store=_source("store_url", "--store", "OPSTATUS_STORE", "the default store (--store)"),
+        providers=_source("providers_file", "--providers", "OPSTATUS_PROVIDERS", "--providers"),
+    )
+    findings = asyncio.run(admin.check(settings, sources))
     for finding in findings:
         mark = {True: "OK", False: "FAIL", None: "--"}[finding.ok]
         detail = finding.detail or ("not checked" if finding.ok is None else "")
@@ -365,6 +369,17 @@ def check(home: Path | None, store_url: str, providers_file: Path | None) -> Non
         if finding.fix:
             click.echo(f"{'':<13} {finding.fix}")
     sys.exit(0 if all(f.ok for f in findings) else EXIT_FAILED)
+
+
+def _source(param: str, flag: str, variable: str, default: str) -> str:
+    """How the person running the command set ``param``: its flag, its variable or not at
+    all, to name in a message about its value."""
+    source = click.get_current_context().get_parameter_source(param)
+    if source is click.core.ParameterSource.COMMANDLINE:
+        return flag
+    if source is click.core.ParameterSource.ENVIRONMENT:
+        return variable
+    return default
 
 
 @main.command()
@@ -383,6 +398,8 @@ def migrate(home: Path | None, store_url: str) -> None:
         raise click.UsageError(str(exc)) from exc
     except StoreError as exc:
         click.echo(f"opstatus: {exc.message}", err=True)
+        if isinstance(exc, StoreMissing):
+            click.echo(f"opstatus: create it first: {exc.create}", err=True)
         sys.exit(EXIT_FAILED)
     if store is None or done is None:
         click.echo("The memory store keeps nothing: there is no schema to migrate.")
