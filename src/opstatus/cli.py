@@ -167,6 +167,15 @@ def main() -> None:
     "[env: OPSTATUS_LOG_FORMAT]",
 )
 @click.option(
+    "--access-log",
+    default=None,
+    metavar="FILE|-",
+    envvar="OPSTATUS_ACCESS_LOG",
+    help="One JSON line per request (method, path, status, duration, principal, request id) "
+    "to FILE (created 0600) or, for -, to standard error. Default: off. With it on, status "
+    "reads are answered by the app, without the fast reads. [env: OPSTATUS_ACCESS_LOG]",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -216,6 +225,7 @@ def serve(
     max_page_size: int,
     push: dict[str, Any],
     log_format: str,
+    access_log: str | None,
     drain_timeout: int,
     workers: int,
     fast_reads: bool,
@@ -251,6 +261,7 @@ def serve(
         maintenance_interval=maintenance_interval,
         max_page_size=max_page_size,
         fast_reads=fast_reads,
+        access_log=access_log or None,
         **push,
     )
     check_serve(host, security)
