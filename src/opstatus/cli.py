@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from . import admin, auth
-from .cli_common import EXIT_FAILED, home_option
+from .cli_common import EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, home_option
 from .cli_lifecycle import cancel, list_operations, purge
 from .cli_operations import create, delete, get, update, wait
 from .cli_push import push_options
@@ -92,7 +92,23 @@ providers_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OpstatusGroup(click.Group):
+    """The ``opstatus`` group: Ctrl-C exits 130 (as shells report a SIGINT), never 1, which
+    means an operation Failed or was Canceled."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\nopstatus: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+
+@click.group(
+    cls=OpstatusGroup,
+    epilog=EXIT_CODES,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="opstatus")
 def main() -> None:
     """opstatus: track long-running operations and answer Get Operation Status."""
@@ -337,7 +353,9 @@ def token(
 ) -> None:
     """Print a bearer token signed with the server's key.
 
-    One --role applies to every --scope; otherwise give one --role per --scope.
+    One --role applies to every --scope; otherwise give one --role per --scope. Standard
+    error says which home and key id signed it (a server only accepts tokens of the key in
+    its own home), and when the home had no key yet, that a new one was created.
     """
     if len(roles) != 1 and len(roles) != len(scopes):
         raise click.UsageError("give one --role, or one --role per --scope")
@@ -345,11 +363,22 @@ def token(
         (_canonical_role(roles[0 if len(roles) == 1 else i]), scope)
         for i, scope in enumerate(scopes)
     ]
-    key = auth.load_or_create_key(home or default_home())
+    folder = home or default_home()
+    existed = (folder / auth.KEY_FILE).exists()
+    key = auth.load_or_create_key(folder)
     try:
-        click.echo(auth.mint_token(key, subject, pairs, expires_in))
+        minted = auth.mint_token(key, subject, pairs, expires_in)
     except (ValueError, InvalidInput) as exc:
         raise click.UsageError(str(exc)) from exc
+    if existed:
+        click.echo(f"opstatus: signed with key {auth.key_id(key)} of home {folder}", err=True)
+    else:
+        click.echo(
+            f"opstatus: created a new signing key {auth.key_id(key)} in home {folder}; only a "
+            "server started with this home accepts the token",
+            err=True,
+        )
+    click.echo(minted)
 
 
 def _canonical_role(role: str) -> str:
@@ -427,3 +456,15 @@ def migrate(home: Path | None, store_url: str) -> None:
 
 for command in (role, get, create, update, delete, wait, list_operations, cancel, purge, webhook):
     main.add_command(command)
+
+
+def _with_exit_codes(command: click.Command) -> None:
+    """Every command's --help ends with the exit codes they all share."""
+    command.epilog = f"{command.epilog}\n\n{EXIT_CODES}" if command.epilog else EXIT_CODES
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_exit_codes(sub)
+
+
+for command in main.commands.values():
+    _with_exit_codes(command)

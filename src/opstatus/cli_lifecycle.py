@@ -1,8 +1,7 @@
 """``opstatus list``, ``opstatus cancel`` and ``opstatus purge`` (added to ``opstatus`` by
 :mod:`opstatus.cli`).
 
-Exit codes as for the other commands: 0 success, 2 usage error, 4 the service answered with
-an error or could not be reached.
+Exit codes as for the other commands (:data:`opstatus.cli_common.EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -16,7 +15,16 @@ from typing import Any
 import click
 import httpx
 
-from .cli_common import client_options, fail, make_client, print_status, resolve, target_options
+from .cli_common import (
+    client_options,
+    fail,
+    list_output_option,
+    make_client,
+    output_option,
+    print_status,
+    resolve,
+    target_options,
+)
 from .client import ClientError, OperationStatus
 from .models import format_time
 
@@ -94,9 +102,7 @@ def print_table(rows: list[tuple[str, ...]]) -> None:
 @click.option("--page-size", type=click.IntRange(1), default=None, help="Operations per request.")
 @click.option("--counts", is_flag=True, help="Print how many operations there are per status.")
 @client_options
-@click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@list_output_option
 def list_operations(
     subscription: str,
     location: str | None,
@@ -144,9 +150,7 @@ def list_operations(
 @click.command()
 @target_options
 @client_options
-@click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@output_option
 def cancel(
     target: str,
     subscription: str | None,
