@@ -114,12 +114,13 @@ class AsyncClient(BaseClient):
         subscription_id: str,
         location: str | None = None,
         page_size: int | None = None,
+        every_provider: bool = False,
         **filters: Any,
     ) -> AsyncIterator[builtins.list[OperationStatus]]:
         params = self.filter_params(**filters)
         if page_size is not None:
             params["maxpagesize"] = str(page_size)
-        url: str | None = self.collection_url(subscription_id, location)
+        url: str | None = self.list_url(subscription_id, location, every_provider)
         while url:
             items, url = self._page(await self._send("GET", with_params(url, params)))
             params = {}

@@ -415,6 +415,18 @@ class BaseClient:
         """A list (``operationsStatus``), its counts or its purge; no location: every one."""
         return self._path(subscription_id, location, resource) + self._query()
 
+    def list_url(
+        self, subscription_id: str, location: str | None = None, every_provider: bool = False
+    ) -> str:
+        """The list of the client's namespace (in ``location``, or every one), or with
+        ``every_provider`` the subscription's list of every provider's operations."""
+        if not every_provider:
+            return self.collection_url(subscription_id, location)
+        if location is not None:
+            raise ValueError("a list of every provider's operations takes no location")
+        sub = quote(subscription_id, safe="")
+        return f"{self.endpoint}/subscriptions/{sub}/operationsStatus{self._query()}"
+
     def resolve(
         self, target: str, subscription_id: str | None = None, location: str | None = None
     ) -> str:

@@ -114,7 +114,8 @@ class Client(BaseClient):
         self, subscription_id: str, location: str | None = None, **filters: Any
     ) -> Iterator[OperationStatus]:
         """Every operation matching ``filters`` (see ``filter_params``), newest first, page
-        by page as the iteration goes; ``page_size`` sets the pages' size."""
+        by page as the iteration goes; ``page_size`` sets the pages' size. The client's
+        namespace's, or with ``every_provider=True`` (and no location) every provider's."""
         for page in self.list_pages(subscription_id, location, **filters):
             yield from page
 
@@ -123,12 +124,13 @@ class Client(BaseClient):
         subscription_id: str,
         location: str | None = None,
         page_size: int | None = None,
+        every_provider: bool = False,
         **filters: Any,
     ) -> Iterator[builtins.list[OperationStatus]]:
         params = self.filter_params(**filters)
         if page_size is not None:
             params["maxpagesize"] = str(page_size)
-        url: str | None = self.collection_url(subscription_id, location)
+        url: str | None = self.list_url(subscription_id, location, every_provider)
         while url:
             items, url = self._page(self._send("GET", with_params(url, params)))
             params = {}  # a nextLink carries everything

@@ -186,6 +186,10 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp
         CaselessRoute(
             f"{ARM_PROVIDER}/operationsStatusCounts", by_method({"GET": lists.count_operations})
         ),
+        CaselessRoute(
+            "/subscriptions/{subscription_id}/operationsStatus",
+            by_method({"GET": lists.list_subscription_operations}),
+        ),
         CaselessRoute(classic.CLASSIC_PATH, speaks_classic(by_method(classic_item))),
         *operability_routes(),
     ]
