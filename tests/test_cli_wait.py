@@ -113,6 +113,8 @@ def test_a_wait_retries_an_unreachable_server_until_its_timeout_and_names_it() -
     assert waiting.returncode == 4, (out, err)
     assert time.monotonic() - started >= 2.4
     assert f"could not reach http://127.0.0.1:{port}/subscriptions/{SUB_A}/" in err
+    # said once when the outage began, and at the end: not at every try
+    assert err.count("trying again until the --timeout of 2.5 s") == 1, err
 
 
 def test_a_wait_started_before_the_server_finds_it_once_up(home: Path) -> None:

@@ -21,6 +21,7 @@ from .cli_common import (
     EXIT_FAILED,
     EXIT_TIMEOUT,
     client_options,
+    describe_error,
     fail,
     make_client,
     output_option,
@@ -29,7 +30,7 @@ from .cli_common import (
     target_options,
     warn_if_token_expires,
 )
-from .client import Client, ClientError, OperationStatus, WaitTimeout
+from .client import Client, ClientError, OperationStatus, RetryHook, WaitTimeout
 
 
 def _read_target(
@@ -366,6 +367,7 @@ def wait_and_exit(
             interval=interval,
             on_update=progress.show if progress else None,
             classic=classic,
+            on_retry=retry_notice(timeout),
         )
     except WaitTimeout as exc:
         if progress:
@@ -379,6 +381,17 @@ def wait_and_exit(
         progress.done()
     print_status(final, output)
     sys.exit(0 if final.succeeded else EXIT_FAILED)
+
+
+def retry_notice(timeout: float | None) -> RetryHook:
+    """Once per outage, on standard error: what failed, and that the wait goes on."""
+    until = "it answers" if timeout is None else f"the --timeout of {timeout:g} s"
+
+    def say(exc: Exception, delay: float, failures: int) -> None:
+        if failures == 1:
+            click.echo(f"opstatus: {describe_error(exc)}; trying again until {until}", err=True)
+
+    return say
 
 
 class ProgressLine:

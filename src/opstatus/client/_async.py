@@ -24,6 +24,7 @@ from ._base import (
     ClientError,
     OperationFailed,
     OperationStatus,
+    RetryHook,
     TokenSource,
     WaitTimeout,
     accepted_response,
@@ -146,13 +147,14 @@ class AsyncClient(BaseClient):
         timeout: float | None = None,
         on_update: Callable[[OperationStatus], None] | None = None,
         interval: float | None = None,
+        on_retry: RetryHook | None = None,
     ) -> OperationStatus:
         """See :meth:`Client.wait`: long-polls when offered, else Retry-After; reads the
         service could not answer for now tried again with backoff; no timeout unless given."""
         deadline = None if timeout is None else time.monotonic() + timeout
         long_poll = None
         status: OperationStatus | None = None
-        backoff = Backoff()
+        backoff = Backoff(on_retry)
         while True:
             previous, started = status, time.monotonic()
             try:

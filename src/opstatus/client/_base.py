@@ -39,6 +39,9 @@ TRANSIENT_STATUSES = frozenset({502, 503, 504})
 #: What a client's ``token`` may be: a bearer token, or a callable that returns a current one
 #: before each request (so a token that expires is replaced without a new client).
 TokenSource: TypeAlias = str | Callable[[], str] | None
+#: Told of each read a wait tries again: the error, the pause before the next try, and how
+#: many tries in a row have failed (1 for the first of an outage).
+RetryHook: TypeAlias = Callable[[Exception, float, int], None]
 _TERMINAL = {s.lower() for s in TERMINAL_STATUSES}
 _ERROR_CODE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -88,8 +91,9 @@ class Backoff:
     service's Retry-After when it gave one, else 0.5 s doubling up to 5 s; reset by an
     answer. Past the wait's deadline, or for any other error, the error is raised."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_retry: RetryHook | None = None) -> None:
         self.failures = 0
+        self.on_retry = on_retry
 
     def reset(self) -> None:
         self.failures = 0
@@ -100,7 +104,10 @@ class Backoff:
         asked = exc.retry_after if isinstance(exc, ClientError) else None
         delay = asked or min(FIRST_BACKOFF_SECONDS * 2**self.failures, MAX_BACKOFF_SECONDS)
         self.failures += 1
-        return delay if deadline is None else min(delay, deadline - now)
+        delay = delay if deadline is None else min(delay, deadline - now)
+        if self.on_retry is not None:
+            self.on_retry(exc, delay, self.failures)
+        return delay
 
 
 class WaitTimeout(Exception):

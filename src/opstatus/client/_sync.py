@@ -24,6 +24,7 @@ from ._base import (
     ClientError,
     OperationFailed,
     OperationStatus,
+    RetryHook,
     TokenSource,
     WaitTimeout,
     accepted_response,
@@ -158,6 +159,7 @@ class Client(BaseClient):
         on_update: Callable[[OperationStatus], None] | None = None,
         interval: float | None = None,
         classic: bool = False,
+        on_retry: RetryHook | None = None,
     ) -> OperationStatus:
         """Read until terminal. Between reads: a long-poll (``Prefer: wait``) when the server
         offers it, else its Retry-After (or ``interval``, which turns long-polls off).
@@ -166,13 +168,14 @@ class Client(BaseClient):
         classic URL (Orchestrator's "Wait for Completion"), which offers no long-poll.
         A read the service could not answer for now (unreachable, connection dropped, 502,
         503, 504, 429) is tried again with backoff until the timeout; then its error is raised.
+        ``on_retry`` is told of each such try.
         """
         if classic:
-            return self._wait_classic(url, timeout, on_update, interval)
+            return self._wait_classic(url, timeout, on_update, interval, on_retry)
         deadline = None if timeout is None else time.monotonic() + timeout
         long_poll = None
         status: OperationStatus | None = None
-        backoff = Backoff()
+        backoff = Backoff(on_retry)
         while True:
             previous, started = status, time.monotonic()
             try:
@@ -209,9 +212,10 @@ class Client(BaseClient):
         timeout: float | None,
         on_update: Callable[[OperationStatus], None] | None,
         interval: float | None,
+        on_retry: RetryHook | None = None,
     ) -> OperationStatus:
         deadline = None if timeout is None else time.monotonic() + timeout
-        backoff = Backoff()
+        backoff = Backoff(on_retry)
         while True:
             try:
                 status = self.get_classic(url)
