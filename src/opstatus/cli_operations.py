@@ -367,7 +367,7 @@ def wait_and_exit(
             interval=interval,
             on_update=progress.show if progress else None,
             classic=classic,
-            on_retry=retry_notice(timeout),
+            on_retry=retry_notice(timeout, progress),
         )
     except WaitTimeout as exc:
         if progress:
@@ -383,12 +383,15 @@ def wait_and_exit(
     sys.exit(0 if final.succeeded else EXIT_FAILED)
 
 
-def retry_notice(timeout: float | None) -> RetryHook:
-    """Once per outage, on standard error: what failed, and that the wait goes on."""
+def retry_notice(timeout: float | None, progress: ProgressLine | None) -> RetryHook:
+    """Once per outage, on standard error: what failed, and that the wait goes on (below
+    the progress bar, which is drawn again at the next read)."""
     until = "it answers" if timeout is None else f"the --timeout of {timeout:g} s"
 
     def say(exc: Exception, delay: float, failures: int) -> None:
         if failures == 1:
+            if progress is not None:
+                progress.done()
             click.echo(f"opstatus: {describe_error(exc)}; trying again until {until}", err=True)
 
     return say
