@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner, Result
@@ -49,9 +50,31 @@ def test_check_on_an_unreachable_database_says_so_and_what_to_do(home: Path) -> 
     assert out[0] == f"config OK store {shown}, home {home}"
     assert out[1].startswith(f"store FAIL Cannot connect to the PostgreSQL database {shown}: ")
     assert "ConnectionRefusedError" in out[1]
-    assert out[2] == "start the database server, or point --store / OPSTATUS_STORE at a running one"
+    assert out[2] == "start the database server, or point OPSTATUS_STORE at a running one"
     assert out[3] == "schema -- not checked"
     assert "s3cret" not in result.output
+
+
+def test_check_on_a_database_that_does_not_exist_says_how_to_create_it(
+    pg_empty_url: str, home: Path
+) -> None:
+    missing = pg_empty_url.rsplit("/", 1)[0] + "/opstatus_never_created"
+    result = run("check", "--store", missing, "--home", str(home))
+    assert result.exit_code == 1, result.output
+    out = lines(result)
+    assert out[1].startswith(
+        f"store FAIL the PostgreSQL database {missing} does not exist: InvalidCatalogNameError"
+    )
+    parts = urlsplit(missing)
+    createdb = f"createdb -h {parts.hostname} -p {parts.port} -U {parts.username}"
+    assert out[2] == (
+        f"create it: {createdb} opstatus_never_created; "
+        f"then run: opstatus migrate --store '{missing}'"
+    )
+    assert "start the database server" not in result.output
+    migrated = run("migrate", "--store", missing)
+    assert migrated.exit_code == 1
+    assert f"create it first: {createdb} opstatus_never_created" in migrated.output
 
 
 def test_migrate_creates_the_schema_then_has_nothing_to_do_and_check_passes(
@@ -98,8 +121,11 @@ def test_check_and_migrate_on_embedded_stores(tmp_path: Path, home: Path) -> Non
 def test_check_reports_a_bad_configuration(home: Path, tmp_path: Path) -> None:
     result = run("check", "--store", "mysql://x", "--home", str(home))
     assert result.exit_code == 1
-    assert lines(result)[0].startswith("config FAIL OPSTATUS_STORE: unsupported store URL")
+    assert lines(result)[0].startswith("config FAIL unsupported store URL 'mysql://x'")
+    assert lines(result)[1] == "correct --store"  # the option given, not the variable
     assert lines(result)[2:] == ["store -- not checked", "schema -- not checked"]
+    from_env = run("check", "--home", str(home), OPSTATUS_STORE="mysql://x")
+    assert lines(from_env)[1] == "correct OPSTATUS_STORE"
 
     providers = tmp_path / "providers.toml"
     providers.write_text("[[provider]]\nnamespace = 'bad'\n", encoding="utf-8")

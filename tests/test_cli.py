@@ -13,7 +13,7 @@ import jwt
 import pytest
 from click.testing import CliRunner
 
-from opstatus.auth import load_key
+from opstatus.auth import key_id, load_key
 from opstatus.cli import main
 from tests.support import SUB_A, SUB_B, ServerProcess, status_path
 
@@ -53,7 +53,7 @@ def test_token_is_signed_with_the_home_key_and_carries_roles(home: Path) -> None
     )
     assert result.exit_code == 0, result.output
     claims = jwt.decode(
-        result.output.strip(), load_key(home), algorithms=["HS256"], audience="opstatus"
+        result.stdout.strip(), load_key(home), algorithms=["HS256"], audience="opstatus"
     )
     assert claims["sub"] == "alice"
     assert claims["roles"] == [
@@ -62,6 +62,32 @@ def test_token_is_signed_with_the_home_key_and_carries_roles(home: Path) -> None
     ]
     assert 110 <= claims["exp"] - claims["iat"] <= 120
     assert stat.S_IMODE((home / "signing.key").stat().st_mode) == 0o600
+
+
+def test_token_says_which_home_and_key_id_signed_it(tmp_path: Path) -> None:
+    fresh = tmp_path / "elsewhere"
+    args = ["token", "--subject", "a", "--role", "Reader", "--scope", "/", "--home", str(fresh)]
+    first = CliRunner().invoke(main, args)
+    kid = key_id(load_key(fresh))
+    assert first.exit_code == 0
+    assert f"created a new signing key {kid} in home {fresh}" in first.stderr
+    again = CliRunner().invoke(main, args)
+    assert f"signed with key {kid} of home {fresh}" in again.stderr
+    assert again.stdout.count(".") == 2 and "opstatus" not in again.stdout  # the token alone
+    assert load_key(fresh).hex() not in again.output
+
+
+def test_a_token_from_another_home_is_refused_naming_its_key_id(
+    run, server: ServerProcess, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-home"
+    minted = CliRunner().invoke(
+        main, ["token", "--subject", "a", "--role", "Owner", "--scope", "/", "--home", str(other)]
+    )
+    result = run("get", "x", "-s", SUB_A, "-l", "westus", OPSTATUS_TOKEN=minted.stdout.strip())
+    assert result.exit_code == 4
+    assert f"signed with the key '{key_id(load_key(other))}'" in result.output
+    assert "which this server does not know" in result.output
 
 
 @pytest.mark.parametrize("scope", ["/subscriptions/not-a-guid", "/resourceGroups/x"])
@@ -203,3 +229,48 @@ def test_unreachable_endpoint_exits_4() -> None:
         ],
     )
     assert result.exit_code == 4
+
+
+def test_create_takes_kind_lease_and_cancelable_as_the_api_does(run) -> None:
+    result = run(
+        "create", "typed", "-s", SUB_A, "-l", "westus", "--kind", "backup",
+        "--lease-seconds", "86400", "--not-cancelable", "-o", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["kind"] == "backup" and body["cancelable"] is False
+    assert body["leaseSeconds"] == 86400 and isinstance(body["leaseSeconds"], int)
+    refused = run("cancel", "typed", "-s", SUB_A, "-l", "westus", "-o", "env")
+    assert refused.exit_code == 4 and "OperationNotCancelable" in refused.output
+
+
+def test_whole_lease_seconds_are_served_as_integers_and_times_read_as_datetimes(
+    server: ServerProcess,
+) -> None:
+    from datetime import UTC, datetime
+
+    from opstatus.client import Client
+
+    with Client(server.url, server.token()) as client:
+        op = client.create(SUB_A, "westus", "t1", lease_seconds=86400, kind="k")
+        raw = httpx.get(op.url, headers={**client.headers, "Prefer": "opstatus-detail=full"})
+        ended = client.update(op.url, status="Succeeded")
+    assert '"leaseSeconds":86400,' in raw.text.replace(" ", "")
+    assert isinstance(op.start_time, datetime) and op.start_time.tzinfo is not None
+    assert abs((datetime.now(UTC) - op.start_time).total_seconds()) < 60
+    assert isinstance(ended.end_time, datetime) and isinstance(ended.expires_at, datetime)
+    assert ended.body["endTime"].endswith("Z")  # the body keeps the text as answered
+
+
+@pytest.mark.parametrize("output", ["table", "json", "env"])
+def test_get_cancel_and_delete_take_the_same_outputs(run, output: str) -> None:
+    run("create", "same", "-s", SUB_A, "-l", "westus")
+    for command in ("get", "cancel", "delete"):
+        result = run(command, "same", "-s", SUB_A, "-l", "westus", "-o", output)
+        assert result.exit_code == 0, (command, result.output)
+        if output == "json":
+            json.loads(result.stdout)
+        if output == "env":
+            assert all("=" in line for line in result.stdout.splitlines()), result.stdout
+    listed = run("list", "-s", SUB_A, "-o", "text")
+    assert listed.exit_code == 0 and listed.stdout.startswith("NAME")

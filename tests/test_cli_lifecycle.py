@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -140,3 +141,25 @@ def test_serve_takes_lifecycle_settings_from_flags_and_environment(
             assert timedelta(days=days) <= retention_of(body) < timedelta(days=days, seconds=1)
     finally:
         server.stop()
+
+
+def test_list_of_a_subscription_spans_every_provider(run, server) -> None:
+    assert run("create", "cache-1", "-s", SUB_A, "-l", "westus").exit_code == 0
+    classic = httpx.put(
+        f"{server.url}/{SUB_A}/operations/req-1",
+        json={},
+        headers={"x-ms-version": "2014-10-01", "Authorization": f"Bearer {server.token()}"},
+    )
+    assert classic.status_code == 201, classic.text
+    everything = run("list", "-s", SUB_A)
+    assert everything.exit_code == 0, everything.output
+    lines = everything.output.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "%", "KIND", "START", "END", "ERROR", "PROVIDER"]
+    assert [(line.split()[0], line.split()[-1]) for line in lines[1:]] == [
+        ("req-1", "Opstatus.Classic"),
+        ("cache-1", "Microsoft.Cache"),
+    ]
+    one = run("list", "-s", SUB_A, "--namespace", "Microsoft.Cache", "-o", "json")
+    assert [op["name"] for op in json.loads(one.output)] == ["cache-1"]
+    classic_only = run("list", "-s", SUB_A, "--namespace", "Opstatus.Classic", "-o", "json")
+    assert [op["name"] for op in json.loads(classic_only.output)] == ["req-1"]

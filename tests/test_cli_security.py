@@ -3,7 +3,9 @@ start-up checks of ``serve`` (secure defaults)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -26,8 +28,17 @@ ISSUER = "https://login.contoso.example/tenant/v2.0"
 ISSUER_B = "https://idp.fabrikam.example/realms/staff"
 
 
+def without_audit(args: list[str]) -> list[str]:
+    """``role list`` writes nothing, so takes no --audit-log."""
+    if "--audit-log" not in args:
+        return args
+    i = args.index("--audit-log")
+    return args[:i] + args[i + 2 :]
+
+
 def test_role_assign_list_remove(home: Path, tmp_path: Path) -> None:
     common = ["--home", str(home), "--audit-log", str(tmp_path / "audit.log"), "--issuer", ISSUER]
+    listing = without_audit(common)
     assert run("role", "assign", "--principal", "p-1", "--role", "contributor", "--scope",
                f"/subscriptions/{SUB_A.upper()}", *common) == (
         0, f"assigned: Contributor over /subscriptions/{SUB_A}\n")  # fmt: skip
@@ -35,22 +46,45 @@ def test_role_assign_list_remove(home: Path, tmp_path: Path) -> None:
                f"/subscriptions/{SUB_A}", *common)[1].startswith("already assigned")  # fmt: skip
     assert run("role", "assign", "--principal", "p-2", "--role", "Owner", "--scope", "/",
                *common)[0] == 0  # fmt: skip
-    assert run("role", "list", *common) == (0, (
+    assert run("role", "list", *listing) == (0, (
         f"{ISSUER}\toid\tp-1\tContributor\t/subscriptions/{SUB_A}\n"
         f"{ISSUER}\toid\tp-2\tOwner\t/\n"))  # fmt: skip
-    assert run("role", "list", "--principal", "p-2", *common) == (
+    assert run("role", "list", "--principal", "p-2", *listing) == (
         0, f"{ISSUER}\toid\tp-2\tOwner\t/\n")  # fmt: skip
     assert run("role", "remove", "--principal", "p-1", "--role", "Contributor", "--scope",
                f"/subscriptions/{SUB_A}", *common)[1].startswith("removed")  # fmt: skip
     assert run("role", "remove", "--principal", "p-1", "--role", "Reader", "--scope",
                f"/subscriptions/{SUB_B}", *common)[1].startswith("not assigned")  # fmt: skip
-    assert run("role", "list", *common) == (0, f"{ISSUER}\toid\tp-2\tOwner\t/\n")
+    assert run("role", "list", *listing) == (0, f"{ISSUER}\toid\tp-2\tOwner\t/\n")
     # The assignments live in the server's store, the SQLite file in its home.
     with sqlite3.connect(home / "opstatus.db") as conn:
         rows = conn.execute(
             "SELECT issuer, principal_claim, principal_id, role, scope FROM role_assignments"
         ).fetchall()
     assert rows == [(ISSUER, "oid", "p-2", "Owner", "/")]
+
+
+def test_role_changes_are_audited_to_the_home_not_the_terminal(home: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["role", "assign", "--principal", "p-1", "--issuer", ISSUER, "--role", "Reader",
+         "--scope", "/", "--home", str(home)],
+        env={"OPSTATUS_AUDIT_LOG": ""},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output == "assigned: Reader over /\n"  # no JSON line on the terminal
+    log = home / "audit.log"
+    line = json.loads(log.read_text().splitlines()[-1])
+    assert line["action"] == "role.assign" and line["target"]["principal"] == "p-1"
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+def test_role_list_says_when_there_is_nothing_and_takes_no_audit_log(home: Path) -> None:
+    empty = CliRunner().invoke(main, ["role", "list", "--home", str(home)])
+    assert empty.exit_code == 0
+    assert empty.stdout == "" and "no role assignments" in empty.stderr
+    refused = CliRunner().invoke(main, ["role", "list", "--home", str(home), "--audit-log", "x"])
+    assert refused.exit_code == 2
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -71,14 +105,14 @@ def test_role_assignments_name_the_issuer_and_the_claim(
         for who in (["--principal", "p-1"], ["--sub", "p-1"]):
             code, output = run("role", "assign", *who, "--issuer", issuer, *scope, *store_args)
             assert (code, output) == (0, "assigned: Reader over /\n")
-    code, output = run("role", "list", *store_args)
+    code, output = run("role", "list", *without_audit(store_args))
     assert code == 0 and output.splitlines() == [
         f"{ISSUER_B}\toid\tp-1\tReader\t/",
         f"{ISSUER_B}\tsub\tp-1\tReader\t/",
         f"{ISSUER}\toid\tp-1\tReader\t/",
         f"{ISSUER}\tsub\tp-1\tReader\t/",
     ]
-    assert run("role", "list", "--issuer", ISSUER, "--sub", "p-1", *store_args) == (
+    assert run("role", "list", "--issuer", ISSUER, "--sub", "p-1", *without_audit(store_args)) == (
         0, f"{ISSUER}\tsub\tp-1\tReader\t/\n")  # fmt: skip
     # OPSTATUS_ISSUER names the issuer when it names one; with several, --issuer must choose.
     monkeypatch.setenv("OPSTATUS_ISSUER", ISSUER_B)
@@ -90,7 +124,7 @@ def test_role_assignments_name_the_issuer_and_the_claim(
     code, output = run("role", "assign", "--principal", "p-9", "--issuer", ISSUER, *scope,
                        *store_args)  # fmt: skip
     assert code == 0
-    assert len(run("role", "list", *store_args)[1].splitlines()) == 4
+    assert len(run("role", "list", *without_audit(store_args))[1].splitlines()) == 4
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opstatus.client import Client, ClientError, OperationStatus, WaitTimeout
-from tests.support import SUB_A, ServerProcess, status_path
+from opstatus.client import (
+    AsyncClient,
+    Client,
+    ClientError,
+    OperationPoller,
+    OperationStatus,
+    WaitTimeout,
+)
+from tests.support import SUB_A, ServerProcess, free_port, status_path
 
 
 @pytest.fixture
@@ -140,14 +147,58 @@ def test_a_503_with_retry_after_is_retried_after_that_long() -> None:
     assert all(0.9 < gap < 1.5 for gap in script.gaps()), script.gaps()
 
 
-def test_a_503_without_retry_after_or_past_the_deadline_is_raised() -> None:
-    no_retry_after = Script(lambda r: unavailable(r, None))
-    with client_for(no_retry_after) as client, pytest.raises(ClientError) as info:
-        client.wait(URL, timeout=10)
-    assert info.value.status_code == 503 and not info.value.retryable
+def test_a_503_without_retry_after_is_retried_with_backoff() -> None:
+    script = Script(*[lambda r: unavailable(r, None)] * 3, lambda r: running(r, "Succeeded"))
+    with client_for(script) as client:
+        assert client.wait(URL, timeout=10).succeeded
+    first, second, third = script.gaps()
+    assert 0.4 < first < 0.9 and 0.9 < second < 1.5 and 1.9 < third < 2.5, script.gaps()
 
+
+def test_an_error_that_retrying_cannot_mend_is_raised_at_once() -> None:
+    script = Script(lambda r: httpx.Response(404, json={"error": {"code": "NotFound"}}))
+    with client_for(script) as client, pytest.raises(ClientError) as info:
+        client.wait(URL, timeout=10)
+    assert info.value.status_code == 404 and len(script.times) == 1
+
+
+def test_a_503_past_the_deadline_is_raised() -> None:
     script = Script(*[unavailable] * 5)
     with client_for(script) as client, pytest.raises(ClientError) as info:
         client.wait(URL, timeout=1.5)
     assert info.value.retryable and info.value.retry_after == 1.0
     assert len(script.times) == 3  # at 0, 1 and 1.5 s (the deadline), then it gives up
+
+
+@pytest.mark.e2e
+@pytest.mark.anyio
+async def test_the_async_wait_rides_out_a_server_restart(home: Path) -> None:
+    server = ServerProcess(home, "--retry-after", "0").start()
+    try:
+        async with AsyncClient(server.url, server.token()) as client:
+            op = await client.create(SUB_A, "westus", "job")
+            server.stop()
+            steps = [(1.5, {"status": "Succeeded"})]
+
+            def restart_then_finish() -> None:
+                time.sleep(1.0)
+                server.start()
+                patch_later(server, steps)
+
+            writer = threading.Thread(target=restart_then_finish)
+            writer.start()
+            final = await client.wait(op.url, timeout=30)
+            writer.join()
+    finally:
+        server.stop()
+    assert final.succeeded
+
+
+@pytest.mark.e2e
+def test_the_poller_gives_up_on_an_unreachable_server_at_its_timeout() -> None:
+    url = f"http://127.0.0.1:{free_port()}" + status_path(op_id="job")
+    start = time.monotonic()
+    with OperationPoller.from_url(url, "t") as poller, pytest.raises(httpx.ConnectError) as info:
+        poller.wait(timeout=1.5)
+    assert 1.4 < time.monotonic() - start < 4
+    assert str(info.value.request.url).startswith(url.split("?")[0])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import StoreError
+from .errors import StoreError, StoreMissing
 from .providers import ProviderRegistry
 from .settings import Settings
 from .stores import open_store
@@ -27,24 +27,36 @@ class Finding:
     fix: str = ""
 
 
-def _configured_store(settings: Settings) -> tuple[Store | None, Finding]:
+@dataclass(frozen=True)
+class Sources:
+    """Where the store URL and the providers file came from, as a person set them (the
+    option, the variable or the default), so that a finding names the one to correct."""
+
+    store: str = "--store / OPSTATUS_STORE"
+    providers: str = "--providers / OPSTATUS_PROVIDERS"
+
+
+def _configured_store(settings: Settings, sources: Sources) -> tuple[Store | None, Finding]:
     url = settings.resolved_store_url()
     try:
         store = open_store(url)
+    except (ValueError, OSError) as exc:
+        return None, Finding("config", False, str(exc), f"correct {sources.store}")
+    try:
         if settings.providers_file is not None:
             ProviderRegistry.from_file(settings.providers_file)
     except (ValueError, OSError) as exc:
-        fix = "correct --store / OPSTATUS_STORE or --providers / OPSTATUS_PROVIDERS"
-        return None, Finding("config", False, str(exc), fix)
+        return None, Finding("config", False, str(exc), f"correct {sources.providers}")
     detail = f"store {redact(url)}, home {settings.home}"
     if settings.providers_file is not None:
         detail += f", providers {settings.providers_file}"
     return store, Finding("config", True, detail)
 
 
-async def check(settings: Settings) -> list[Finding]:
+async def check(settings: Settings, sources: Sources | None = None) -> list[Finding]:
     """Config, store connection and schema, in that order; later ones skip if one fails."""
-    store, config = _configured_store(settings)
+    sources = sources or Sources()
+    store, config = _configured_store(settings, sources)
     if store is None:
         return [config, Finding("store", None, "not checked"), Finding("schema", None, "")]
     if not isinstance(store, Migratable):
@@ -55,8 +67,11 @@ async def check(settings: Settings) -> list[Finding]:
         ]
     try:
         version = await store.schema_version()
+    except StoreMissing as exc:
+        fix = f"create it: {exc.create}; then run: {migrate_command(store.url)}"
+        return [config, Finding("store", False, exc.message, fix), Finding("schema", None, "")]
     except StoreError as exc:
-        fix = "start the database server, or point --store / OPSTATUS_STORE at a running one"
+        fix = f"start the database server, or point {sources.store} at a running one"
         return [config, Finding("store", False, exc.message, fix), Finding("schema", None, "")]
     if version is None:
         detail = f"{store.describe()} does not exist yet; the server creates it when it starts"

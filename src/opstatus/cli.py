@@ -16,13 +16,13 @@ from typing import Any
 import click
 
 from . import admin, auth
-from .cli_common import EXIT_FAILED, home_option
+from .cli_common import EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, home_option
 from .cli_lifecycle import cancel, list_operations, purge
 from .cli_operations import create, delete, get, update, wait
 from .cli_push import push_options
 from .cli_security import check_serve, role, security_options
 from .cli_webhooks import webhook
-from .errors import InvalidInput, StoreError
+from .errors import InvalidInput, StoreError, StoreMissing
 from .security import SecuritySettings
 from .settings import Settings, default_home, parse_duration
 from .stores.base import Migratable
@@ -92,7 +92,23 @@ providers_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OpstatusGroup(click.Group):
+    """The ``opstatus`` group: Ctrl-C exits 130 (as shells report a SIGINT), never 1, which
+    means an operation Failed or was Canceled."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\nopstatus: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+
+@click.group(
+    cls=OpstatusGroup,
+    epilog=EXIT_CODES,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="opstatus")
 def main() -> None:
     """opstatus: track long-running operations and answer Get Operation Status."""
@@ -167,6 +183,15 @@ def main() -> None:
     "[env: OPSTATUS_LOG_FORMAT]",
 )
 @click.option(
+    "--access-log",
+    default=None,
+    metavar="FILE|-",
+    envvar="OPSTATUS_ACCESS_LOG",
+    help="One JSON line per request (method, path, status, duration, principal, request id) "
+    "to FILE (created 0600) or, for -, to standard error. Default: off. With it on, status "
+    "reads are answered by the app, without the fast reads. [env: OPSTATUS_ACCESS_LOG]",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -216,6 +241,7 @@ def serve(
     max_page_size: int,
     push: dict[str, Any],
     log_format: str,
+    access_log: str | None,
     drain_timeout: int,
     workers: int,
     fast_reads: bool,
@@ -251,6 +277,7 @@ def serve(
         maintenance_interval=maintenance_interval,
         max_page_size=max_page_size,
         fast_reads=fast_reads,
+        access_log=access_log or None,
         **push,
     )
     check_serve(host, security)
@@ -326,7 +353,9 @@ def token(
 ) -> None:
     """Print a bearer token signed with the server's key.
 
-    One --role applies to every --scope; otherwise give one --role per --scope.
+    One --role applies to every --scope; otherwise give one --role per --scope. Standard
+    error says which home and key id signed it (a server only accepts tokens of the key in
+    its own home), and when the home had no key yet, that a new one was created.
     """
     if len(roles) != 1 and len(roles) != len(scopes):
         raise click.UsageError("give one --role, or one --role per --scope")
@@ -334,11 +363,22 @@ def token(
         (_canonical_role(roles[0 if len(roles) == 1 else i]), scope)
         for i, scope in enumerate(scopes)
     ]
-    key = auth.load_or_create_key(home or default_home())
+    folder = home or default_home()
+    existed = (folder / auth.KEY_FILE).exists()
+    key = auth.load_or_create_key(folder)
     try:
-        click.echo(auth.mint_token(key, subject, pairs, expires_in))
+        minted = auth.mint_token(key, subject, pairs, expires_in)
     except (ValueError, InvalidInput) as exc:
         raise click.UsageError(str(exc)) from exc
+    if existed:
+        click.echo(f"opstatus: signed with key {auth.key_id(key)} of home {folder}", err=True)
+    else:
+        click.echo(
+            f"opstatus: created a new signing key {auth.key_id(key)} in home {folder}; only a "
+            "server started with this home accepts the token",
+            err=True,
+        )
+    click.echo(minted)
 
 
 def _canonical_role(role: str) -> str:
@@ -357,7 +397,11 @@ def check(home: Path | None, store_url: str, providers_file: Path | None) -> Non
     settings = Settings(
         home=home or default_home(), store_url=store_url, providers_file=providers_file
     )
-    findings = asyncio.run(admin.check(settings))
+    sources = admin.Sources(
+        store=_source("store_url", "--store", "OPSTATUS_STORE", "the default store (--store)"),
+        providers=_source("providers_file", "--providers", "OPSTATUS_PROVIDERS", "--providers"),
+    )
+    findings = asyncio.run(admin.check(settings, sources))
     for finding in findings:
         mark = {True: "OK", False: "FAIL", None: "--"}[finding.ok]
         detail = finding.detail or ("not checked" if finding.ok is None else "")
@@ -365,6 +409,17 @@ def check(home: Path | None, store_url: str, providers_file: Path | None) -> Non
         if finding.fix:
             click.echo(f"{'':<13} {finding.fix}")
     sys.exit(0 if all(f.ok for f in findings) else EXIT_FAILED)
+
+
+def _source(param: str, flag: str, variable: str, default: str) -> str:
+    """How the person running the command set ``param``: its flag, its variable or not at
+    all, to name in a message about its value."""
+    source = click.get_current_context().get_parameter_source(param)
+    if source is click.core.ParameterSource.COMMANDLINE:
+        return flag
+    if source is click.core.ParameterSource.ENVIRONMENT:
+        return variable
+    return default
 
 
 @main.command()
@@ -383,6 +438,8 @@ def migrate(home: Path | None, store_url: str) -> None:
         raise click.UsageError(str(exc)) from exc
     except StoreError as exc:
         click.echo(f"opstatus: {exc.message}", err=True)
+        if isinstance(exc, StoreMissing):
+            click.echo(f"opstatus: create it first: {exc.create}", err=True)
         sys.exit(EXIT_FAILED)
     if store is None or done is None:
         click.echo("The memory store keeps nothing: there is no schema to migrate.")
@@ -399,3 +456,15 @@ def migrate(home: Path | None, store_url: str) -> None:
 
 for command in (role, get, create, update, delete, wait, list_operations, cancel, purge, webhook):
     main.add_command(command)
+
+
+def _with_exit_codes(command: click.Command) -> None:
+    """Every command's --help ends with the exit codes they all share."""
+    command.epilog = f"{command.epilog}\n\n{EXIT_CODES}" if command.epilog else EXIT_CODES
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_exit_codes(sub)
+
+
+for command in main.commands.values():
+    _with_exit_codes(command)

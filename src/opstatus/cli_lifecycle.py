@@ -1,8 +1,7 @@
 """``opstatus list``, ``opstatus cancel`` and ``opstatus purge`` (added to ``opstatus`` by
 :mod:`opstatus.cli`).
 
-Exit codes as for the other commands: 0 success, 2 usage error, 4 the service answered with
-an error or could not be reached.
+Exit codes as for the other commands (:data:`opstatus.cli_common.EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -16,8 +15,18 @@ from typing import Any
 import click
 import httpx
 
-from .cli_common import client_options, fail, make_client, print_status, resolve, target_options
+from .cli_common import (
+    client_options,
+    fail,
+    list_output_option,
+    make_client,
+    output_option,
+    print_status,
+    resolve,
+    target_options,
+)
 from .client import ClientError, OperationStatus
+from .models import format_time
 
 
 def filter_options(func: Any) -> Any:
@@ -58,9 +67,17 @@ def _filters(
 
 
 COLUMNS = ("NAME", "STATUS", "%", "KIND", "START", "END", "ERROR")
+#: A list of every provider's operations says whose each is.
+PROVIDER_COLUMN = "PROVIDER"
 
 
-def _row(op: OperationStatus) -> tuple[str, ...]:
+def _provider(op: OperationStatus) -> str:
+    """The namespace in the operation's id (``.../providers/{namespace}/locations/...``)."""
+    parts = op.id.split("/")
+    return parts[parts.index("providers") + 1] if "providers" in parts[:-1] else ""
+
+
+def _row(op: OperationStatus, with_provider: bool = False) -> tuple[str, ...]:
     percent = "" if op.percent_complete is None else f"{op.percent_complete:g}"
     if op.lease_state == "Lapsed":
         percent += " (lease lapsed)"
@@ -69,15 +86,17 @@ def _row(op: OperationStatus) -> tuple[str, ...]:
         op.status,
         percent,
         op.kind or "",
-        op.start_time or "",
-        op.end_time or "",
+        format_time(op.start_time) if op.start_time else "",
+        format_time(op.end_time) if op.end_time else "",
         op.error_code or "",
+        *((_provider(op),) if with_provider else ()),
     )
 
 
-def print_table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
-    for row in [COLUMNS, *rows]:
+def print_table(rows: list[tuple[str, ...]], with_provider: bool = False) -> None:
+    columns = (*COLUMNS, PROVIDER_COLUMN) if with_provider else COLUMNS
+    widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
+    for row in [columns, *rows]:
         click.echo(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
@@ -93,9 +112,7 @@ def print_table(rows: list[tuple[str, ...]]) -> None:
 @click.option("--page-size", type=click.IntRange(1), default=None, help="Operations per request.")
 @click.option("--counts", is_flag=True, help="Print how many operations there are per status.")
 @client_options
-@click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@list_output_option
 def list_operations(
     subscription: str,
     location: str | None,
@@ -115,8 +132,15 @@ def list_operations(
     api_version: str,
     output: str,
 ) -> None:
-    """List operations, newest first (every page unless --limit)."""
+    """List operations, newest first (every page unless --limit).
+
+    Without --namespace and --location, every provider's operations in the subscription
+    (those created through the classic form included); with either, one provider's
+    (Microsoft.Cache unless --namespace names another). --counts counts one provider's.
+    """
     filters = _filters(statuses, kinds, started_after, started_before, ended_after, ended_before)
+    named = click.get_current_context().get_parameter_source("namespace")
+    every_provider = named is not click.core.ParameterSource.COMMANDLINE and location is None
     with make_client(endpoint, token, home, namespace, api_version) as client:
         try:
             if counts:
@@ -129,7 +153,11 @@ def list_operations(
                     click.echo(f"{'Total:':<18} {sum(by_status.values())}")
                 return
             found: Iterator[OperationStatus] = client.list(
-                subscription, location, page_size=page_size, **filters
+                subscription,
+                location,
+                page_size=page_size,
+                every_provider=every_provider,
+                **filters,
             )
             operations = list(islice(found, limit))
         except (ClientError, httpx.HTTPError) as exc:
@@ -137,15 +165,13 @@ def list_operations(
     if output == "json":
         click.echo(json.dumps([op.body for op in operations], indent=2))
     else:
-        print_table([_row(op) for op in operations])
+        print_table([_row(op, every_provider) for op in operations], every_provider)
 
 
 @click.command()
 @target_options
 @client_options
-@click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@output_option
 def cancel(
     target: str,
     subscription: str | None,

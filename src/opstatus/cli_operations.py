@@ -8,6 +8,7 @@ server's own machine a short-lived token is minted from its key. Exit codes are 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,16 @@ from .cli_common import (
     EXIT_FAILED,
     EXIT_TIMEOUT,
     client_options,
+    describe_error,
     fail,
     make_client,
+    output_option,
     print_status,
     resolve,
     target_options,
+    warn_if_token_expires,
 )
-from .client import Client, ClientError, OperationStatus, WaitTimeout
-from .output import ALIASES, FORMATS
+from .client import Client, ClientError, OperationStatus, RetryHook, WaitTimeout
 
 
 def _read_target(
@@ -53,15 +56,6 @@ def _read_target(
     return client.status_url(subscription, location, target), False
 
 
-output_option = click.option(
-    "--output",
-    "-o",
-    type=click.Choice([*FORMATS, *ALIASES]),
-    default="table",
-    show_default=True,
-    callback=lambda ctx, param, value: ALIASES.get(value, value),
-    help="table (alias: text), json (the body as answered), or env (KEY=value lines to source).",
-)
 classic_option = click.option(
     "--classic",
     is_flag=True,
@@ -76,13 +70,17 @@ def wait_options(func: Any) -> Any:
             "--timeout",
             type=click.FloatRange(0),
             default=None,
-            help="Give up after this many seconds (exit 3). Default: wait as long as it takes.",
+            help="Give up after this many seconds (exit 3). Default: wait as long as it takes. "
+            "Until then a server that cannot be reached or answers 502, 503 or 504 is tried "
+            "again with backoff.",
         ),
         click.option(
             "--interval",
             type=click.FloatRange(0.05),
             default=None,
-            help="Seconds between polls. Default: the server's Retry-After.",
+            help="Poll every this many seconds instead. Default: each read is held on the "
+            "server until the operation changes (Prefer: wait), or the server's Retry-After "
+            "between reads where it does not hold them.",
         ),
     ]
     for option in reversed(options):
@@ -126,6 +124,8 @@ def get(
     """
     if not wait_for_completion and (timeout is not None or interval is not None):
         raise click.UsageError("--timeout and --interval need --wait")
+    if wait_for_completion:
+        warn_if_token_expires(token, timeout)
     with make_client(endpoint, token, home, namespace, api_version) as client:
         url, classic = _read_target(client, target, subscription, location, classic)
         if wait_for_completion:
@@ -182,6 +182,18 @@ def write_options(func: Any) -> Any:
 @click.option("--location", "-l", required=True, help="Location, e.g. westus.")
 @write_options
 @click.option("--start-time", help="ISO 8601; default now.")
+@click.option("--kind", help="What kind of work it is, to filter lists by (e.g. backup).")
+@click.option(
+    "--lease-seconds",
+    type=click.FloatRange(0),
+    help="The producer's lease: without an update for this long the operation is marked "
+    "Failed (ProducerLost). Default: the server's --default-lease; 0: none.",
+)
+@click.option(
+    "--cancelable/--not-cancelable",
+    default=None,
+    help="Whether a cancel may be asked for (default: cancelable).",
+)
 @client_options
 @output_option
 def create(
@@ -195,6 +207,9 @@ def create(
     error_message: str | None,
     http_status_code: int | None,
     start_time: str | None,
+    kind: str | None,
+    lease_seconds: float | None,
+    cancelable: bool | None,
     endpoint: str,
     token: str | None,
     home: Path | None,
@@ -215,6 +230,9 @@ def create(
                 properties=_json_object(properties, "--properties"),
                 error=_error(error_code, error_message),
                 http_status_code=http_status_code,
+                kind=kind,
+                lease_seconds=lease_seconds,
+                cancelable=cancelable,
             )
         except (ClientError, httpx.HTTPError) as exc:
             fail(exc)
@@ -271,6 +289,7 @@ def update(
 @click.command()
 @target_options
 @client_options
+@output_option
 def delete(
     target: str,
     subscription: str | None,
@@ -280,14 +299,20 @@ def delete(
     home: Path | None,
     namespace: str,
     api_version: str,
+    output: str,
 ) -> None:
-    """Delete an operation."""
+    """Delete an operation (deleting one that does not exist succeeds, and says so)."""
     with make_client(endpoint, token, home, namespace, api_version) as client:
         url = resolve(client, target, subscription, location)
         try:
             deleted = client.delete(url)
         except (ClientError, httpx.HTTPError) as exc:
             fail(exc)
+    if output == "json":
+        click.echo(json.dumps({"url": url, "deleted": deleted}, indent=2))
+    elif output == "env":
+        click.echo(f"URL={shlex.quote(url)}\nDELETED={'true' if deleted else 'false'}")
+    else:
         click.echo("deleted" if deleted else "not found (nothing to delete)")
 
 
@@ -311,11 +336,15 @@ def wait(
     api_version: str,
     output: str,
 ) -> None:
-    """Wait until an operation ends. Exit 0 if Succeeded, 1 if Failed or Canceled, 3 on timeout.
+    """Wait until an operation ends. Exit 0 if Succeeded, 1 if Failed or Canceled, 3 on
+    timeout, 4 if the service answered with an error (or could not be reached by the timeout).
 
     TARGET is read as by 'get': a status URL, or an id with --subscription (and --location
-    for the ARM form).
+    for the ARM form). On a terminal, a progress bar on stderr shows percentComplete and
+    status. The local token (when no --token is given) is renewed for as long as the wait
+    lasts; a given token is not, and a warning says when it expires before the timeout.
     """
+    warn_if_token_expires(token, timeout)
     with make_client(endpoint, token, home, namespace, api_version) as client:
         url, classic = _read_target(client, target, subscription, location, classic)
         wait_and_exit(client, url, timeout, interval, output, classic)
@@ -338,6 +367,7 @@ def wait_and_exit(
             interval=interval,
             on_update=progress.show if progress else None,
             classic=classic,
+            on_retry=retry_notice(timeout, progress),
         )
     except WaitTimeout as exc:
         if progress:
@@ -351,6 +381,20 @@ def wait_and_exit(
         progress.done()
     print_status(final, output)
     sys.exit(0 if final.succeeded else EXIT_FAILED)
+
+
+def retry_notice(timeout: float | None, progress: ProgressLine | None) -> RetryHook:
+    """Once per outage, on standard error: what failed, and that the wait goes on (below
+    the progress bar, which is drawn again at the next read)."""
+    until = "it answers" if timeout is None else f"the --timeout of {timeout:g} s"
+
+    def say(exc: Exception, delay: float, failures: int) -> None:
+        if failures == 1:
+            if progress is not None:
+                progress.done()
+            click.echo(f"opstatus: {describe_error(exc)}; trying again until {until}", err=True)
+
+    return say
 
 
 class ProgressLine:

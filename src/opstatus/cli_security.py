@@ -137,6 +137,16 @@ def check_serve(host: str, security: SecuritySettings) -> None:
 # --- opstatus role ---------------------------------------------------------------------------
 
 
+audit_option = click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="OPSTATUS_AUDIT_LOG",
+    default=None,
+    help="File to append the audit line to (created 0600). [env: OPSTATUS_AUDIT_LOG; "
+    "default: audit.log in the home folder]",
+)
+
+
 def store_options(func: Any) -> Any:
     func = click.option(
         "--store",
@@ -145,19 +155,12 @@ def store_options(func: Any) -> Any:
         envvar="OPSTATUS_STORE",
         help="Store URL, as for serve. [env: OPSTATUS_STORE; default: sqlite in the home]",
     )(func)
-    func = click.option(
+    return click.option(
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
         envvar="OPSTATUS_HOME",
         default=None,
         help="The server's home folder, as for serve. [env: OPSTATUS_HOME]",
-    )(func)
-    return click.option(
-        "--audit-log",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="OPSTATUS_AUDIT_LOG",
-        default=None,
-        help="File to append the audit line to. [env: OPSTATUS_AUDIT_LOG]",
     )(func)
 
 
@@ -218,9 +221,17 @@ def _assignment(principal: PrincipalId, role: str, scope: str) -> RoleAssignment
         raise click.BadParameter(str(exc), param_hint="--scope") from None
 
 
-def _audit_change(action: str, a: RoleAssignment, changed: bool, log: Path | None) -> None:
+def _audit_change(
+    action: str, a: RoleAssignment, changed: bool, log: Path | None, home: Path | None
+) -> None:
+    """One audit line for a role change, to ``log`` or to the home folder's audit.log: a
+    file that keeps it, rather than the terminal of whoever ran the command."""
     subscription = a.scope.removeprefix("/subscriptions/") if a.scope != "/" else None
     issuer, claim, principal_id = a.principal
+    if log is None:
+        folder = home or default_home()
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log = folder / AUDIT_FILE
     with audit_to(log):
         audit.record(
             action=action,
@@ -237,6 +248,10 @@ def _audit_change(action: str, a: RoleAssignment, changed: bool, log: Path | Non
                 "scope": a.scope,
             },
         )
+
+
+#: Where role changes are audited when no --audit-log names a file.
+AUDIT_FILE = "audit.log"
 
 
 def _os_user() -> str:
@@ -284,6 +299,7 @@ scope_option = click.option(
 @role_option
 @scope_option
 @store_options
+@audit_option
 def assign(
     object_id: str | None,
     sub: str | None,
@@ -297,7 +313,7 @@ def assign(
     """Give a principal a role over a scope."""
     a = _assignment(_principal(object_id, sub, issuers), role_name, scope)
     added: bool = _run(home, store_url, lambda store: store.assign_role(a))
-    _audit_change("role.assign", a, added, audit_log)
+    _audit_change("role.assign", a, added, audit_log, home)
     click.echo(f"{'assigned' if added else 'already assigned'}: {a.role} over {a.scope}")
 
 
@@ -308,6 +324,7 @@ def assign(
 @role_option
 @scope_option
 @store_options
+@audit_option
 def remove(
     object_id: str | None,
     sub: str | None,
@@ -322,7 +339,7 @@ def remove(
     before assignments named an issuer)."""
     a = _assignment(_principal(object_id, sub, issuers, unbound=True), role_name, scope)
     removed: bool = _run(home, store_url, lambda store: store.remove_role(a))
-    _audit_change("role.remove", a, removed, audit_log)
+    _audit_change("role.remove", a, removed, audit_log, home)
     click.echo(f"{'removed' if removed else 'not assigned'}: {a.role} over {a.scope}")
 
 
@@ -337,11 +354,12 @@ def list_(
     sub: str | None,
     home: Path | None,
     store_url: str,
-    audit_log: Path | None,
 ) -> None:
     """List role assignments: issuer, claim (oid or sub), id, role, scope; one per line,
-    tab-separated. An empty issuer: made before assignments named one."""
+    tab-separated. An empty issuer: made before assignments named one. When there are none,
+    standard error says so and standard output stays empty."""
     found: list[RoleAssignment] = _run(home, store_url, lambda store: store.list_role_assignments())
+    shown = 0
     for a in found:
         issuer, claim, principal_id = a.principal
         if issuers and issuer not in issuers:
@@ -351,3 +369,7 @@ def list_(
         if sub is not None and (claim, principal_id) != (SUB, sub):
             continue
         click.echo(f"{issuer}\t{claim}\t{principal_id}\t{a.role}\t{a.scope}")
+        shown += 1
+    if not shown:
+        filtered = " match the filters" if issuers or object_id or sub else ""
+        click.echo(f"opstatus: no role assignments{filtered}", err=True)

@@ -31,7 +31,9 @@ def _call(
     body: dict[str, Any] | None = None,
     api_version: str = "",
 ) -> Any:
-    token = token or local_token(home or default_home())
+    if not token:
+        minted = local_token(home or default_home())
+        token = minted() if minted else None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     params = {"api-version": api_version} if api_version else None
     try:

@@ -116,6 +116,15 @@ class StoreError(OpstatusError):
     code = "ServiceUnavailable"
 
 
+class StoreMissing(StoreError):
+    """The database server answers but the database the store URL names does not exist;
+    ``create`` is the command that creates it."""
+
+    def __init__(self, message: str, *, create: str) -> None:
+        super().__init__(message)
+        self.create = create
+
+
 class SchemaMismatch(StoreError):
     """The store's schema is missing, older or newer than this opstatus; the message says what
     to run (``opstatus migrate``, or an upgrade of opstatus)."""

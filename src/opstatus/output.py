@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import shlex
+from datetime import datetime
 
 from .client import OperationStatus
+from .models import format_time
 
 FORMATS = ("table", "json", "env")
 #: Accepted for ``table``: the name ``--output`` used before ``env`` existed.
@@ -38,8 +40,8 @@ def rows(status: OperationStatus) -> list[tuple[str, str]]:
     percent = status.percent_complete
     return [
         *published,
-        ("Start Time", status.start_time or ""),
-        ("End Time", status.end_time or ""),
+        ("Start Time", _time(status.start_time)),
+        ("End Time", _time(status.end_time)),
         ("Percent Complete", "" if percent is None else f"{percent:g}"),
     ]
 
@@ -49,10 +51,15 @@ def lifecycle_rows(status: OperationStatus) -> list[tuple[str, str]]:
     lapsed, or a cancel request not yet acted on (the published rows stay as they were)."""
     extra = []
     if status.lease_state == "Lapsed":
-        extra.append(("Producer Lease", f"Lapsed (since {status.lease_expires_at})"))
+        extra.append(("Producer Lease", f"Lapsed (since {_time(status.lease_expires_at)})"))
     if status.cancel_requested_at is not None:
-        extra.append(("Cancel Requested", status.cancel_requested_at))
+        extra.append(("Cancel Requested", _time(status.cancel_requested_at)))
     return extra
+
+
+def _time(moment: datetime | None) -> str:
+    """As the wire writes times: UTC, milliseconds, 'Z'."""
+    return "" if moment is None else format_time(moment)
 
 
 def variable_name(label: str) -> str:

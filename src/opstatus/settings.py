@@ -73,6 +73,9 @@ class Settings:
     #: server's protocol where the running uvicorn allows it; off: every request goes
     #: through the ordinary app, with identical answers.
     fast_reads: bool = True
+    #: The access log (``http/access.py``): None: off; ``-``: standard error; else a file.
+    #: With it on, the fast reads are off, so that every status read is logged.
+    access_log: str | None = None
     #: Progress events kept per operation in the event log (the newest; see events.py).
     progress_events_kept: int = 100
     #: Webhooks (webhooks.py): the secret that signs operations' callbacks (default: made

@@ -19,7 +19,7 @@ import httpx
 import jwt
 import pytest
 
-from opstatus.auth import load_or_create_key, mint_token
+from opstatus.auth import key_id, load_or_create_key, mint_token
 from tests.support import SUB_A, SUB_B, bearer, status_path, token
 
 from .conftest import JSON, assert_arm_error, collection_path
@@ -176,7 +176,12 @@ def bad_tokens(home: Path) -> dict[str, tuple[str, str]]:
         "garbage": ("not-a-token", INVALID_MESSAGE),
         "three-garbage-parts": ("abc.def.ghi", INVALID_MESSAGE),
         "expired": (token(home, expires_in=-3600), EXPIRED_MESSAGE),
-        "other-key": (mint_token(other_key, "alice", [("Owner", "/")]), INVALID_MESSAGE),
+        "other-key": (
+            mint_token(other_key, "alice", [("Owner", "/")]),
+            f"The access token is signed with the key '{key_id(other_key)}', which this server "
+            "does not know. Mint tokens with the server's own home folder (opstatus token "
+            "--home, or OPSTATUS_HOME, as the server was started with).",
+        ),
         "alg-none": (jwt.encode(claims(), None, algorithm="none"), INVALID_MESSAGE),
         "alg-none-signature-dropped": (".".join(token(home).split(".")[:2]) + ".", INVALID_MESSAGE),
         "payload-tampered": (tampered(home), INVALID_MESSAGE),

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opstatus.auth import key_id, load_or_create_key
 from opstatus.errors import StoreError
 from opstatus.http.classic_xml import ClassicStatus, error_xml, operation_xml
 from opstatus.service import OperationService
@@ -49,10 +50,7 @@ ERROR_PROLOG = (
     'xmlns:i="http://www.w3.org/2001/XMLSchema-instance">'
 )
 VERSION_MESSAGE = "The versioning header is not specified or was specified incorrectly."
-AUTH_MESSAGE = (
-    "The server failed to authenticate the request. Verify that the certificate is valid and "
-    "is associated with this subscription."
-)
+AUTH_MESSAGE = "The server failed to authenticate the request. "
 NOT_FOUND_MESSAGE = "The specified resource does not exist."
 CLASSIC_ARM_PATH = (
     f"/subscriptions/{SUB_A}/providers/Opstatus.Classic/locations/global/operationsStatus/"
@@ -320,24 +318,30 @@ async def test_another_subscriptions_operation_is_404(client: httpx.AsyncClient)
     assert_classic_error(response, 404, "ResourceNotFound", NOT_FOUND_MESSAGE)
 
 
+BAD_FORMAT = "The 'Authorization' header is provided in an invalid format."
+
+
 @pytest.mark.parametrize(
-    "authorization",
+    ("authorization", "reason"),
     [
-        pytest.param(None, id="missing"),
-        pytest.param("Basic dXNlcjpwYXNz", id="basic"),
-        pytest.param("Bearer ", id="empty-bearer"),
-        pytest.param("Bearer not.a.token", id="garbage"),
+        pytest.param(None, "The 'Authorization' header is missing.", id="missing"),
+        pytest.param("Basic dXNlcjpwYXNz", BAD_FORMAT, id="basic"),
+        pytest.param("Bearer ", BAD_FORMAT, id="empty-bearer"),
+        pytest.param("Bearer not.a.token", "The access token is invalid.", id="garbage"),
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
 async def test_authentication_failure_is_403(
-    bare_client: httpx.AsyncClient, authorization: str | None, method: str
+    bare_client: httpx.AsyncClient, authorization: str | None, reason: str, method: str
 ) -> None:
+    """The classic service's first sentence, then what is wrong with the bearer token (never
+    the classic advice about a management certificate, which opstatus does not take)."""
     headers = dict(V)
     if authorization is not None:
         headers["Authorization"] = authorization
     response = await bare_client.request(method, classic_path(), headers=headers)
-    assert_classic_error(response, 403, "AuthenticationFailed", AUTH_MESSAGE)
+    assert_classic_error(response, 403, "AuthenticationFailed", AUTH_MESSAGE + reason)
+    assert "certificate" not in response.text
 
 
 async def test_expired_or_foreign_tokens_are_403(bare_client: httpx.AsyncClient, home: Path):
@@ -345,12 +349,20 @@ async def test_expired_or_foreign_tokens_are_403(bare_client: httpx.AsyncClient,
     response = await bare_client.get(
         classic_path(), headers={**V, "Authorization": f"Bearer {expired}"}
     )
-    assert_classic_error(response, 403, "AuthenticationFailed", AUTH_MESSAGE)
+    assert_classic_error(
+        response, 403, "AuthenticationFailed", AUTH_MESSAGE + "The access token has expired."
+    )
     foreign = token(home.parent / "other-home")
     response = await bare_client.get(
         classic_path(), headers={**V, "Authorization": f"Bearer {foreign}"}
     )
-    assert_classic_error(response, 403, "AuthenticationFailed", AUTH_MESSAGE)
+    kid = key_id(load_or_create_key(home.parent / "other-home"))
+    unknown = (
+        f"The access token is signed with the key '{kid}', which this server does not know. "
+        "Mint tokens with the server's own home folder (opstatus token --home, or "
+        "OPSTATUS_HOME, as the server was started with)."
+    )
+    assert_classic_error(response, 403, "AuthenticationFailed", AUTH_MESSAGE + unknown)
 
 
 def _denied(verb: str, sub: str) -> str:

@@ -29,7 +29,7 @@ import jwt
 
 from ..errors import NotAuthenticated
 from .jwks import ALGORITHMS, KeyRing
-from .local import AUDIENCE, ISSUER
+from .local import AUDIENCE, ISSUER, key_id
 from .roles import OID, SUB, Principal, PrincipalId, RoleAssignment
 
 _CACHE_LIMIT = 10_000
@@ -74,6 +74,26 @@ def _scopes(claims: dict[str, Any]) -> set[str]:
     return set()
 
 
+def unknown_key_message(kid: str) -> str:
+    """A local token signed with another home's key: name the key id it carries (an id,
+    never the key), so the mismatch is found without guessing."""
+    return (
+        f"The access token is signed with the key '{_shown(kid)}', which this server does not "
+        "know. Mint tokens with the server's own home folder (opstatus token --home, or "
+        "OPSTATUS_HOME, as the server was started with)."
+    )
+
+
+def _locally_issued(token: str) -> bool:
+    """Whether the (not yet verified) token claims to be an ``opstatus token``: only such a
+    token is worth telling that its key is another home's."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return False
+    return claims.get("iss") == ISSUER
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -87,6 +107,7 @@ class TokenVerifier:
         if keys is not None and not (keys.issuers and audiences):
             raise ValueError("an external identity provider needs --issuer and --audience")
         self._key = key
+        self._key_id = key_id(key)
         self._leeway = leeway
         self.keys = keys
         #: The issuers whose tokens are accepted, each with the keys bound to it.
@@ -173,6 +194,9 @@ class TokenVerifier:
             raise NotAuthenticated(INVALID) from None
         algorithm = header.get("alg")
         if algorithm == "HS256":
+            kid = header.get("kid")
+            if isinstance(kid, str) and kid != self._key_id and _locally_issued(token):
+                raise NotAuthenticated(unknown_key_message(kid))
             return self._verify_local(token)
         if algorithm in ALGORITHMS and self.keys is not None:
             return self._verify_external(token, header, allow_refresh)

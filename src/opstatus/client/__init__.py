@@ -21,6 +21,8 @@ from ._base import (
     ClientError,
     OperationFailed,
     OperationStatus,
+    RetryHook,
+    TokenSource,
     WaitTimeout,
     accepted_response,
     parse_status,
@@ -29,6 +31,7 @@ from ._base import (
     status_url_of,
 )
 from ._classic import CLASSIC_HEADERS, CLASSIC_VERSION, parse_classic_status
+from ._credential import BearerTokenCredential
 from ._sync import Client, OperationPoller, Producer
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "AsyncOperationPoller",
     "AsyncProducer",
     "BaseClient",
+    "BearerTokenCredential",
     "CancelRequested",
     "Client",
     "ClientError",
@@ -50,6 +54,8 @@ __all__ = [
     "OperationPoller",
     "OperationStatus",
     "Producer",
+    "RetryHook",
+    "TokenSource",
     "WaitTimeout",
     "accepted_response",
     "parse_classic_status",

@@ -18,11 +18,14 @@ from ._base import (
     DEFAULT_ENDPOINT,
     DEFAULT_NAMESPACE,
     Accepted,
+    Backoff,
     BaseClient,
     CancelRequested,
     ClientError,
     OperationFailed,
     OperationStatus,
+    RetryHook,
+    TokenSource,
     WaitTimeout,
     accepted_response,
     action_url,
@@ -39,7 +42,7 @@ class AsyncClient(BaseClient):
     def __init__(
         self,
         endpoint: str = DEFAULT_ENDPOINT,
-        token: str | None = None,
+        token: TokenSource = None,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         api_version: str = DEFAULT_API_VERSION,
@@ -47,7 +50,9 @@ class AsyncClient(BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(endpoint, token, namespace=namespace, api_version=api_version)
-        self._http = httpx.AsyncClient(headers=self.headers, timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(
+            headers=self.headers, timeout=timeout, transport=transport, auth=self.auth
+        )
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -110,12 +115,13 @@ class AsyncClient(BaseClient):
         subscription_id: str,
         location: str | None = None,
         page_size: int | None = None,
+        every_provider: bool = False,
         **filters: Any,
     ) -> AsyncIterator[builtins.list[OperationStatus]]:
         params = self.filter_params(**filters)
         if page_size is not None:
             params["maxpagesize"] = str(page_size)
-        url: str | None = self.collection_url(subscription_id, location)
+        url: str | None = self.list_url(subscription_id, location, every_provider)
         while url:
             items, url = self._page(await self._send("GET", with_params(url, params)))
             params = {}
@@ -141,12 +147,14 @@ class AsyncClient(BaseClient):
         timeout: float | None = None,
         on_update: Callable[[OperationStatus], None] | None = None,
         interval: float | None = None,
+        on_retry: RetryHook | None = None,
     ) -> OperationStatus:
-        """See :meth:`Client.wait`: long-polls when offered, else Retry-After; no timeout
-        unless given."""
+        """See :meth:`Client.wait`: long-polls when offered, else Retry-After; reads the
+        service could not answer for now tried again with backoff; no timeout unless given."""
         deadline = None if timeout is None else time.monotonic() + timeout
         long_poll = None
         status: OperationStatus | None = None
+        backoff = Backoff(on_retry)
         while True:
             previous, started = status, time.monotonic()
             try:
@@ -155,9 +163,11 @@ class AsyncClient(BaseClient):
                 else:
                     headers, seconds = long_poll
                     response = await self._send("GET", url, headers=headers, timeout=seconds)
-            except ClientError as exc:
-                await asyncio.sleep(self._retry_delay(exc, deadline, time.monotonic()))
+            except (ClientError, httpx.HTTPError) as exc:
+                await asyncio.sleep(backoff.delay(exc, deadline, time.monotonic()))
+                long_poll = self._retried(long_poll, status, deadline)
                 continue
+            backoff.reset()
             status = parse_status(response)
             if on_update is not None:
                 on_update(status)
@@ -217,7 +227,7 @@ class AsyncOperationPoller:
 
     @classmethod
     def from_url(
-        cls, url: str, token: str | None = None, **client_options: Any
+        cls, url: str, token: TokenSource = None, **client_options: Any
     ) -> AsyncOperationPoller:
         parts = urlsplit(url)
         client = AsyncClient(f"{parts.scheme}://{parts.netloc}", token, **client_options)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import unicodedata
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeAlias
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -28,6 +29,19 @@ DEFAULT_API_VERSION = "2025-07-01"
 PREFER_FULL = "opstatus-detail=full"
 #: The longest a single long-poll (``Prefer: wait``) asks the server to hold a read.
 MAX_WAIT_SECONDS = 30
+#: A wait's pauses between tries of a read the service could not answer: the first one, and
+#: the most they double to.
+FIRST_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 5.0
+#: Answers a wait tries again after, without a Retry-After: the service is restarting or
+#: briefly overloaded.
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+#: What a client's ``token`` may be: a bearer token, or a callable that returns a current one
+#: before each request (so a token that expires is replaced without a new client).
+TokenSource: TypeAlias = str | Callable[[], str] | None
+#: Told of each read a wait tries again: the error, the pause before the next try, and how
+#: many tries in a row have failed (1 for the first of an outage).
+RetryHook: TypeAlias = Callable[[Exception, float, int], None]
 _TERMINAL = {s.lower() for s in TERMINAL_STATUSES}
 _ERROR_CODE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -49,6 +63,51 @@ class ClientError(Exception):
     def retryable(self) -> bool:
         """The service is briefly unable to answer (503, 429) and said when to come back."""
         return self.status_code in (429, 503) and self.retry_after is not None
+
+
+class TokenAuth(httpx.Auth):
+    """Sets ``Authorization: Bearer`` from ``source`` on every request, so a source that
+    renews its token (the CLI's local tokens do) never sends an expired one."""
+
+    def __init__(self, source: Callable[[], str]) -> None:
+        self.source = source
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.source()}"
+        yield request
+
+
+def is_transient(exc: Exception) -> bool:
+    """Whether a read that raised ``exc`` may answer if tried again: the server could not be
+    reached or dropped the connection (it may be restarting), or said it is briefly unable to
+    answer (502, 503, 504; a 429 that says when to come back)."""
+    if isinstance(exc, ClientError):
+        return exc.retryable or exc.status_code in TRANSIENT_STATUSES
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+
+
+class Backoff:
+    """The pauses of a wait between tries of a read that failed for a passing reason: the
+    service's Retry-After when it gave one, else 0.5 s doubling up to 5 s; reset by an
+    answer. Past the wait's deadline, or for any other error, the error is raised."""
+
+    def __init__(self, on_retry: RetryHook | None = None) -> None:
+        self.failures = 0
+        self.on_retry = on_retry
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def delay(self, exc: Exception, deadline: float | None, now: float) -> float:
+        if not is_transient(exc) or (deadline is not None and now >= deadline):
+            raise exc
+        asked = exc.retry_after if isinstance(exc, ClientError) else None
+        delay = asked or min(FIRST_BACKOFF_SECONDS * 2**self.failures, MAX_BACKOFF_SECONDS)
+        self.failures += 1
+        delay = delay if deadline is None else min(delay, deadline - now)
+        if self.on_retry is not None:
+            self.on_retry(exc, delay, self.failures)
+        return delay
 
 
 class WaitTimeout(Exception):
@@ -83,8 +142,10 @@ class OperationStatus:
     id: str
     name: str
     status: str
-    start_time: str | None = None
-    end_time: str | None = None
+    #: Times are timezone-aware (UTC) datetimes, as the Azure SDK's models give them;
+    #: ``body`` keeps the text as answered.
+    start_time: datetime | None = None
+    end_time: datetime | None = None
     percent_complete: float | None = None
     error_code: str | None = None
     error_message: str | None = None
@@ -95,12 +156,12 @@ class OperationStatus:
     body: dict[str, Any] = field(default_factory=dict)
     kind: str | None = None
     cancelable: bool = True
-    cancel_requested_at: str | None = None
+    cancel_requested_at: datetime | None = None
     lease_seconds: float | None = None
-    lease_expires_at: str | None = None
+    lease_expires_at: datetime | None = None
     #: "Active", or "Lapsed" when the producer's lease ran out (see the README).
     lease_state: str | None = None
-    expires_at: str | None = None
+    expires_at: datetime | None = None
     #: The HTTP status the operation's own request ended with (the classic form shows it).
     http_status_code: int | None = None
     #: Which endpoint answered: "arm" (``body`` is ARM's JSON) or "classic" (the XML's elements).
@@ -130,8 +191,8 @@ def status_from_body(
         id=body.get("id", ""),
         name=body.get("name", ""),
         status=body.get("status", ""),
-        start_time=body.get("startTime"),
-        end_time=body.get("endTime"),
+        start_time=parse_datetime(body.get("startTime")),
+        end_time=parse_datetime(body.get("endTime")),
         percent_complete=body.get("percentComplete"),
         error_code=error.get("code"),
         error_message=error.get("message"),
@@ -142,13 +203,25 @@ def status_from_body(
         body=body,
         kind=body.get("kind"),
         cancelable=body.get("cancelable", True),
-        cancel_requested_at=body.get("cancelRequestedAt"),
+        cancel_requested_at=parse_datetime(body.get("cancelRequestedAt")),
         lease_seconds=body.get("leaseSeconds"),
-        lease_expires_at=body.get("leaseExpiresAt"),
+        lease_expires_at=parse_datetime(body.get("leaseExpiresAt")),
         lease_state=body.get("leaseState"),
-        expires_at=body.get("expiresAt"),
+        expires_at=parse_datetime(body.get("expiresAt")),
         http_status_code=body.get("httpStatusCode"),
     )
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """An ISO 8601 time as answered (``2026-11-23T15:00:54.872Z``), as an aware datetime;
+    None when absent or not a time (a foreign server's oddity is not worth an exception)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def retry_after_of(headers: httpx.Headers) -> float | None:
@@ -312,7 +385,7 @@ class BaseClient:
     def __init__(
         self,
         endpoint: str = DEFAULT_ENDPOINT,
-        token: str | None = None,
+        token: TokenSource = None,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         api_version: str = DEFAULT_API_VERSION,
@@ -321,7 +394,11 @@ class BaseClient:
         self.namespace = namespace
         self.api_version = api_version
         self.headers = {"Accept": "application/json", "Prefer": PREFER_FULL}
-        if token:
+        #: Set when ``token`` is a callable: asked for the token before each request.
+        self.auth: TokenAuth | None = None
+        if callable(token):
+            self.auth = TokenAuth(token)
+        elif token:
             self.headers["Authorization"] = f"Bearer {token}"
 
     def _path(self, subscription_id: str, location: str | None, resource: str) -> str:
@@ -348,6 +425,18 @@ class BaseClient:
     ) -> str:
         """A list (``operationsStatus``), its counts or its purge; no location: every one."""
         return self._path(subscription_id, location, resource) + self._query()
+
+    def list_url(
+        self, subscription_id: str, location: str | None = None, every_provider: bool = False
+    ) -> str:
+        """The list of the client's namespace (in ``location``, or every one), or with
+        ``every_provider`` the subscription's list of every provider's operations."""
+        if not every_provider:
+            return self.collection_url(subscription_id, location)
+        if location is not None:
+            raise ValueError("a list of every provider's operations takes no location")
+        sub = quote(subscription_id, safe="")
+        return f"{self.endpoint}/subscriptions/{sub}/operationsStatus{self._query()}"
 
     def resolve(
         self, target: str, subscription_id: str | None = None, location: str | None = None
@@ -442,14 +531,17 @@ class BaseClient:
             headers["If-None-Match"] = f'"{etag}"'
         return headers, seconds + 15.0
 
-    @staticmethod
-    def _retry_delay(exc: ClientError, deadline: float | None, now: float) -> float:
-        """How long to sleep before retrying a read the service refused for now; re-raises
-        ``exc`` when it is not retryable or the deadline has come."""
-        if not exc.retryable or (deadline is not None and now >= deadline):
-            raise exc
-        delay = exc.retry_after or 1.0
-        return delay if deadline is None else min(delay, deadline - now)
+    def _retried(
+        self,
+        long_poll: tuple[dict[str, str], float] | None,
+        status: OperationStatus | None,
+        deadline: float | None,
+    ) -> tuple[dict[str, str], float] | None:
+        """The long-poll to send again after a failed one, for the time left now."""
+        if long_poll is None or status is None:
+            return None
+        remaining = None if deadline is None else deadline - time.monotonic()
+        return self._wait_request(remaining, status.etag)
 
     @staticmethod
     def _delay(status: OperationStatus, interval: float | None) -> float:

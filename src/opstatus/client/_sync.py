@@ -18,11 +18,14 @@ from ._base import (
     DEFAULT_ENDPOINT,
     DEFAULT_NAMESPACE,
     Accepted,
+    Backoff,
     BaseClient,
     CancelRequested,
     ClientError,
     OperationFailed,
     OperationStatus,
+    RetryHook,
+    TokenSource,
     WaitTimeout,
     accepted_response,
     action_url,
@@ -35,12 +38,13 @@ from ._classic import CLASSIC_HEADERS, parse_classic_status
 
 
 class Client(BaseClient):
-    """Synchronous client. ``transport`` lets tests and embedders pass an httpx transport."""
+    """Synchronous client. ``transport`` lets tests and embedders pass an httpx transport;
+    ``token`` may be a callable returning a current token (asked before each request)."""
 
     def __init__(
         self,
         endpoint: str = DEFAULT_ENDPOINT,
-        token: str | None = None,
+        token: TokenSource = None,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         api_version: str = DEFAULT_API_VERSION,
@@ -48,7 +52,9 @@ class Client(BaseClient):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(endpoint, token, namespace=namespace, api_version=api_version)
-        self._http = httpx.Client(headers=self.headers, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            headers=self.headers, timeout=timeout, transport=transport, auth=self.auth
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -109,7 +115,8 @@ class Client(BaseClient):
         self, subscription_id: str, location: str | None = None, **filters: Any
     ) -> Iterator[OperationStatus]:
         """Every operation matching ``filters`` (see ``filter_params``), newest first, page
-        by page as the iteration goes; ``page_size`` sets the pages' size."""
+        by page as the iteration goes; ``page_size`` sets the pages' size. The client's
+        namespace's, or with ``every_provider=True`` (and no location) every provider's."""
         for page in self.list_pages(subscription_id, location, **filters):
             yield from page
 
@@ -118,12 +125,13 @@ class Client(BaseClient):
         subscription_id: str,
         location: str | None = None,
         page_size: int | None = None,
+        every_provider: bool = False,
         **filters: Any,
     ) -> Iterator[builtins.list[OperationStatus]]:
         params = self.filter_params(**filters)
         if page_size is not None:
             params["maxpagesize"] = str(page_size)
-        url: str | None = self.collection_url(subscription_id, location)
+        url: str | None = self.list_url(subscription_id, location, every_provider)
         while url:
             items, url = self._page(self._send("GET", with_params(url, params)))
             params = {}  # a nextLink carries everything
@@ -151,18 +159,23 @@ class Client(BaseClient):
         on_update: Callable[[OperationStatus], None] | None = None,
         interval: float | None = None,
         classic: bool = False,
+        on_retry: RetryHook | None = None,
     ) -> OperationStatus:
         """Read until terminal. Between reads: a long-poll (``Prefer: wait``) when the server
         offers it, else its Retry-After (or ``interval``, which turns long-polls off).
 
         No hidden default timeout: ``None`` waits as long as it takes. ``classic`` polls a
         classic URL (Orchestrator's "Wait for Completion"), which offers no long-poll.
+        A read the service could not answer for now (unreachable, connection dropped, 502,
+        503, 504, 429) is tried again with backoff until the timeout; then its error is raised.
+        ``on_retry`` is told of each such try.
         """
         if classic:
-            return self._wait_classic(url, timeout, on_update, interval)
+            return self._wait_classic(url, timeout, on_update, interval, on_retry)
         deadline = None if timeout is None else time.monotonic() + timeout
         long_poll = None
         status: OperationStatus | None = None
+        backoff = Backoff(on_retry)
         while True:
             previous, started = status, time.monotonic()
             try:
@@ -171,9 +184,11 @@ class Client(BaseClient):
                 else:
                     headers, seconds = long_poll
                     response = self._send("GET", url, headers=headers, timeout=seconds)
-            except ClientError as exc:
-                time.sleep(self._retry_delay(exc, deadline, time.monotonic()))
+            except (ClientError, httpx.HTTPError) as exc:
+                time.sleep(backoff.delay(exc, deadline, time.monotonic()))
+                long_poll = self._retried(long_poll, status, deadline)
                 continue
+            backoff.reset()
             status = parse_status(response)
             if on_update is not None:
                 on_update(status)
@@ -197,10 +212,17 @@ class Client(BaseClient):
         timeout: float | None,
         on_update: Callable[[OperationStatus], None] | None,
         interval: float | None,
+        on_retry: RetryHook | None = None,
     ) -> OperationStatus:
         deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = Backoff(on_retry)
         while True:
-            status = self.get_classic(url)
+            try:
+                status = self.get_classic(url)
+            except (ClientError, httpx.HTTPError) as exc:
+                time.sleep(backoff.delay(exc, deadline, time.monotonic()))
+                continue
+            backoff.reset()
             if on_update is not None:
                 on_update(status)
             if status.terminal:
@@ -255,7 +277,9 @@ class OperationPoller:
         self._last: OperationStatus | None = None
 
     @classmethod
-    def from_url(cls, url: str, token: str | None = None, **client_options: Any) -> OperationPoller:
+    def from_url(
+        cls, url: str, token: TokenSource = None, **client_options: Any
+    ) -> OperationPoller:
         """A poller with its own client for the URL's server; close it when done."""
         parts = urlsplit(url)
         client = Client(f"{parts.scheme}://{parts.netloc}", token, **client_options)

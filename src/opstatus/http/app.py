@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import errors
 from . import arm, classic, lists, results, webhook_api
+from .access import AccessLogMiddleware
 from .classic_errors import speaks_classic
 from .context import AppContext
 from .errors import handle_http_exception, handle_opstatus_error, handle_unexpected
@@ -185,6 +186,10 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp
         CaselessRoute(
             f"{ARM_PROVIDER}/operationsStatusCounts", by_method({"GET": lists.count_operations})
         ),
+        CaselessRoute(
+            "/subscriptions/{subscription_id}/operationsStatus",
+            by_method({"GET": lists.list_subscription_operations}),
+        ),
         CaselessRoute(classic.CLASSIC_PATH, speaks_classic(by_method(classic_item))),
         *operability_routes(),
     ]
@@ -192,6 +197,7 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp
         routes=routes,
         lifespan=lifespan,
         middleware=[
+            *([Middleware(AccessLogMiddleware)] if ctx.settings.access_log is not None else []),
             Middleware(MetricsMiddleware, metrics=ctx.metrics),
             Middleware(GuardMiddleware, ctx=ctx),
         ],
@@ -205,5 +211,7 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp
     app.router.default = redirect_slashes(app.router, ctx.settings.public_url)
     app.state.ctx = ctx
     app.state.metrics = ctx.metrics
-    fast_reads = FastReads(ctx, status_read, ctx.metrics) if ctx.settings.fast_reads else None
+    # The access log sees what the app answers: with it on, the app answers every read.
+    fast = ctx.settings.fast_reads and ctx.settings.access_log is None
+    fast_reads = FastReads(ctx, status_read, ctx.metrics) if fast else None
     return OpstatusApp(app, fast_reads)

@@ -87,7 +87,8 @@ def record(
     audit_log.info(orjson.dumps(line).decode())
 
 
-def _audit_handler(path: Path | None) -> logging.Handler:
+def file_handler(path: Path | None) -> logging.Handler:
+    """Lines as they are, appended to ``path`` (created 0600) or to standard error."""
     if path is None:
         handler: logging.Handler = logging.StreamHandler()
     else:
@@ -100,7 +101,7 @@ def _audit_handler(path: Path | None) -> logging.Handler:
 def configure_audit(path: Path | None) -> None:
     """For the server's life, audit lines go to ``path`` (created 0600) or standard error."""
     logger = audit_log
-    logger.addHandler(_audit_handler(path))
+    logger.addHandler(file_handler(path))
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
@@ -109,7 +110,7 @@ def configure_audit(path: Path | None) -> None:
 def audit_to(path: Path | None) -> Iterator[None]:
     """For one command: audit lines also go to ``path`` or standard error, then it is undone."""
     logger = audit_log
-    handler = _audit_handler(path)
+    handler = file_handler(path)
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

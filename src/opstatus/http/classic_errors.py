@@ -33,10 +33,9 @@ class VersionHeaderInvalid(errors.InvalidInput):
 
 
 VERSION_MESSAGE = "The versioning header is not specified or was specified incorrectly."
-AUTHENTICATION_MESSAGE = (
-    "The server failed to authenticate the request. Verify that the certificate is valid and "
-    "is associated with this subscription."
-)
+#: The classic service's first sentence; it then said to check a management certificate,
+#: where opstatus says what is wrong with the bearer token it takes instead.
+AUTHENTICATION_PREFIX = "The server failed to authenticate the request."
 NOT_FOUND_MESSAGE = "The specified resource does not exist."
 VERB_MESSAGE = (
     "The HTTP verb specified was not recognized by the server or isn't valid for this resource."
@@ -52,7 +51,7 @@ BUSY_MESSAGE = (
 CLASSIC_ERRORS: list[tuple[type[errors.OpstatusError], int, str, str | None]] = [
     (VersionHeaderInvalid, 400, "MissingOrIncorrectVersionHeader", VERSION_MESSAGE),
     (errors.InvalidInput, 400, "BadRequest", None),
-    (errors.NotAuthenticated, 403, "AuthenticationFailed", AUTHENTICATION_MESSAGE),
+    (errors.NotAuthenticated, 403, "AuthenticationFailed", None),
     (errors.NotAuthorized, 403, "AuthenticationFailed", None),
     (errors.OperationNotFound, 404, "ResourceNotFound", NOT_FOUND_MESSAGE),
     (errors.Conflict, 409, "ConflictError", None),
@@ -69,6 +68,9 @@ def classic_error_response(
 def _classify(exc: errors.OpstatusError) -> tuple[int, str, str]:
     for cls, status, code, message in CLASSIC_ERRORS:
         if isinstance(exc, cls):
+            if isinstance(exc, errors.NotAuthenticated):
+                reason = exc.message.removeprefix("Authentication failed. ")
+                return status, code, f"{AUTHENTICATION_PREFIX} {reason}"
             return status, code, message or exc.message
     return status_of(exc), exc.code, exc.message
 

@@ -1,7 +1,8 @@
 """Collections of operations: list (ARM's list shape, keyset paging), counts, purge.
 
 ``GET .../operationsStatus`` answers ``{"value": [...], "nextLink": "..."}`` (nextLink only
-when there is more). The same filters serve all three:
+when there is more); ``GET /subscriptions/{sub}/operationsStatus`` lists every provider's
+operations of the subscription the same way. The same filters serve all of them:
 
 - ``status`` and ``kind``: comma-separated, or repeated; any of them matches.
 - ``startedAfter``/``startedBefore``, ``endedAfter``/``endedBefore``: ISO 8601 date-times;
@@ -15,18 +16,22 @@ when there is more). The same filters serve all three:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..auth import authorize
 from ..errors import InvalidInput
 from ..lifecycle import validate_kind
-from ..models import normalize_status, parse_time
-from ..queries import OperationFilter
+from ..models import Operation, normalize_status, parse_time, validate_subscription_id
+from ..providers import CLASSIC_NAMESPACE, Provider
+from ..queries import OperationFilter, OperationQuery
 from . import continuation
 from .arm import Scope, absolute_url, body_of, resolve_scope
 from .context import AppContext
+from .guard import principal_of
 from .prefer import preferences, wants_full_detail
 from .representation import clipped, encode
 
@@ -93,15 +98,63 @@ def _scope_key(scope: Scope) -> tuple[str, str, str]:
 async def list_operations(request: Request) -> Response:
     scope = resolve_scope(request, "read", "read", "operationsStatus")
     ctx: AppContext = request.app.state.ctx
+    provider = scope.provider
+    return await _page(
+        request,
+        ctx,
+        scope.query(),
+        _scope_key(scope),
+        f"{scope.path()}/operationsStatus",
+        scope.api_version,
+        lambda op: provider,
+    )
+
+
+async def list_subscription_operations(request: Request) -> Response:
+    """``GET /subscriptions/{sub}/operationsStatus``: every provider's operations in the
+    subscription, newest first, each in its own provider's shape (its ``id`` is its status
+    path). The api-versions are opstatus's own (those of ``Opstatus.Classic``)."""
+    ctx: AppContext = request.app.state.ctx
+    principal = principal_of(request)
+    subscription_id = validate_subscription_id(request.path_params["subscription_id"])
+    path = f"/subscriptions/{subscription_id}/operationsStatus"
+    authorize(principal, "read", subscription_id, path, "Opstatus/operationsStatus/read")
+    api_version = request.query_params.get("api-version", "")
+    ctx.providers.lookup(CLASSIC_NAMESPACE).check_api_version(api_version, "all")
+    providers = ctx.providers
+    fallback = providers.lookup(CLASSIC_NAMESPACE)
+
+    def provider_of(op: Operation) -> Provider:
+        try:
+            return providers.lookup(op.namespace)
+        except InvalidInput:  # a provider no longer registered: the RPC shape
+            return fallback
+
+    query = OperationQuery(subscription_id=subscription_id)
+    return await _page(
+        request, ctx, query, (subscription_id, "", ""), path, api_version, provider_of
+    )
+
+
+async def _page(
+    request: Request,
+    ctx: AppContext,
+    query: OperationQuery,
+    key: tuple[str, str, str],
+    path: str,
+    api_version: str,
+    provider_of: Callable[[Operation], Provider],
+) -> Response:
+    """One page of ``query`` as ARM's list: filters, size and ``$skipToken`` from the
+    request, a nextLink to ``path`` while more follow."""
     params = _params(request)
-    query = scope.query()
     page_size = _page_size(params, ctx, ctx.settings.default_page_size)
     token_text = params["$skiptoken"][-1] if "$skiptoken" in params else None
     if token_text is None:
         query = dataclasses.replace(query, filter=parse_filter(params))
     else:
         token = continuation.decode(ctx.paging_key, token_text)
-        if token.scope != _scope_key(scope):
+        if token.scope != key:
             raise continuation.invalid("it was issued for another list")
         if FILTER_PARAMS & set(params) and parse_filter(params) != token.filter:
             raise continuation.invalid("it was issued for other filters")
@@ -110,20 +163,22 @@ async def list_operations(request: Request) -> Response:
     page = await ctx.service.list(dataclasses.replace(query, limit=page_size))
     full = wants_full_detail(preferences(request))
     body: dict[str, object] = {
-        "value": [body_of(ctx, op, scope.provider, full) for op in page.operations]
+        "value": [body_of(ctx, op, provider_of(op), full) for op in page.operations]
     }
     if page.next is not None:
         next_token = continuation.encode(
-            ctx.paging_key,
-            continuation.Continuation(_scope_key(scope), query.filter, page_size, page.next),
+            ctx.paging_key, continuation.Continuation(key, query.filter, page_size, page.next)
         )
-        link = absolute_url(request, f"{scope.path()}/operationsStatus", scope.api_version)
+        link = absolute_url(request, path, api_version)
         body["nextLink"] = f"{link}&$skipToken={next_token}"
     headers = {"Preference-Applied": "opstatus-detail=full"} if full else None
 
     def clipped_body() -> dict[str, object]:
         ops = page.operations
-        return {**body, "value": [body_of(ctx, clipped(op), scope.provider, full) for op in ops]}
+        return {
+            **body,
+            "value": [body_of(ctx, clipped(op), provider_of(op), full) for op in ops],
+        }
 
     content = encode(body, clipped_body)
     return Response(content, media_type="application/json", headers=headers)

@@ -96,6 +96,13 @@ def arm_body(
     return body
 
 
+def whole_number(value: float | None) -> float | int | None:
+    """A number of seconds as JSON should show it: ``86400``, not ``86400.0``."""
+    if value is not None and value.is_integer():
+        return int(value)
+    return value
+
+
 def lifecycle_detail(op: Operation, lease_state: str | None) -> dict[str, Any]:
     """opstatus's own fields: for producers (cancel requests, leases) and for readers who
     want to know how long the status will be kept."""
@@ -106,7 +113,7 @@ def lifecycle_detail(op: Operation, lease_state: str | None) -> dict[str, Any]:
         "httpStatusCode": op.http_status_code,
     }
     if not op.terminal:
-        values["leaseSeconds"] = op.lease_seconds
+        values["leaseSeconds"] = whole_number(op.lease_seconds)
         values["leaseExpiresAt"] = op.lease_expires_at
         values["leaseState"] = lease_state
     values["expiresAt"] = op.expires_at

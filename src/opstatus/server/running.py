@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import uvicorn
 
+from ..http.access import configure_access
 from ..http.app import OpstatusApp
 from ..http.audit import configure_audit
 from ..logs import log_config
@@ -158,6 +159,7 @@ def run_server(
     )
     # After uvicorn.Config, whose logging setup resets the handlers of opstatus's loggers.
     configure_audit(security.audit_log)
+    configure_access(settings.access_log)
     config.http = protocol_for(settings, app, access_log)
     server = Server(config)
     with contextlib.suppress(KeyboardInterrupt):

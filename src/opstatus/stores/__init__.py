@@ -19,11 +19,11 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
         return SQLiteStore(Path(url.removeprefix("sqlite:///")))
     if url.startswith("sqlite://"):
-        raise ValueError(f"OPSTATUS_STORE: write sqlite URLs as sqlite:///PATH, got {url!r}")
+        raise ValueError(f"write sqlite store URLs as sqlite:///PATH, got {url!r}")
     if url.startswith(("postgresql://", "postgres://")):
         return PostgreSQLStore(url)
     raise ValueError(
-        f"OPSTATUS_STORE: unsupported store URL {redact(url)!r}; use 'memory:', "
+        f"unsupported store URL {redact(url)!r}; use 'memory:', "
         "'sqlite:///PATH' or 'postgresql://USER@HOST:PORT/DATABASE'"
     )
 

@@ -34,13 +34,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from ..errors import OperationNotFound, StoreError
+from ..errors import OperationNotFound, StoreError, StoreMissing
 from ..events import DEFAULT_PROGRESS_KEPT
 from ..models import Operation, OperationStatus, now_text
 from ..webhooks import Callback
@@ -154,6 +156,11 @@ class PostgreSQLStore(
                 command_timeout=COMMAND_TIMEOUT,
                 server_settings=SERVER_SETTINGS,
             )
+        except asyncpg.InvalidCatalogNameError as exc:
+            raise StoreMissing(
+                f"{self.describe()} does not exist: {_reason(exc)}",
+                create=createdb_command(self.url),
+            ) from exc
         except DRIVER_ERRORS as exc:
             raise StoreError(f"Cannot connect to {self.describe()}: {_reason(exc)}") from exc
 
@@ -325,6 +332,21 @@ async def _close(conn: asyncpg.Connection[asyncpg.Record]) -> None:
         await conn.close(timeout=CONNECT_TIMEOUT)
     if not conn.is_closed():
         conn.terminate()
+
+
+def createdb_command(url: str) -> str:
+    """The ``createdb`` command that creates the database ``url`` names (password left out;
+    createdb asks for it, or reads PGPASSWORD)."""
+    parts = urlsplit(url)
+    args = ["createdb"]
+    if parts.hostname:
+        args += ["-h", parts.hostname]
+    if parts.port:
+        args += ["-p", str(parts.port)]
+    if parts.username:
+        args += ["-U", unquote(parts.username)]
+    args.append(unquote(parts.path.lstrip("/")) or "opstatus")
+    return shlex.join(args)
 
 
 def _reason(exc: BaseException) -> str:

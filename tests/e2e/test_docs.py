@@ -1,0 +1,199 @@
+"""The README's and the docs' examples, run as written against a real server.
+
+Each page's ``sh`` blocks run in order in one bash (variables carry over, ``set -e``), then its
+``python`` blocks in one namespace. Comment lines right under a command (no blank line
+between) are the output it shows: the command's standard output must match them, whitespace
+aside, with ``...`` standing for any text (times, ids). A block preceded by
+``<!-- example: not run (why) -->`` is left out (installing, starting a server).
+
+Placeholders the test fills: the server's URL for ``http://127.0.0.1:8080``, ``SUB``,
+``token`` (a Contributor's over SUB, for the Python blocks) and ``copy`` (the work a
+producer does), and the server's home as ``OPSTATUS_HOME`` (for ``opstatus token`` and the
+CLI's local tokens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support import SUB_A, ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ALL_PAGES = [
+    "README.md",
+    *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")),
+]
+SKIP = re.compile(r"<!--\s*example:\s*not run")
+FENCE = re.compile(r"^```(\w*)\s*$")
+MARK = "@@opstatus-docs-step"
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+@dataclass
+class Block:
+    language: str
+    lines: list[str]
+    line_number: int
+
+
+@dataclass
+class Step:
+    command: str
+    line_number: int
+    expected: list[str] = field(default_factory=list)
+
+
+def blocks(text: str) -> list[Block]:
+    """The page's fenced blocks that run: ``sh`` and ``python``, unless marked not run."""
+    found: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        match = FENCE.match(lines[i])
+        if match is None:
+            i += 1
+            continue
+        start, language = i, match[1]
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
+        before = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
+        if language in ("sh", "python") and not SKIP.search(before):
+            found.append(Block(language, lines[start + 1 : end], start + 2))
+        i = end + 1
+    return found
+
+
+def steps(block: Block) -> list[Step]:
+    """Commands (with their continuation lines) and the output shown right under each."""
+    found: list[Step] = []
+    showing = continued = False
+    for offset, line in enumerate(block.lines):
+        stripped = line.strip()
+        if continued:
+            found[-1].command += "\n" + line
+            continued = stripped.endswith("\\")
+            continue
+        if not stripped:
+            showing = False
+        elif stripped.startswith("#"):
+            if showing:
+                found[-1].expected.append(stripped[1:])
+        else:
+            found.append(Step(line, block.line_number + offset))
+            showing, continued = True, stripped.endswith("\\")
+    return found
+
+
+def matches(expected: list[str], actual: str) -> bool:
+    """Whitespace aside, with ``...`` for any text."""
+    shown = "".join("".join(line.split()) for line in expected)
+    pattern = ".*?".join(re.escape(part) for part in shown.split("..."))
+    return re.fullmatch(pattern, "".join(actual.split()), re.DOTALL) is not None
+
+
+def filled(text: str, server: ServerProcess) -> str:
+    return text.replace(DEFAULT_URL, server.url)
+
+
+def run_shell(page: str, found: list[Block], server: ServerProcess) -> None:
+    all_steps = [step for block in found if block.language == "sh" for step in steps(block)]
+    if not all_steps:
+        return
+    script = ["set -eo pipefail"]
+    for i, step in enumerate(all_steps):
+        script += [f"printf '\\n{MARK} {i}\\n'", filled(step.command, server)]
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OPSTATUS_")},
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "OPSTATUS_HOME": str(server.home),
+        "OPSTATUS_ENDPOINT": server.url,
+        "SUB": SUB_A,
+    }
+    done = subprocess.run(
+        ["bash", "-c", "\n".join(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    outputs = re.split(rf"^{MARK} (\d+)\n", done.stdout, flags=re.MULTILINE)[1:]
+    by_step = {int(outputs[i]): outputs[i + 1] for i in range(0, len(outputs), 2)}
+    if done.returncode != 0:
+        last = all_steps[max(by_step)] if by_step else all_steps[0]
+        pytest.fail(
+            f"{page}:{last.line_number}: `{last.command}` exited {done.returncode}\n"
+            f"stdout: {by_step.get(max(by_step, default=0), '')}\nstderr: {done.stderr}"
+        )
+    for i, step in enumerate(all_steps):
+        if step.expected:
+            actual = by_step[i]
+            assert matches([filled(e, server) for e in step.expected], actual), (
+                f"{page}:{step.line_number}: `{step.command}` printed\n{actual}\n"
+                f"but the page shows\n" + "\n".join(step.expected)
+            )
+
+
+def run_python(page: str, found: list[Block], server: ServerProcess) -> None:
+    namespace: dict[str, object] = {
+        "__name__": "__docs__",
+        "SUB": SUB_A,
+        "token": server.token("Contributor", f"/subscriptions/{SUB_A}"),
+        "copy": lambda chunk: None,
+    }
+    for block in found:
+        if block.language != "python":
+            continue
+        code = filled("\n".join(block.lines), server)
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):
+                exec(compile(code, f"{page}:{block.line_number}", "exec"), namespace)  # noqa: S102
+        except Exception as exc:  # noqa: BLE001 - the page's line, then the error
+            pytest.fail(f"{page}:{block.line_number}: the Python block raised {exc!r}")
+
+
+def runnable(page: str) -> list[Block]:
+    return blocks((ROOT / page).read_text(encoding="utf-8"))
+
+
+#: The pages with an example to run (the others hold none, or only ones marked not run).
+PAGES = [page for page in ALL_PAGES if runnable(page)]
+
+
+def test_the_readme_and_the_cli_reference_have_examples_to_run() -> None:
+    assert {"README.md", "docs/cli.md", "docs/security.md"} <= set(PAGES)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_the_examples_run_as_written(page: str, home: Path) -> None:
+    found = runnable(page)
+    server = ServerProcess(home, "--retry-after", "1").start()
+    try:
+        run_shell(page, found, server)
+        run_python(page, found, server)
+    finally:
+        server.stop()
+
+
+def test_a_shown_output_that_differs_fails() -> None:
+    block = Block("sh", ["echo hello", "# hello", "", "# an explanation", "echo x  # note"], 1)
+    found = steps(block)
+    assert [(s.command, s.expected) for s in found] == [
+        ("echo hello", [" hello"]),
+        ("echo x  # note", []),
+    ]
+    assert matches([" hello"], "hello\n")
+    assert not matches([" goodbye"], "hello\n")
+    assert matches(['{"id":"...","name":"job-1"}'], '{"id": "/x/y", "name": "job-1"}')
