@@ -29,6 +29,7 @@ from ._base import (
     status_url_of,
 )
 from ._classic import CLASSIC_HEADERS, CLASSIC_VERSION, parse_classic_status
+from ._events import OperationEvent
 from ._sync import Client, OperationPoller, Producer
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "CancelRequested",
     "Client",
     "ClientError",
+    "OperationEvent",
     "OperationFailed",
     "OperationPoller",
     "OperationStatus",
