@@ -14,8 +14,9 @@ with ``Last-Event-ID``. When the notifier closes (the server is shutting down) e
 subscriber is closed, and its response ends.
 
 On PostgreSQL an event of a transaction that committed while an older one is still open is
-not readable yet (``stores/postgresql_events.py``); a wake-up that finds nothing new is
-therefore retried a few times soon after, rather than left to the next change.
+not readable yet (``stores/postgresql_events.py``); after a wake-up the tail therefore reads
+again a few times within a second, and then every second while any stream listens, rather
+than leaving such an event to the next change.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ log = logging.getLogger("opstatus.events")
 
 #: Events read from the log in one query.
 BATCH = 500
-#: Seconds between the re-reads after a wake-up that found nothing (see the docstring).
-RETRIES = (0.005, 0.02, 0.1, 0.5)
+#: Seconds between the re-reads after a wake-up or a read that found events (see the
+#: docstring); after them, every POLL seconds while any stream listens.
+RETRIES = (0.005, 0.02, 0.05, 0.1, 0.25, 0.5)
+POLL = 1.0
 #: Seconds before reading again after the store failed.
 FAILURE_DELAY = 1.0
 
@@ -55,18 +58,37 @@ class Frame(NamedTuple):
 class Subscriber:
     """One stream's place in the tail: what it wants and what it has yet to send."""
 
-    __slots__ = ("scope", "capacity", "queue", "wake", "closed", "overflowed")
+    __slots__ = ("scope", "capacity", "queue", "closed", "overflowed", "_waiter")
 
     def __init__(self, scope: EventScope, capacity: int) -> None:
         self.scope = scope
         self.capacity = capacity
         self.queue: deque[Frame] = deque()
-        #: Set when there is something to do: frames to send, or the stream must end.
-        self.wake = asyncio.Event()
         #: The stream must end: the server is shutting down, or its client left.
         self.closed = False
         #: Frames were dropped: the stream must end and its client resume from the log.
         self.overflowed = False
+        #: What :meth:`wait` waits on, made only while it waits (an asyncio.Event per
+        #: stream would cost more than the rest of the subscriber).
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def pending(self) -> bool:
+        """There is something to do: frames to send, or the stream must end."""
+        return bool(self.queue) or self.closed or self.overflowed
+
+    async def wait(self, timeout: float) -> bool:
+        """Until something is :attr:`pending` or ``timeout`` seconds pass; whether it is."""
+        if not self.pending:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _release, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return self.pending
 
     def offer(self, frame: Frame) -> None:
         if self.overflowed or self.closed:
@@ -75,11 +97,18 @@ class Subscriber:
             self.overflowed = True
         else:
             self.queue.append(frame)
-        self.wake.set()
+        if self._waiter is not None:
+            _release(self._waiter)
 
     def close(self) -> None:
         self.closed = True
-        self.wake.set()
+        if self._waiter is not None:
+            _release(self._waiter)
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class EventTail:
@@ -164,13 +193,23 @@ class EventTail:
                 # module docstring), so look again on a short timer before the poll's.
                 if found:
                     retries = 0
-                delay = RETRIES[retries] if retries < len(RETRIES) else notifier.poll_interval
+                delay = RETRIES[retries] if retries < len(RETRIES) else self._poll()
                 retries += 1
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await changed.wait()
                     retries = 0
         self._close_all()
+
+    def _poll(self) -> float | None:
+        """How long to wait for a wake-up before reading anyway: the notifier's poll
+        interval, and at most :data:`POLL` while streams listen (on PostgreSQL an event
+        that was not readable when its NOTIFY came is found by the next read, and no
+        further NOTIFY may come)."""
+        interval = self.store.notifier.poll_interval
+        if self._by_operation or self._by_subscription:
+            return POLL if interval is None else min(interval, POLL)
+        return interval
 
     async def _drain(self) -> bool:
         """Hand out every readable event after the position; whether there was any."""

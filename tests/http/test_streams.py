@@ -131,6 +131,11 @@ class Stream:
         return body
 
 
+def name_of(event: dict[str, str]) -> str:
+    name: str = orjson.loads(event["data"])["operation"]["name"]
+    return name
+
+
 class Env:
     def __init__(self, app: Any, client: httpx.AsyncClient, store: Store, home: Path) -> None:
         self.app = app
@@ -256,8 +261,13 @@ async def test_a_scope_stream_sees_every_change_in_its_scope_only(env: Env) -> N
         await env.patch("op1", status="Failed")  # filtered out by status
         await env.put("op2")
         await env.patch("op2", status="Succeeded")
-        events = await stream.until_events(3)
-    names = [(orjson.loads(e["data"])["operation"]["name"], e["event"]) for e in events]
+        # On PostgreSQL an event committed just before the stream opened can still be
+        # unreadable when it starts (an older transaction open); it then comes after the
+        # start id, as a resume from that id would give it too.
+        while len([e for e in stream.events() if name_of(e) != "before"]) < 3:
+            assert await stream.read_more(), stream.text
+        events = stream.events()
+    names = [(name_of(e), e["event"]) for e in events if name_of(e) != "before"]
     assert names == [
         ("op1", "operation.created"),
         ("op2", "operation.created"),
@@ -265,7 +275,7 @@ async def test_a_scope_stream_sees_every_change_in_its_scope_only(env: Env) -> N
     ]
     # Resuming from the start id gives the same events from the log.
     async with env.stream(path, {"Last-Event-ID": start["id"]}) as resumed:
-        again = await resumed.until_events(3)
+        again = await resumed.until_events(len(events))
     assert [e["id"] for e in again] == [e["id"] for e in events]
 
 

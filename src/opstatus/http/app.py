@@ -110,6 +110,10 @@ class OpstatusApp(ArmHeadersMiddleware):
             and await reads.serve(scope, send)
         ):
             return
+        if scope["type"] == "http" and scope["method"] == "GET":
+            # An event stream leaves its long rest to this frame (see streams.run_handoff).
+            await streams.run_handoff(super().__call__, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
 

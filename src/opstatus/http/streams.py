@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth import authorize
 from ..errors import InvalidInput
@@ -44,7 +48,14 @@ from .sse import MEDIA_TYPE, encode
 
 #: Events read from the log per query while a stream catches up.
 PAGE = 500
+log = logging.getLogger("opstatus.http")
+
+#: The scope's state key under which a stream leaves the rest of its answer to the
+#: outermost app (see :func:`run_handoff`).
+HANDOFF = "opstatus.stream_handoff"
 HEARTBEAT = b": heartbeat\n\n"
+#: Seconds an operation's stream waits for a terminal event the log did not have yet.
+ENDED_GRACE = 5.0
 BEHIND = b": too far behind; reconnect with Last-Event-ID\n\n"
 SHUTDOWN = b": server shutting down; reconnect with Last-Event-ID\n\n"
 SUBSCRIPTION_PARAMS = frozenset({"api-version", "provider", "location", "status"})
@@ -216,7 +227,7 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tail: EventTail = self.ctx.tail
         subscriber = tail.subscribe(self.scope, self.ctx.settings.stream_queue)
-        watcher: asyncio.Future[None] | None = None
+        handed_off = False
         try:
             start = tail.position if self.after is None else self.after
             assert start is not None
@@ -233,14 +244,39 @@ class EventStream(Response):
                     ],
                 }
             )
-            watcher = asyncio.ensure_future(_client_leaves(receive, subscriber))
+            state = scope.get("state") or {}
+            rest = functools.partial(self._rest, subscriber, start, page)
+            if HANDOFF in state:
+                state[HANDOFF] = rest  # the outermost app runs it (see run_handoff)
+                handed_off = True
+            else:
+                await rest(receive, send)
+        finally:
+            if not handed_off:
+                self._end(subscriber)
+
+    async def _rest(
+        self,
+        subscriber: Subscriber,
+        start: Position,
+        page: list[Frame],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Everything after the head: the catch-up and the live events, until the end."""
+        watcher = asyncio.ensure_future(_client_leaves(receive, subscriber))
+        try:
             await self._serve(send, subscriber, start, page)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception:  # noqa: BLE001 - the head is sent: the stream can only end
+            log.exception("event stream failed")
         finally:
-            if watcher is not None:
-                watcher.cancel()
-            tail.unsubscribe(subscriber)
-            self.ctx.streams.release(self.principal_key)
+            watcher.cancel()
+            self._end(subscriber)
+
+    def _end(self, subscriber: Subscriber) -> None:
+        self.ctx.tail.unsubscribe(subscriber)
+        self.ctx.streams.release(self.principal_key)
 
     async def _page(self, after: Position) -> list[Frame]:
         return [encode(e) for e in await self.ctx.store.events(after, PAGE, self.scope)]
@@ -251,8 +287,14 @@ class EventStream(Response):
         if self.after is None and not self.until_terminal:
             await _body(send, b"id: %s\n\n" % str(last).encode())
         caught_up = await self._catch_up(send, subscriber, last, page)
-        if caught_up is not None and not self.ended:
-            await self._live(send, subscriber, caught_up)
+        if caught_up is None:
+            return
+        # An operation that was terminal before the log was read, and whose terminal event
+        # the read did not return: on PostgreSQL it may not be readable yet (an older
+        # transaction still open); wait for it a little, not forever (an operation older
+        # than the event log has none).
+        until = asyncio.get_running_loop().time() + ENDED_GRACE if self.ended else None
+        await self._live(send, subscriber, caught_up, until)
 
     async def _catch_up(
         self, send: Send, subscriber: Subscriber, last: Position, page: list[Frame]
@@ -268,9 +310,11 @@ class EventStream(Response):
             page = await self._page(last) if len(page) == PAGE else []
         return last
 
-    async def _live(self, send: Send, subscriber: Subscriber, last: Position) -> None:
+    async def _live(
+        self, send: Send, subscriber: Subscriber, last: Position, until: float | None
+    ) -> None:
         """Send what the tail hands the subscriber, a heartbeat when idle, until the stream
-        is over."""
+        is over (or the loop's time ``until``)."""
         heartbeat = self.ctx.settings.stream_heartbeat
         loop = asyncio.get_running_loop()
         while True:
@@ -290,13 +334,10 @@ class EventStream(Response):
                 elif self.ctx.store.notifier.closed:
                     await _body(send, SHUTDOWN)
                 return
-            subscriber.wake.clear()
-            timer = loop.call_later(heartbeat, subscriber.wake.set)
-            try:
-                await subscriber.wake.wait()
-            finally:
-                timer.cancel()
-            if not (subscriber.queue or subscriber.closed or subscriber.overflowed):
+            timeout = heartbeat if until is None else min(heartbeat, until - loop.time())
+            if timeout <= 0:
+                return
+            if not await subscriber.wait(timeout) and (until is None or loop.time() < until):
                 await _body(send, HEARTBEAT)
 
 
@@ -316,3 +357,21 @@ async def _client_leaves(receive: Receive, subscriber: Subscriber) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
     subscriber.close()
+
+
+Rest = Callable[[Receive, Send], Awaitable[None]]
+
+
+async def run_handoff(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run ``app``; when it answered with a stream, run the stream's rest after it returns.
+
+    A stream's head goes out through every middleware (headers, metrics, audit), but the
+    rest of a stream that lasts hours needs none of them: handed off, it waits in the
+    outermost app alone, holding one coroutine rather than the whole stack's (an idle
+    stream's memory is mostly those frames)."""
+    state: dict[str, Any] = scope.setdefault("state", {})
+    state[HANDOFF] = None
+    await app(scope, receive, send)
+    rest: Rest | None = state.pop(HANDOFF, None)
+    if rest is not None:
+        await rest(receive, send)
