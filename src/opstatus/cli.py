@@ -21,6 +21,7 @@ from .cli_lifecycle import cancel, list_operations, purge
 from .cli_operations import create, delete, get, update, wait
 from .cli_push import push_options
 from .cli_security import check_serve, role, security_options
+from .cli_watch import watch
 from .cli_webhooks import webhook
 from .errors import InvalidInput, StoreError, StoreMissing
 from .security import SecuritySettings
@@ -454,7 +455,19 @@ def migrate(home: Path | None, store_url: str) -> None:
         click.echo(f"The opstatus schema in {store.describe()} is up to date (version {latest}).")
 
 
-for command in (role, get, create, update, delete, wait, list_operations, cancel, purge, webhook):
+for command in (
+    role,
+    get,
+    create,
+    update,
+    delete,
+    wait,
+    watch,
+    list_operations,
+    cancel,
+    purge,
+    webhook,
+):
     main.add_command(command)
 
 

@@ -90,6 +90,38 @@ PUSH_OPTIONS = [
     _duration(
         "--webhook-history", "webhook_history_seconds", "7d", "How long deliveries stay listed."
     ),
+    _option(
+        "--max-streams",
+        "max_streams",
+        "Server-Sent Events streams open at once per server process; 503 beyond. Each also "
+        "holds a connection: raise --max-connections with it.",
+        type=click.IntRange(0, 1_000_000),
+        default=10_000,
+        show_default=True,
+    ),
+    _option(
+        "--max-streams-per-principal",
+        "max_streams_per_principal",
+        "Event streams one principal may hold open at once; 429 beyond.",
+        type=click.IntRange(0, 1_000_000),
+        default=1_000,
+        show_default=True,
+    ),
+    _duration(
+        "--stream-heartbeat",
+        "stream_heartbeat",
+        "15s",
+        "Silence before an event stream's heartbeat comment.",
+    ),
+    _option(
+        "--stream-queue",
+        "stream_queue",
+        "Events queued for a stream that is not keeping up before it is ended (its client "
+        "resumes with Last-Event-ID).",
+        type=click.IntRange(1, 1_000_000),
+        default=1_000,
+        show_default=True,
+    ),
 ]
 
 
@@ -98,7 +130,8 @@ def push_options(func: Callable[..., Any]) -> Callable[..., Any]:
     names = {"progress_events_kept", "webhook_timeout", "webhook_max_attempts"}
     names |= {"webhook_secret", "webhook_allow_http", "webhook_allow_networks"}
     names |= {"webhook_retry_base", "webhook_retry_max", "webhook_concurrency"}
-    names |= {"webhook_history_seconds"}
+    names |= {"webhook_history_seconds", "max_streams", "max_streams_per_principal"}
+    names |= {"stream_heartbeat", "stream_queue"}
 
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:
@@ -107,6 +140,8 @@ def push_options(func: Callable[..., Any]) -> Callable[..., Any]:
         push["webhook_allow_networks"] = networks
         try:
             parse_networks(networks)
+            if push["stream_heartbeat"] < 0.1:
+                raise ValueError("--stream-heartbeat must be at least 0.1s")
             if push["webhook_secret"]:
                 check_secret(push["webhook_secret"], "--webhook-secret")
         except Exception as exc:  # noqa: BLE001 - ValueError or InvalidInput, both a usage error

@@ -12,6 +12,7 @@ Each app has its own registry (so that tests can build many apps in one process)
 - ``opstatus_store_errors_total{call}``: store calls that failed (503 to the client);
 - ``opstatus_active_waiters``: requests held waiting for an operation to change
   (``Prefer: wait``), each in a waiter slot;
+- ``opstatus_open_streams``: Server-Sent Events streams open, each in a stream slot;
 - ``opstatus_operations{status}``: stored operations by status, counted in the background
   (:class:`OperationCounts`), so that a scrape costs the same however many are stored.
 """
@@ -111,6 +112,9 @@ class Metrics:
             "Requests held waiting for an operation to change (Prefer: wait).",
             registry=r,
         )
+        self.streams = Gauge(
+            "opstatus_open_streams", "Server-Sent Events streams open.", registry=r
+        )
         self.operations = Gauge(
             "opstatus_operations",
             f"Stored operations by status, counted at most every {COUNTS_INTERVAL:g} seconds.",
@@ -129,6 +133,10 @@ class Metrics:
         """``opstatus_active_waiters`` reads ``waiting()``: the waiter slots held, so that
         the gauge and the limit count the same thing."""
         self.waiters.set_function(waiting)
+
+    def count_streams(self, open_streams: Callable[[], int]) -> None:
+        """``opstatus_open_streams`` reads ``open_streams()``: the stream slots held."""
+        self.streams.set_function(open_streams)
 
 
 class OperationCounts:

@@ -78,6 +78,13 @@ class Settings:
     access_log: str | None = None
     #: Progress events kept per operation in the event log (the newest; see events.py).
     progress_events_kept: int = 100
+    #: Server-Sent Events streams (http/streams.py): how many may be open at once, in all
+    #: and per principal; seconds of silence before a heartbeat comment; events queued
+    #: per stream before it is too far behind and ends (its client resumes from the log).
+    max_streams: int = 10_000
+    max_streams_per_principal: int = 1_000
+    stream_heartbeat: float = 15.0
+    stream_queue: int = 1_000
     #: Webhooks (webhooks.py): the secret that signs operations' callbacks (default: made
     #: once, kept in the home folder), whether plain http URLs are allowed, and the networks
     #: of private addresses that may receive them.

@@ -32,6 +32,7 @@ from ._base import (
 )
 from ._classic import CLASSIC_HEADERS, CLASSIC_VERSION, parse_classic_status
 from ._credential import BearerTokenCredential
+from ._events import OperationEvent
 from ._sync import Client, OperationPoller, Producer
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "CancelRequested",
     "Client",
     "ClientError",
+    "OperationEvent",
     "OperationFailed",
     "OperationPoller",
     "OperationStatus",

@@ -448,6 +448,25 @@ class BaseClient:
             raise ValueError("an operation id needs a subscription and a location")
         return self.status_url(subscription_id, location, target)
 
+    def events_url(
+        self,
+        subscription_id: str,
+        provider: str | None = None,
+        location: str | None = None,
+        status: str | Iterable[str] | None = None,
+    ) -> str:
+        """The event stream of a whole subscription, maybe of one provider (a namespace),
+        one location, some statuses (for :meth:`Client.events`)."""
+        params = {
+            "provider": provider,
+            "location": location,
+            "status": _words(status),
+        }
+        path = f"/subscriptions/{quote(subscription_id, safe='')}/operationsStatusEvents"
+        return with_params(
+            f"{self.endpoint}{path}{self._query()}", {k: v for k, v in params.items() if v}
+        )
+
     def classic_url(self, subscription_id: str, request_id: str) -> str:
         """The classic Service Management URL of an operation: no namespace, no location."""
         return classic_url(self.endpoint, subscription_id, request_id)

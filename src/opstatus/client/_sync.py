@@ -35,6 +35,7 @@ from ._base import (
     with_params,
 )
 from ._classic import CLASSIC_HEADERS, parse_classic_status
+from ._events import EventParser, OperationEvent, Reconnects, is_operation_stream, stream_headers
 
 
 class Client(BaseClient):
@@ -151,6 +152,62 @@ class Client(BaseClient):
         response = self._send("POST", with_params(url, self.filter_params(**filters)))
         purged: int = response.json()["purged"]
         return purged
+
+    def events(
+        self,
+        url: str,
+        last_event_id: str | None = None,
+        *,
+        max_reconnects: int | None = None,
+        idle_timeout: float = 60.0,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+    ) -> Iterator[OperationEvent]:
+        """The events of an operation's status URL (until it is terminal), of a collection
+        URL (:meth:`collection_url`: its provider, maybe one location) or of
+        :meth:`events_url`, as they happen, parsed.
+
+        A dropped connection, a stream the server ended (too far behind, shutting down), a
+        429 or 503 are followed by a reconnect after ``backoff`` seconds (doubling up to
+        ``max_backoff``; the server's Retry-After when it gave one) with ``Last-Event-ID``,
+        so nothing is missed; at most ``max_reconnects`` in a row without an event (None:
+        no limit), then the last error is raised. ``last_event_id`` resumes a stream read
+        before. No event for ``idle_timeout`` seconds (the server sends heartbeats more
+        often) counts as a dropped connection. Other errors raise :class:`ClientError`.
+        """
+        parser = EventParser(self.endpoint, self._query())
+        parser.last_id = last_event_id
+        reconnects = Reconnects(backoff, max_backoff, max_reconnects)
+        operation = is_operation_stream(url)
+        timeout = httpx.Timeout(10.0, read=idle_timeout)
+        while True:
+            seen = False
+            try:
+                headers = stream_headers(parser.last_id)
+                with self._http.stream("GET", url, headers=headers, timeout=timeout) as response:
+                    if response.status_code >= 300:
+                        response.read()
+                        raise_for_error(response)
+                    for line in response.iter_lines():
+                        event = parser.line(line)
+                        if event is None:
+                            continue
+                        seen = True
+                        reconnects.reset()
+                        yield event
+                        if operation and event.terminal:
+                            return
+            except (ClientError, httpx.TransportError) as exc:
+                delay = reconnects.after_failure(exc)
+            else:
+                # Ended without its terminal event (the log no longer has it): read it.
+                if operation and not seen and self.get(url).terminal:
+                    return
+                again = reconnects.after_end(parser.retry)
+                if again is None:
+                    return
+                delay = again
+            time.sleep(delay)
 
     def wait(
         self,

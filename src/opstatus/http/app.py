@@ -22,7 +22,7 @@ from starlette.routing import Match, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import errors
-from . import arm, classic, lists, results, webhook_api
+from . import arm, classic, lists, results, streams, webhook_api
 from .access import AccessLogMiddleware
 from .classic_errors import speaks_classic
 from .context import AppContext
@@ -111,7 +111,23 @@ class OpstatusApp(ArmHeadersMiddleware):
             and await reads.serve(scope, send)
         ):
             return
+        if scope["type"] == "http" and scope["method"] == "GET":
+            # An event stream leaves its long rest to this frame (see streams.run_handoff).
+            await streams.run_handoff(super().__call__, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
+
+
+def negotiated(json: Endpoint, stream: Endpoint) -> Endpoint:
+    """A GET answered as JSON, or as an event stream when the caller accepts
+    ``text/event-stream`` (see :mod:`.streams`)."""
+
+    async def endpoint(request: Request) -> Response:
+        if streams.wants_stream(request):  # GET, or HEAD (which streams nothing)
+            return await stream(request)
+        return await json(request)
+
+    return endpoint
 
 
 def webhook_routes() -> list[Route]:
@@ -141,7 +157,7 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp
     """The routes and the middlewares over ``ctx``; ``lifespan`` opens and closes what the
     app uses (``opstatus.server.wiring`` gives the store's and the background sweeps')."""
     status_item = {
-        "GET": arm.get_operation,
+        "GET": negotiated(arm.get_operation, streams.operation_events),
         "PUT": arm.put_operation,
         "PATCH": arm.patch_operation,
         "DELETE": arm.delete_operation,
@@ -152,7 +168,10 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp
         "PATCH": classic.patch_operation,
         "DELETE": classic.delete_operation,
     }
-    collection = {"GET": lists.list_operations, "POST": arm.post_operation}
+    collection = {
+        "GET": negotiated(lists.list_operations, streams.scope_events),
+        "POST": arm.post_operation,
+    }
     # Routes are tried in order: the status read, polled thousands of times per operation,
     # comes first (after the POST-only purge action, which its path would otherwise swallow).
     status_route = CaselessRoute(
@@ -181,7 +200,12 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp
         ),
         CaselessPostRoute(f"{ARM_PROVIDER}/operationsStatus/purge", lists.purge_operations),
         CaselessRoute(
-            f"{ARM_PROVIDER}/operationsStatus", by_method({"GET": lists.list_operations})
+            f"{ARM_PROVIDER}/operationsStatus",
+            by_method({"GET": negotiated(lists.list_operations, streams.scope_events)}),
+        ),
+        CaselessRoute(
+            "/subscriptions/{subscription_id}/operationsStatusEvents",
+            by_method({"GET": streams.subscription_events}),
         ),
         CaselessRoute(
             f"{ARM_PROVIDER}/operationsStatusCounts", by_method({"GET": lists.count_operations})

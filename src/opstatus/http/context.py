@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..auth import TokenVerifier
+from ..event_tail import EventTail
 from ..metrics import Metrics
 from ..providers import ProviderRegistry
 from ..service import OperationService
@@ -14,6 +15,7 @@ from ..stores.base import Store
 from ..webhook_sender import Sender
 from .hosts import AllowedHosts
 from .limits import RateLimiter, WaiterSlots
+from .sse import encode
 
 
 @dataclass
@@ -35,3 +37,10 @@ class AppContext:
     hosts: AllowedHosts = field(default_factory=lambda: AllowedHosts(None, None))
     #: Sends webhooks, and checks their URLs' targets (see webhook_sender.py).
     sender: Sender | None = None
+    #: Server-Sent Events streams open at once, in all and per principal (http/streams.py).
+    streams: WaiterSlots = field(default_factory=lambda: WaiterSlots(10_000, 1_000))
+    #: The process's one reader of the event log, feeding every stream (event_tail.py).
+    tail: EventTail = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tail = EventTail(self.store, encode)

@@ -45,18 +45,33 @@ class TooManyRequests(errors.OpstatusError):
     code = "TooManyRequests"
 
 
+class NotAcceptable(errors.OpstatusError):
+    """The request's Accept names no media type the resource answers in."""
+
+    code = "NotAcceptable"
+
+
+class ServerBusy(errors.OpstatusError):
+    """The server holds as many long-lived requests (event streams) as it may; 503 with
+    Retry-After."""
+
+    code = "ServerBusy"
+
+
 STATUS_BY_ERROR: list[tuple[type[errors.OpstatusError], int]] = [
     (errors.InvalidInput, 400),
     (errors.NotAuthenticated, 401),
     (errors.NotAuthorized, 403),
     (errors.OperationNotFound, 404),
     (errors.Conflict, 409),
+    (NotAcceptable, 406),
     (RequestTimeout, 408),
     (errors.PreconditionFailed, 412),
     (RequestTooLarge, 413),
     (UnsupportedMediaType, 415),
     (TooManyRequests, 429),
     (errors.StoreError, 503),
+    (ServerBusy, 503),
 ]
 
 
@@ -99,6 +114,8 @@ def opstatus_error_response(exc: errors.OpstatusError) -> Response:
             f'Bearer authorization_uri="{CHALLENGE_AUTHORITY}", error="invalid_token", '
             f'error_description="{exc.challenge}"'
         )
+    elif isinstance(exc, ServerBusy):
+        headers["Retry-After"] = "5"
     elif isinstance(exc, errors.CorruptRecord):
         headers["Retry-After"] = "1"
         log.error("corrupt record: %s", exc.message)

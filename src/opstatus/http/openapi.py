@@ -26,6 +26,7 @@ from ..models import (
 )
 from ..providers import Provider, ProviderRegistry
 from .openapi_classic import CLASSIC_PARAMETERS, CLASSIC_PATHS, CLASSIC_SCHEMAS
+from .openapi_streams import EVENT_SCHEMA, stream_content, subscription_stream_path
 from .openapi_webhooks import CALLBACK_EVENTS, notification_paths, webhook_paths
 from .openapi_webhooks import SCHEMAS as WEBHOOK_SCHEMAS
 
@@ -334,7 +335,17 @@ def _operation_paths(provider: Provider) -> dict[str, Schema]:
                 "description": "Gets the status of operation.",
                 "parameters": [prefer],
                 "responses": {
-                    "200": {"description": "The operation.", **found},
+                    "200": {
+                        "description": "The operation; or its events until it ends.",
+                        "headers": _OP_HEADERS,
+                        "content": {
+                            _JSON: {"schema": body},
+                            **stream_content(
+                                "The operation's events, its first (or after "
+                                "Last-Event-ID) to its terminal one"
+                            ),
+                        },
+                    },
                     "default": _ERROR,
                 },
             },
@@ -392,9 +403,13 @@ def _operation_paths(provider: Provider) -> dict[str, Schema]:
                 ],
                 "responses": {
                     "200": {
-                        "description": "One page.",
+                        "description": "One page; or every change in this location as it "
+                        "happens (status filters it).",
                         "headers": _HEADERS,
-                        "content": {_JSON: {"schema": _list_of(body)}},
+                        "content": {
+                            _JSON: {"schema": _list_of(body)},
+                            **stream_content("Every change in this location"),
+                        },
                     },
                     "default": _ERROR,
                 },
@@ -558,6 +573,7 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
         paths.update(notification_paths(provider.namespace, _parameters(provider)))
     paths.update(CLASSIC_PATHS)
     paths.update(webhook_paths())
+    paths.update(subscription_stream_path())
     paths.update(_OPERABILITY)
     return {
         "openapi": "3.1.0",
@@ -580,6 +596,12 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
                 }
             },
             "parameters": {**_PARAMETERS, **CLASSIC_PARAMETERS},
-            "schemas": {**ARM_SCHEMAS, **OWN_SCHEMAS, **CLASSIC_SCHEMAS, **WEBHOOK_SCHEMAS},
+            "schemas": {
+                **ARM_SCHEMAS,
+                **OWN_SCHEMAS,
+                **CLASSIC_SCHEMAS,
+                **WEBHOOK_SCHEMAS,
+                **EVENT_SCHEMA,
+            },
         },
     }

@@ -53,6 +53,8 @@ def build_context(
     security = settings.security
     waiters = WaiterSlots(security.max_waiters, security.max_waiters_per_principal)
     metrics.count_waiters(lambda: waiters.waiting)
+    streams = WaiterSlots(settings.max_streams, settings.max_streams_per_principal)
+    metrics.count_streams(lambda: streams.waiting)
     return AppContext(
         settings=settings,
         store=store,
@@ -61,6 +63,7 @@ def build_context(
         providers=providers,
         paging_key=continuation.paging_key(key),
         waiters=waiters,
+        streams=streams,
         limiter=RateLimiter.from_settings(security),
         metrics=metrics,
         hosts=AllowedHosts(settings.allowed_hosts, settings.public_url),
@@ -118,6 +121,7 @@ def lifespan(ctx: AppContext) -> Lifespan:
         try:
             yield
         finally:
+            await ctx.tail.stop()
             for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
