@@ -6,6 +6,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..models import CANCELED, FAILED, IN_PROGRESS, SUCCEEDED
+
+
+def _caseless(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+_STATUS_ITEM = "|".join(
+    ["[A-Z][A-Za-z0-9]{0,63}", *(_caseless(w) for w in (IN_PROGRESS, SUCCEEDED, FAILED, CANCELED))]
+)
+#: A comma-separated list of statuses as the server reads it: each the four known words in
+#: any case or another PascalCase word, blanks around items and empty items ignored, never
+#: any spelling of "Cancelled".
+STATUS_LIST = {
+    "type": "string",
+    "pattern": rf"^\s*({_STATUS_ITEM})?\s*(,\s*({_STATUS_ITEM})?\s*)*$",
+    "not": {"pattern": rf"(^|,)\s*{_caseless('Cancelled')}\s*(,|$)"},
+}
+
 Schema = dict[str, Any]
 
 _JSON = "application/json"
@@ -76,7 +95,7 @@ def subscription_stream_path() -> dict[str, Schema]:
                     {
                         "name": "status",
                         "in": "query",
-                        "schema": {"type": "string"},
+                        "schema": STATUS_LIST,
                         "description": "Only changes that leave the operation in this status "
                         "(comma-separated for several).",
                     },
