@@ -568,12 +568,13 @@ _PARAMETERS: dict[str, Schema] = {
 def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any]:
     """The whole document, with paths for every registered provider."""
     paths: dict[str, Schema] = {}
-    for provider in providers if providers is not None else ProviderRegistry():
+    registry = providers if providers is not None else ProviderRegistry()
+    for provider in registry:
         paths.update(_operation_paths(provider))
         paths.update(notification_paths(provider.namespace, _parameters(provider)))
     paths.update(CLASSIC_PATHS)
     paths.update(webhook_paths())
-    paths.update(subscription_stream_path())
+    paths.update(subscription_stream_path([provider.namespace for provider in registry]))
     paths.update(_OPERABILITY)
     return {
         "openapi": "3.1.0",

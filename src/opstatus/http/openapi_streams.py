@@ -69,7 +69,7 @@ EVENT_SCHEMA: Schema = {
 }
 
 
-def subscription_stream_path() -> dict[str, Schema]:
+def subscription_stream_path(namespaces: list[str]) -> dict[str, Schema]:
     """``GET /subscriptions/{subscriptionId}/operationsStatusEvents``."""
     return {
         "/subscriptions/{subscriptionId}/operationsStatusEvents": {
@@ -83,13 +83,18 @@ def subscription_stream_path() -> dict[str, Schema]:
                     {
                         "name": "provider",
                         "in": "query",
-                        "schema": {"type": "string"},
+                        "schema": {"type": "string", "enum": namespaces},
                         "description": "Only this provider's operations.",
                     },
                     {
                         "name": "location",
                         "in": "query",
-                        "schema": {"type": "string"},
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 64,
+                            "pattern": "^[A-Za-z0-9][A-Za-z0-9 ]*$",
+                        },
                         "description": "Only operations in this location.",
                     },
                     {
