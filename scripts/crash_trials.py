@@ -243,6 +243,10 @@ def migrate(home: Path, store_url: str) -> None:
         raise RuntimeError(f"opstatus migrate failed: {done.stdout}{done.stderr}")
 
 
+#: Acknowledged writes a trial waits for before it picks its moment to kill the server.
+MIN_WRITES_BEFORE_KILL = 40
+
+
 def trial(home: Path, seed: int, writers: int = 6, store_url: str | None = None) -> TrialResult:
     """One trial on ``home``'s SQLite store, or on the (migrated) database ``store_url``."""
     rng = random.Random(seed)
@@ -255,7 +259,12 @@ def trial(home: Path, seed: int, writers: int = 6, store_url: str | None = None)
         server.url, server.token("Contributor", f"/subscriptions/{SUB_A}"), writers, seed
     )
     load.start()
-    time.sleep(rng.uniform(0.3, 2.0))  # the random moment
+    # The random moment: after enough acknowledged writes to be worth checking (counted, not
+    # timed, so that a loaded machine still puts writes at risk), then a random delay.
+    deadline = time.monotonic() + 60
+    while load.ledger.writes < MIN_WRITES_BEFORE_KILL and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 1.5))
     server.kill()
     load.join()
     ledger = load.ledger
