@@ -6,6 +6,14 @@ between) are the output it shows: the command's standard output must match them,
 aside, with ``...`` standing for any text (times, ids). A block preceded by
 ``<!-- example: not run (why) -->`` is left out (installing, starting a server).
 
+A block preceded by ``<!-- example: streams (why) -->`` holds commands that run until their
+user stops them (an event stream, a watch): each command there with output shown runs in the
+background and is stopped once that output has arrived (or after :data:`STREAM_SECONDS`, and
+then the comparison fails with what came); a command that ends by itself before must succeed.
+``<!-- example: meanwhile: COMMANDS -->`` (or ``streams (why); meanwhile: COMMANDS``) runs
+COMMANDS in the background a second after the block starts, as a producer elsewhere would,
+and the block then waits for them to succeed.
+
 Placeholders the test fills: the server's URL for ``http://127.0.0.1:8080``, ``SUB``,
 ``token`` (a Contributor's over SUB, for the Python blocks) and ``copy`` (the work a
 producer does), and the server's home as ``OPSTATUS_HOME`` (for ``opstatus token`` and the
@@ -20,6 +28,9 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +46,10 @@ ALL_PAGES = [
     *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")),
 ]
 SKIP = re.compile(r"<!--\s*example:\s*not run")
+STREAMS = re.compile(r"<!--\s*example:\s*streams")
+MEANWHILE = re.compile(r"<!--\s*example:.*\bmeanwhile:\s*(.+?)\s*-->")
+#: The longest a streaming command may take to print the output its page shows.
+STREAM_SECONDS = 20.0
 FENCE = re.compile(r"^```(\w*)\s*$")
 MARK = "@@opstatus-docs-step"
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -45,6 +60,8 @@ class Block:
     language: str
     lines: list[str]
     line_number: int
+    streams: bool = False
+    meanwhile: str | None = None
 
 
 @dataclass
@@ -52,6 +69,7 @@ class Step:
     command: str
     line_number: int
     expected: list[str] = field(default_factory=list)
+    streams: bool = False
 
 
 def blocks(text: str) -> list[Block]:
@@ -68,7 +86,17 @@ def blocks(text: str) -> list[Block]:
         end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
         before = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
         if language in ("sh", "python") and not SKIP.search(before):
-            found.append(Block(language, lines[start + 1 : end], start + 2))
+            streams = STREAMS.search(before) is not None
+            meanwhile = MEANWHILE.search(before)
+            found.append(
+                Block(
+                    language,
+                    lines[start + 1 : end],
+                    start + 2,
+                    streams,
+                    meanwhile[1] if meanwhile else None,
+                )
+            )
         i = end + 1
     return found
 
@@ -89,7 +117,7 @@ def steps(block: Block) -> list[Step]:
             if showing:
                 found[-1].expected.append(stripped[1:])
         else:
-            found.append(Step(line, block.line_number + offset))
+            found.append(Step(line, block.line_number + offset, streams=block.streams))
             showing, continued = True, stripped.endswith("\\")
     return found
 
@@ -105,36 +133,93 @@ def filled(text: str, server: ServerProcess) -> str:
     return text.replace(DEFAULT_URL, server.url)
 
 
+def background(step: Step, i: int) -> str:
+    """Bash that runs a streaming step in the background, its output to ``$DOCS_OUT/i``,
+    until it ends by itself (then its exit status counts) or ``$DOCS_OUT/i.stop`` appears."""
+    out, stop = f'"$DOCS_OUT/{i}"', f'"$DOCS_OUT/{i}.stop"'
+    return "\n".join(
+        [
+            f"( exec {step.command}",
+            f") > {out} &",
+            "docs_pid=$!",
+            f"while kill -0 $docs_pid 2>/dev/null && [ ! -e {stop} ]; do sleep 0.05; done",
+            f"if [ -e {stop} ]; then kill $docs_pid 2>/dev/null || true; wait $docs_pid || true;",
+            "else wait $docs_pid; fi",
+            f"cat {out}",
+        ]
+    )
+
+
+def stop_streams(
+    found: dict[int, Step], folder: Path, server: ServerProcess, process: subprocess.Popen[str]
+) -> None:
+    """Stop each streaming step once its output matches what the page shows."""
+    for i, step in found.items():
+        out, stop = folder / str(i), folder / f"{i}.stop"
+        while not out.exists():
+            if process.poll() is not None:
+                return
+            time.sleep(0.05)
+        deadline = time.monotonic() + STREAM_SECONDS
+        expected = [filled(e, server) for e in step.expected]
+        while time.monotonic() < deadline:
+            if matches(expected, out.read_text(encoding="utf-8", errors="replace")):
+                break
+            time.sleep(0.05)
+        stop.touch()
+
+
 def run_shell(page: str, found: list[Block], server: ServerProcess) -> None:
-    all_steps = [step for block in found if block.language == "sh" for step in steps(block)]
+    shell = [block for block in found if block.language == "sh"]
+    all_steps = [step for block in shell for step in steps(block)]
     if not all_steps:
         return
     script = ["set -eo pipefail"]
-    for i, step in enumerate(all_steps):
-        script += [f"printf '\\n{MARK} {i}\\n'", filled(step.command, server)]
+    streaming = {i: step for i, step in enumerate(all_steps) if step.streams and step.expected}
+    i = 0
+    for block in shell:
+        if block.meanwhile:
+            meanwhile = filled(block.meanwhile, server)
+            script += [f"( sleep 1; {meanwhile} ) > /dev/null &", "docs_meanwhile=$!"]
+        for step in steps(block):
+            command = background(step, i) if i in streaming else step.command
+            script += [f"printf '\\n{MARK} {i}\\n'", filled(command, server)]
+            i += 1
+        if block.meanwhile:
+            script.append("wait $docs_meanwhile")
     bin_dir = str(Path(sys.executable).parent)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("OPSTATUS_")},
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "OPSTATUS_HOME": str(server.home),
-        "OPSTATUS_ENDPOINT": server.url,
-        "SUB": SUB_A,
-    }
-    done = subprocess.run(
-        ["bash", "-c", "\n".join(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    outputs = re.split(rf"^{MARK} (\d+)\n", done.stdout, flags=re.MULTILINE)[1:]
+    with tempfile.TemporaryDirectory() as folder:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("OPSTATUS_")},
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "OPSTATUS_HOME": str(server.home),
+            "OPSTATUS_ENDPOINT": server.url,
+            "SUB": SUB_A,
+            "DOCS_OUT": folder,
+        }
+        process = subprocess.Popen(
+            ["bash", "-c", "\n".join(script)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        stopper = threading.Thread(
+            target=stop_streams, args=(streaming, Path(folder), server, process), daemon=True
+        )
+        stopper.start()
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            process.kill()
+    outputs = re.split(rf"^{MARK} (\d+)\n", stdout, flags=re.MULTILINE)[1:]
     by_step = {int(outputs[i]): outputs[i + 1] for i in range(0, len(outputs), 2)}
-    if done.returncode != 0:
+    if process.returncode != 0:
         last = all_steps[max(by_step)] if by_step else all_steps[0]
         pytest.fail(
-            f"{page}:{last.line_number}: `{last.command}` exited {done.returncode}\n"
-            f"stdout: {by_step.get(max(by_step, default=0), '')}\nstderr: {done.stderr}"
+            f"{page}:{last.line_number}: `{last.command}` exited {process.returncode}\n"
+            f"stdout: {by_step.get(max(by_step, default=0), '')}\nstderr: {stderr}"
         )
     for i, step in enumerate(all_steps):
         if step.expected:
