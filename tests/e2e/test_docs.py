@@ -282,3 +282,57 @@ def test_a_shown_output_that_differs_fails() -> None:
     assert matches([" hello"], "hello\n")
     assert not matches([" goodbye"], "hello\n")
     assert matches(['{"id":"...","name":"job-1"}'], '{"id": "/x/y", "name": "job-1"}')
+
+
+#: ``<!-- example: not run (an excerpt of FILE, ...) -->``: the block is FILE's text.
+EXCERPT = re.compile(r"<!--\s*example:\s*not run \(an excerpt of ([\w./-]+)")
+
+
+def excerpts(page: str) -> list[tuple[str, list[str], int]]:
+    """The blocks of ``page`` marked as excerpts: their file, lines and first line number."""
+    lines = (ROOT / page).read_text(encoding="utf-8").splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        marked = EXCERPT.search(line)
+        if marked and i + 1 < len(lines) and FENCE.match(lines[i + 1]):
+            end = next(j for j in range(i + 2, len(lines)) if lines[j].startswith("```"))
+            found.append((marked[1], lines[i + 2 : end], i + 3))
+    return found
+
+
+def is_excerpt(block: list[str], text: str) -> bool:
+    """Whether ``block`` is consecutive lines of ``text``, as written (one indentation of
+    them all aside)."""
+    lines = text.splitlines()
+    for start in range(len(lines) - len(block) + 1):
+        first = lines[start]
+        indent = first[: len(first) - len(first.lstrip())]
+        if all(
+            lines[start + k] == (indent + line if line else "") for k, line in enumerate(block)
+        ):
+            return True
+    return False
+
+
+EXCERPTS = [(page, *found) for page in ALL_PAGES for found in excerpts(page)]
+
+
+def test_the_providers_and_celery_pages_show_excerpts_of_the_examples_the_tests_run() -> None:
+    assert {(page, file) for page, file, _, _ in EXCERPTS} >= {
+        ("docs/providers.md", "docs/examples/provider_app.py"),
+        ("docs/celery.md", "docs/examples/celery_app.py"),
+    }
+
+
+@pytest.mark.parametrize(("page", "file", "block", "line"), EXCERPTS)
+def test_an_excerpt_is_its_files_text(page: str, file: str, block: list[str], line: int) -> None:
+    assert block, f"{page}:{line}: an empty excerpt"
+    text = (ROOT / file).read_text(encoding="utf-8")
+    assert is_excerpt(block, text), f"{page}:{line}: the block is not the text of {file}"
+
+
+def test_an_excerpt_that_drifts_fails() -> None:
+    text = "def f():\n    a = 1\n\n    return a\n"
+    assert is_excerpt(["a = 1", "", "return a"], text)
+    assert not is_excerpt(["a = 2", "", "return a"], text)
+    assert not is_excerpt(["a = 1", "return a"], text)  # a line left out
