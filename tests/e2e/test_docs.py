@@ -10,6 +10,7 @@ A block preceded by ``<!-- example: streams (why) -->`` holds commands that run 
 user stops them (an event stream, a watch): each command there with output shown runs in the
 background and is stopped once that output has arrived (or after :data:`STREAM_SECONDS`, and
 then the comparison fails with what came); a command that ends by itself before must succeed.
+``<!-- example server: FLAGS -->`` anywhere on a page starts its server with FLAGS as well.
 ``<!-- example: meanwhile: COMMANDS -->`` (or ``streams (why); meanwhile: COMMANDS``) runs
 COMMANDS in the background a second after the block starts, as a producer elsewhere would,
 and the block then waits for them to succeed.
@@ -26,6 +27,7 @@ import contextlib
 import io
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,7 @@ ALL_PAGES = [
 ]
 SKIP = re.compile(r"<!--\s*example:\s*not run")
 STREAMS = re.compile(r"<!--\s*example:\s*streams")
+SERVER_FLAGS = re.compile(r"<!--\s*example server:\s*(.+?)\s*-->")
 MEANWHILE = re.compile(r"<!--\s*example:.*\bmeanwhile:\s*(.+?)\s*-->")
 #: The longest a streaming command may take to print the output its page shows.
 STREAM_SECONDS = 20.0
@@ -264,7 +267,9 @@ def test_the_readme_and_the_cli_reference_have_examples_to_run() -> None:
 @pytest.mark.parametrize("page", PAGES)
 def test_the_examples_run_as_written(page: str, home: Path) -> None:
     found = runnable(page)
-    server = ServerProcess(home, "--retry-after", "1").start()
+    flags = SERVER_FLAGS.search((ROOT / page).read_text(encoding="utf-8"))
+    extra = shlex.split(flags[1]) if flags else []
+    server = ServerProcess(home, "--retry-after", "1", *extra).start()
     try:
         run_shell(page, found, server)
         run_python(page, found, server)
