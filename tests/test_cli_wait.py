@@ -123,6 +123,18 @@ def test_a_wait_whose_timeout_runs_out_while_the_server_is_unreachable_exits_3()
     assert out == ""  # nothing was ever read
 
 
+def test_get_wait_on_the_classic_form_times_out_the_same_way() -> None:
+    port = free_port()
+    waiting = opstatus(
+        "get", "x", "-s", SUB_A, "--wait", "--timeout", "1",
+        "--endpoint", f"http://127.0.0.1:{port}", "--token", "t",
+    )  # fmt: skip
+    out, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 3, (out, err)
+    assert f"could not reach http://127.0.0.1:{port}/{SUB_A}/operations/x" in err
+    assert "timed out after 1 s; the service was unreachable since" in err
+
+
 def test_a_wait_that_loses_its_server_prints_the_last_status_read_on_timeout(
     home: Path,
 ) -> None:

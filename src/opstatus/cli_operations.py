@@ -424,10 +424,11 @@ class Outage:
             )
 
     def describe(self, exc: Exception) -> str:
-        """``the service was unreachable since 2026-12-06T14:20:03Z (could not reach ...)``."""
+        """``the service was unreachable since 2026-12-06T14:20:03Z (could not reach ...)``:
+        since the first failed try, which is this one when it came at the deadline."""
         state = "unavailable" if isinstance(exc, ClientError) else "unreachable"
-        since = "" if self.since is None else f" since {format_time(self.since)}"
-        return f"the service was {state}{since} ({describe_error(exc)})"
+        since = format_time(self.since or datetime.now(UTC))
+        return f"the service was {state} since {since} ({describe_error(exc)})"
 
 
 class ProgressLine:

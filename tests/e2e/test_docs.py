@@ -312,9 +312,7 @@ def is_excerpt(block: list[str], text: str) -> bool:
     for start in range(len(lines) - len(block) + 1):
         first = lines[start]
         indent = first[: len(first) - len(first.lstrip())]
-        if all(
-            lines[start + k] == (indent + line if line else "") for k, line in enumerate(block)
-        ):
+        if all(lines[start + k] == (indent + line if line else "") for k, line in enumerate(block)):
             return True
     return False
 
