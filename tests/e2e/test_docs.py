@@ -233,6 +233,33 @@ def run_shell(page: str, found: list[Block], server: ServerProcess) -> None:
             )
 
 
+def chunks(block: Block) -> list[Step]:
+    """A Python block cut after each statement whose output it shows: comment lines at the
+    start of the line right under code (no blank line between), as in the shell blocks. Each
+    chunk is whole statements, run in turn, and what it prints must match."""
+    found: list[Step] = []
+    code: list[str] = []
+    start = 0
+    showing = False
+    for offset, line in enumerate(block.lines):
+        before = block.lines[offset - 1] if offset else ""
+        under_code = before.strip() != "" and not before.lstrip().startswith("#")
+        if line.startswith("#") and (showing or under_code):
+            if not showing:
+                found.append(Step("\n".join(code), block.line_number + start))
+                code, showing = [], True
+            found[-1].expected.append(line[1:])
+            start = offset + 1
+            continue
+        if not code:
+            start = offset
+        showing = False
+        code.append(line)
+    if any(line.strip() for line in code):
+        found.append(Step("\n".join(code), block.line_number + start))
+    return found
+
+
 def run_python(page: str, found: list[Block], server: ServerProcess) -> None:
     namespace: dict[str, object] = {
         "__name__": "__docs__",
@@ -243,13 +270,20 @@ def run_python(page: str, found: list[Block], server: ServerProcess) -> None:
     for block in found:
         if block.language != "python":
             continue
-        code = filled("\n".join(block.lines), server)
-        printed = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(printed):
-                exec(compile(code, f"{page}:{block.line_number}", "exec"), namespace)  # noqa: S102
-        except Exception as exc:  # noqa: BLE001 - the page's line, then the error
-            pytest.fail(f"{page}:{block.line_number}: the Python block raised {exc!r}")
+        for chunk in chunks(block):
+            code = "\n" * (chunk.line_number - 1) + filled(chunk.command, server)
+            printed = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(printed):
+                    exec(compile(code, page, "exec"), namespace)  # noqa: S102
+            except Exception as exc:  # noqa: BLE001 - the page's line, then the error
+                pytest.fail(f"{page}:{chunk.line_number}: the Python block raised {exc!r}")
+            if chunk.expected:
+                expected = [filled(e, server) for e in chunk.expected]
+                assert matches(expected, printed.getvalue()), (
+                    f"{page}:{chunk.line_number}: the Python code printed\n"
+                    f"{printed.getvalue()}\nbut the page shows\n" + "\n".join(chunk.expected)
+                )
 
 
 def runnable(page: str) -> list[Block]:
@@ -275,6 +309,15 @@ def test_the_examples_run_as_written(page: str, home: Path) -> None:
         run_python(page, found, server)
     finally:
         server.stop()
+
+
+def test_a_python_block_is_cut_after_each_output_it_shows() -> None:
+    lines = ["x = 1", "", "# a note", "print(x)", "# 1", "with open(p) as f:", "    print(2)", "# 2"]
+    found = chunks(Block("python", lines, 10))
+    assert [(c.command, c.expected, c.line_number) for c in found] == [
+        ("x = 1\n\n# a note\nprint(x)", [" 1"], 10),
+        ("with open(p) as f:\n    print(2)", [" 2"], 15),
+    ]
 
 
 def test_a_shown_output_that_differs_fails() -> None:
