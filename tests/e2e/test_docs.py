@@ -312,7 +312,8 @@ def test_the_examples_run_as_written(page: str, home: Path) -> None:
 
 
 def test_a_python_block_is_cut_after_each_output_it_shows() -> None:
-    lines = ["x = 1", "", "# a note", "print(x)", "# 1", "with open(p) as f:", "    print(2)", "# 2"]
+    lines = ["x = 1", "", "# a note", "print(x)", "# 1"]
+    lines += ["with open(p) as f:", "    print(2)", "# 2"]
     found = chunks(Block("python", lines, 10))
     assert [(c.command, c.expected, c.line_number) for c in found] == [
         ("x = 1\n\n# a note\nprint(x)", [" 1"], 10),
