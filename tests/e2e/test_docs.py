@@ -3,8 +3,10 @@
 Each page's ``sh`` blocks run in order in one bash (variables carry over, ``set -e``), then its
 ``python`` blocks in one namespace. Comment lines right under a command (no blank line
 between) are the output it shows: the command's standard output must match them, whitespace
-aside, with ``...`` standing for any text (times, ids). A block preceded by
-``<!-- example: not run (why) -->`` is left out (installing, starting a server).
+aside, with ``...`` standing for any text (times, ids). In a Python block, comment lines at
+the start of the line right under code are what the code since the last such lines prints.
+A block preceded by ``<!-- example: not run (why) -->`` is left out (installing, starting a
+server).
 
 A block preceded by ``<!-- example: streams (why) -->`` holds commands that run until their
 user stops them (an event stream, a watch): each command there with output shown runs in the
