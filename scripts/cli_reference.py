@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from opstatus.cli import main
+from opstatus.cli_common import EXIT_CODE_TABLE
 
 TARGET = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 WIDTH = 100
@@ -23,10 +24,11 @@ when this page and the commands disagree). Every command takes `-h`/`--help`.
 
 ## Exit codes
 
-The same for every command: `0` success (`wait` and `get --wait`: Succeeded), `1` the
-operation Failed or was Canceled (`check`: something is not OK), `2` usage error, `3`
-timeout, `4` the service answered with an error or could not be reached, `130` interrupted
-(Ctrl-C).
+The same for every command, and at the end of each one's `--help`:
+
+| code | meaning |
+| --- | --- |
+{exit_codes}
 
 ## Shell completion
 
@@ -75,7 +77,8 @@ def _commands(
 
 
 def render() -> str:
-    parts = [HEADER]
+    rows = "\n".join(f"| `{code}` | {meaning} |" for code, meaning in EXIT_CODE_TABLE)
+    parts = [HEADER.replace("{exit_codes}", rows)]
     for path, ctx in _commands(main, ["opstatus"], None):
         title = " ".join(path)
         parts.append(f"\n### `{title}`\n\n```text\n{ctx.command.get_help(ctx).rstrip()}\n```\n")

@@ -86,7 +86,11 @@ def test_cancel(run, seeded: None) -> None:
 
 def test_purge_asks_first_then_removes_finished_operations(run, seeded: None) -> None:
     declined = run("purge", "-s", SUB_A, input="n\n")
-    assert declined.exit_code == 1
+    assert declined.exit_code == 130  # the user stopped it: not 1, an operation that failed
+    assert "declined; nothing was done" in declined.output
+    unanswered = run("purge", "-s", SUB_A, input="")  # standard input ends: no answer
+    assert unanswered.exit_code == 130
+    assert "no answer (--yes skips the question); nothing was done" in unanswered.output
     assert run("get", "job-1", "-s", SUB_A, "-l", "westus").exit_code == 0
     result = run("purge", "-s", SUB_A, "-l", "westus", "--status", "Failed", "--yes")
     assert result.exit_code == 0, result.output

@@ -25,7 +25,7 @@ def test_docs_cli_md_is_the_commands_help() -> None:
     page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     for command in ("opstatus wait", "opstatus role list", "opstatus webhook create"):
         assert f"### `{command}`" in page
-    assert "`130` interrupted" in page
+    assert "| `130` | interrupted (Ctrl-C), or a confirmation declined" in page
 
 
 def test_bash_completion_completes_commands_and_choices() -> None:

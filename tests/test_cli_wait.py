@@ -5,12 +5,14 @@ Ctrl-C exits 130."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import click
 import httpx
 import jwt
 import pytest
@@ -18,7 +20,7 @@ from click.testing import CliRunner
 
 from opstatus.auth import load_or_create_key
 from opstatus.cli import main
-from opstatus.cli_common import EXIT_CODES, LocalToken
+from opstatus.cli_common import EXIT_CODE_TABLE, LocalToken
 from tests.support import SUB_A, ServerProcess, free_port, status_path, token
 
 pytestmark = pytest.mark.e2e
@@ -102,7 +104,9 @@ def test_a_bad_local_token_lifetime_is_a_usage_error(home: Path) -> None:
     assert "OPSTATUS_LOCAL_TOKEN_SECONDS" in result.output
 
 
-def test_a_wait_retries_an_unreachable_server_until_its_timeout_and_names_it() -> None:
+def test_a_wait_whose_timeout_runs_out_while_the_server_is_unreachable_exits_3() -> None:
+    """The timeout is the user's own limit, as for ``kubectl wait``: 3, not the service's 4,
+    with since when and what could not be reached."""
     port = free_port()
     started = time.monotonic()
     waiting = opstatus(
@@ -110,11 +114,56 @@ def test_a_wait_retries_an_unreachable_server_until_its_timeout_and_names_it() -
         "--endpoint", f"http://127.0.0.1:{port}", "--token", "t",
     )  # fmt: skip
     out, err = waiting.communicate(timeout=30)
-    assert waiting.returncode == 4, (out, err)
+    assert waiting.returncode == 3, (out, err)
     assert time.monotonic() - started >= 2.4
     assert f"could not reach http://127.0.0.1:{port}/subscriptions/{SUB_A}/" in err
     # said once when the outage began, and at the end: not at every try
     assert err.count("trying again until the --timeout of 2.5 s") == 1, err
+    assert re.search(r"timed out after 2.5 s; the service was unreachable since 20\d\d-", err)
+    assert out == ""  # nothing was ever read
+
+
+def test_get_wait_on_the_classic_form_times_out_the_same_way() -> None:
+    port = free_port()
+    waiting = opstatus(
+        "get", "x", "-s", SUB_A, "--wait", "--timeout", "1",
+        "--endpoint", f"http://127.0.0.1:{port}", "--token", "t",
+    )  # fmt: skip
+    out, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 3, (out, err)
+    assert f"could not reach http://127.0.0.1:{port}/{SUB_A}/operations/x" in err
+    assert "timed out after 1 s; the service was unreachable since" in err
+
+
+def test_a_wait_that_loses_its_server_prints_the_last_status_read_on_timeout(
+    home: Path,
+) -> None:
+    server = ServerProcess(home).start()
+    try:
+        create(server, "stranded")
+        waiting = opstatus(
+            "wait", "stranded", "-s", SUB_A, "-l", "westus", "--timeout", "4",
+            "--endpoint", server.url, "--token", server.token(),
+        )  # fmt: skip
+        time.sleep(1.5)
+    finally:
+        server.stop()
+    out, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 3, (out, err)
+    assert re.search(r"^Status: +InProgress$", out, re.MULTILINE), out
+    assert "the service was unreachable since" in err
+
+
+def test_an_error_answer_during_a_wait_exits_4_at_once(server: ServerProcess) -> None:
+    started = time.monotonic()
+    waiting = opstatus(
+        "wait", "x", "-s", SUB_A, "-l", "westus", "--timeout", "60",
+        "--endpoint", server.url, "--token", "not-a-token",
+    )  # fmt: skip
+    out, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 4, (out, err)
+    assert "InvalidAuthenticationToken" in err
+    assert time.monotonic() - started < 30
 
 
 def test_a_wait_started_before_the_server_finds_it_once_up(home: Path) -> None:
@@ -169,9 +218,21 @@ def test_a_given_token_that_expires_before_the_timeout_is_announced(
     assert enough.exit_code == 0 and "expires" not in enough.output
 
 
-@pytest.mark.parametrize("command", ["wait", "get", "create", "list", "cancel", "delete", "check"])
-def test_every_command_shows_the_exit_codes_in_its_help(command: str) -> None:
-    result = CliRunner().invoke(main, [command, "--help"])
+def every_command(group: click.Group = main, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        found.append((*path, name))
+        if isinstance(command, click.Group):
+            found += every_command(command, (*path, name))
+    return found
+
+
+@pytest.mark.parametrize("command", [(), *every_command()], ids=" ".join)
+def test_every_command_shows_the_exit_code_table_in_its_help(command: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"], terminal_width=100)
     assert result.exit_code == 0
-    flat = " ".join(result.output.split())
-    assert EXIT_CODES in flat
+    assert "Exit codes:" in result.output
+    rows = result.output[result.output.index("Exit codes:") :].splitlines()[1:]
+    assert [row.split(None, 1) for row in rows if row.strip()] == [
+        [str(code), meaning] for code, meaning in EXIT_CODE_TABLE
+    ]

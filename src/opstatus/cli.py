@@ -95,12 +95,13 @@ providers_option = click.option(
 
 class OpstatusGroup(click.Group):
     """The ``opstatus`` group: Ctrl-C exits 130 (as shells report a SIGINT), never 1, which
-    means an operation Failed or was Canceled."""
+    means an operation Failed or was Canceled; also at a prompt, where click turns it (and
+    the end of standard input) into ``Abort``."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, click.Abort):
             click.echo("\nopstatus: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
 

@@ -4,10 +4,12 @@ options and helpers.
 The command modules import this and the layers below, never each other nor :mod:`opstatus.cli`,
 which assembles them into the ``opstatus`` group.
 
-Exit codes (:data:`EXIT_CODES`, shown at the end of every command's ``--help``): 0 success
-(``wait`` and ``get --wait``: Succeeded), 1 the operation Failed or was Canceled (``check``:
-something is not OK), 2 usage error, 3 timeout, 4 the service answered with an error or could
-not be reached, 130 interrupted (Ctrl-C).
+Exit codes (:data:`EXIT_CODE_TABLE`, shown at the end of every command's ``--help``): 0
+success (``wait`` and ``get --wait``: Succeeded), 1 the operation Failed or was Canceled
+(``check``: something is not OK), 2 usage error, 3 timeout (also when the service could not
+be reached by then: the timeout is the user's own limit), 4 the service answered with an
+error or could not be reached, 130 interrupted (Ctrl-C) or a confirmation declined: the user
+stopped the command, and it did nothing more.
 """
 
 from __future__ import annotations
@@ -35,10 +37,18 @@ from .output import ALIASES, FORMATS, render
 from .settings import default_home
 
 EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_SERVICE, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
-EXIT_CODES = (
-    "Exit codes: 0 success (wait: Succeeded), 1 the operation Failed or was Canceled (check: "
-    "not OK), 2 usage error, 3 timeout, 4 the service answered with an error or could not be "
-    "reached, 130 interrupted."
+#: The exit codes every command shares: the end of each one's ``--help``, and docs/cli.md.
+EXIT_CODE_TABLE = (
+    (0, "success (wait, get --wait, an operation's watch: it Succeeded)"),
+    (EXIT_FAILED, "the operation Failed or was Canceled (check, migrate, serve: not OK)"),
+    (EXIT_USAGE, "usage error"),
+    (EXIT_TIMEOUT, "timeout: --timeout ran out, the service reachable or not"),
+    (EXIT_SERVICE, "the service answered with an error, or could not be reached"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C), or a confirmation declined: nothing more done"),
+)
+#: The table as ``--help`` shows it (``\b``: click keeps the lines as they are).
+EXIT_CODES = "\b\nExit codes:\n" + "\n".join(
+    f"  {code:<4} {meaning}" for code, meaning in EXIT_CODE_TABLE
 )
 
 #: Lifetime of the tokens minted from the local server's key when none is given; they are
@@ -184,6 +194,20 @@ def warn_if_token_expires(token: str | None, timeout: float | None) -> None:
         "server's machine (a local token is minted and renewed).",
         err=True,
     )
+
+
+def confirm(question: str) -> None:
+    """Ask before doing something that cannot be undone; a no exits 130, as Ctrl-C does: the
+    user stopped the command (1 would say an operation failed, and 0 that it was done).
+    Ctrl-C at the question, or standard input at its end, is no answer: 130 as well."""
+    try:
+        answer = click.confirm(question, err=True)
+    except click.Abort:
+        answer = None
+    if not answer:
+        said = "declined" if answer is False else "no answer (--yes skips the question)"
+        click.echo(f"\nopstatus: {said}; nothing was done", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def fail(exc: Exception) -> NoReturn:

@@ -17,6 +17,7 @@ import httpx
 
 from .cli_common import (
     client_options,
+    confirm,
     fail,
     list_output_option,
     make_client,
@@ -197,7 +198,9 @@ def cancel(
 @click.option("--subscription", "-s", required=True, help="Subscription GUID.")
 @click.option("--location", "-l", help="Only this location (default: every location).")
 @filter_options
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Do not ask for confirmation (declining it exits 130)."
+)
 @client_options
 def purge(
     subscription: str,
@@ -223,11 +226,9 @@ def purge(
     filters = _filters(statuses, kinds, started_after, started_before, ended_after, ended_before)
     where = f"location {location}" if location else "every location"
     if not yes:
-        click.confirm(
+        confirm(
             f"Purge the finished operations of {namespace} in subscription {subscription}, "
-            f"{where}, that match the filters?",
-            abort=True,
-            err=True,
+            f"{where}, that match the filters?"
         )
     with make_client(endpoint, token, home, namespace, api_version) as client:
         try:

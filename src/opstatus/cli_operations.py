@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +31,8 @@ from .cli_common import (
     target_options,
     warn_if_token_expires,
 )
-from .client import Client, ClientError, OperationStatus, RetryHook, WaitTimeout
+from .client import Client, ClientError, OperationStatus, WaitTimeout, is_transient
+from .models import format_time
 
 
 def _read_target(
@@ -72,7 +74,8 @@ def wait_options(func: Any) -> Any:
             default=None,
             help="Give up after this many seconds (exit 3). Default: wait as long as it takes. "
             "Until then a server that cannot be reached or answers 502, 503 or 504 is tried "
-            "again with backoff.",
+            "again with backoff; if it still cannot be reached then, the exit is 3 as well, "
+            "saying since when.",
         ),
         click.option(
             "--interval",
@@ -336,8 +339,9 @@ def wait(
     api_version: str,
     output: str,
 ) -> None:
-    """Wait until an operation ends. Exit 0 if Succeeded, 1 if Failed or Canceled, 3 on
-    timeout, 4 if the service answered with an error (or could not be reached by the timeout).
+    """Wait until an operation ends. Exit 0 if Succeeded, 1 if Failed or Canceled, 3 when
+    --timeout runs out (also while the service cannot be reached: the message says since
+    when), 4 if the service answered with an error.
 
     TARGET is read as by 'get': a status URL, or an id with --subscription (and --location
     for the ARM form). On a terminal, a progress bar on stderr shows percentComplete and
@@ -358,16 +362,19 @@ def wait_and_exit(
     output: str,
     classic: bool,
 ) -> None:
-    """Poll until the operation ends, print it, and exit 0, 1 or 3 (4 if the service fails)."""
+    """Poll until the operation ends, print it, and exit 0 (Succeeded), 1 (Failed or
+    Canceled), 3 (the timeout ran out, the service reachable or not) or 4 (it answered with
+    an error that trying again would not mend)."""
     progress = ProgressLine() if sys.stderr.isatty() and output == "table" else None
+    outage = Outage(timeout, progress)
     try:
         final = client.wait(
             url,
             timeout=timeout,
             interval=interval,
-            on_update=progress.show if progress else None,
+            on_update=outage.seen,
             classic=classic,
-            on_retry=retry_notice(timeout, progress),
+            on_retry=outage.retrying,
         )
     except WaitTimeout as exc:
         if progress:
@@ -376,25 +383,52 @@ def wait_and_exit(
         click.echo(f"opstatus: timed out after {timeout:g} s", err=True)
         sys.exit(EXIT_TIMEOUT)
     except (ClientError, httpx.HTTPError) as exc:
-        fail(exc)
+        if timeout is None or not is_transient(exc):
+            fail(exc)
+        # The client raises a passing error only once the deadline is past: the --timeout,
+        # the user's own limit, ran out while the service could not answer.
+        if outage.last is not None:
+            print_status(outage.last, output)
+        click.echo(f"opstatus: timed out after {timeout:g} s; {outage.describe(exc)}", err=True)
+        sys.exit(EXIT_TIMEOUT)
     if progress:
         progress.done()
     print_status(final, output)
     sys.exit(0 if final.succeeded else EXIT_FAILED)
 
 
-def retry_notice(timeout: float | None, progress: ProgressLine | None) -> RetryHook:
-    """Once per outage, on standard error: what failed, and that the wait goes on (below
-    the progress bar, which is drawn again at the next read)."""
-    until = "it answers" if timeout is None else f"the --timeout of {timeout:g} s"
+class Outage:
+    """What a wait tells its user about the service while it waits: once per outage, on
+    standard error, what failed and that the wait goes on (below the progress bar, drawn
+    again at the next read); and since when it has not answered, for the timeout's message."""
 
-    def say(exc: Exception, delay: float, failures: int) -> None:
+    def __init__(self, timeout: float | None, progress: ProgressLine | None) -> None:
+        self.until = "it answers" if timeout is None else f"the --timeout of {timeout:g} s"
+        self.progress = progress
+        #: The operation as last read, and when the current outage began (None: answering).
+        self.last: OperationStatus | None = None
+        self.since: datetime | None = None
+
+    def seen(self, status: OperationStatus) -> None:
+        self.last, self.since = status, None
+        if self.progress is not None:
+            self.progress.show(status)
+
+    def retrying(self, exc: Exception, delay: float, failures: int) -> None:
         if failures == 1:
-            if progress is not None:
-                progress.done()
-            click.echo(f"opstatus: {describe_error(exc)}; trying again until {until}", err=True)
+            self.since = datetime.now(UTC)
+            if self.progress is not None:
+                self.progress.done()
+            click.echo(
+                f"opstatus: {describe_error(exc)}; trying again until {self.until}", err=True
+            )
 
-    return say
+    def describe(self, exc: Exception) -> str:
+        """``the service was unreachable since 2026-12-06T14:20:03Z (could not reach ...)``:
+        since the first failed try, which is this one when it came at the deadline."""
+        state = "unavailable" if isinstance(exc, ClientError) else "unreachable"
+        since = format_time(self.since or datetime.now(UTC))
+        return f"the service was {state} since {since} ({describe_error(exc)})"
 
 
 class ProgressLine:

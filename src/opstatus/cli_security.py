@@ -28,6 +28,7 @@ from .auth import (
     check_private_file,
     normalize_scope,
 )
+from .cli_common import EXIT_SERVICE
 from .errors import InvalidInput, StoreError
 from .http import audit
 from .http.audit import audit_to
@@ -188,7 +189,7 @@ def _run(home: Path | None, store_url: str, work: Callable[[Store], Any]) -> Any
         return asyncio.run(main())
     except StoreError as exc:
         click.echo(f"opstatus: {exc.message}", err=True)
-        raise SystemExit(4) from None
+        raise SystemExit(EXIT_SERVICE) from None
 
 
 def _principal(

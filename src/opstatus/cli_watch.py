@@ -5,20 +5,27 @@ One operation: a progress bar until it ends (exit 0 Succeeded, 1 Failed or Cance
 A subscription (maybe one provider, location or some statuses): a table of the operations
 that changed, newest first, redrawn on every event, until interrupted. Where standard output
 is not a terminal, or with ``--output lines`` or ``json``, each event is one line instead.
+``--max-events`` and ``--timeout`` end a watch from a script, as ``kubectl get -w`` users
+end theirs with a count or a time limit: the count reached exits 0, the time limit 3 (the
+exit-code table's timeout), as ``wait`` does.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import click
 import httpx
 
-from .cli_common import EXIT_FAILED, client_options, fail, make_client, resolve
+from .cli_common import EXIT_FAILED, EXIT_TIMEOUT, client_options, fail, make_client, resolve
 from .client import ClientError, OperationEvent, OperationStatus
 
 BAR_WIDTH = 30
@@ -40,6 +47,19 @@ CLEAR = "\x1b[H\x1b[2J"
     help="live (a bar or a table; the default on a terminal), lines (one per event), or "
     "json (each event's document, one per line).",
 )
+@click.option(
+    "--max-events",
+    type=click.IntRange(1),
+    default=None,
+    help="Stop after this many events (exit 0; an operation that ended exits by its outcome).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Stop after this many seconds (exit 3, unless the operation ended or --max-events "
+    "came first). Default: no limit.",
+)
 @client_options
 def watch(
     target: str | None,
@@ -49,6 +69,8 @@ def watch(
     status: tuple[str, ...],
     last_event_id: str | None,
     output: str | None,
+    max_events: int | None,
+    timeout: float | None,
     endpoint: str,
     token: str | None,
     home: Path | None,
@@ -60,7 +82,8 @@ def watch(
     TARGET is an operation id (with --subscription and --location) or its status URL: a
     progress bar until it ends; exit 0 if Succeeded, 1 if Failed or Canceled. Without
     TARGET, every change in --subscription (maybe one --provider, --location, --status)
-    as a live table, until interrupted.
+    as a live table, until interrupted (exit 130), --max-events (exit 0) or --timeout
+    (exit 3). --last-event-id 0 starts from the oldest event the server keeps.
     """
     mode = output or ("live" if sys.stdout.isatty() else "lines")
     with make_client(endpoint, token, home, namespace, api_version) as client:
@@ -72,24 +95,70 @@ def watch(
             raise click.UsageError("give TARGET, or --subscription to watch a subscription")
         else:
             url = client.events_url(subscription, provider, location, status or None)
-        events = client.events(url, last_event_id)
+        limit = TimeLimit(timeout)
+        events = islice(limit.within(client.events(url, last_event_id)), max_events)
         try:
-            last = _show(events, mode, single=target is not None)
-            if target is not None and last is None:  # ended before any event: how?
-                last = client.get(url)
+            shown, last = _show(events, mode, single=target is not None)
+            if target is not None and last is None and not limit.reached:
+                last = client.get(url)  # ended before any event: how?
         except (ClientError, httpx.HTTPError) as exc:
             fail(exc)
-        except KeyboardInterrupt:
+    if last is not None and last.terminal:
+        sys.exit(0 if last.succeeded else EXIT_FAILED)
+    if limit.reached and shown != max_events:
+        click.echo(f"opstatus: timed out after {timeout:g} s", err=True)
+        sys.exit(EXIT_TIMEOUT)
+
+
+class TimeLimit:
+    """``--timeout`` over a stream that blocks while nothing happens: a thread reads the
+    events and hands them over, and the watch stops waiting for them at the deadline (the
+    process then exits, and the thread with it)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        #: Whether the deadline ended the events.
+        self.reached = False
+
+    def within(self, events: Iterator[OperationEvent]) -> Iterator[OperationEvent]:
+        if self.seconds is None:
+            yield from events
             return
-    if last is not None and not last.succeeded:
-        sys.exit(EXIT_FAILED)
+        handed: queue.Queue[tuple[OperationEvent | None, BaseException | None]] = queue.Queue()
+
+        def read() -> None:
+            try:
+                for event in events:
+                    handed.put((event, None))
+                handed.put((None, None))
+            except BaseException as exc:  # noqa: BLE001 - raised again in the watch itself
+                handed.put((None, exc))
+
+        threading.Thread(target=read, name="opstatus-watch", daemon=True).start()
+        deadline = time.monotonic() + self.seconds
+        while True:
+            try:
+                event, error = handed.get(timeout=max(deadline - time.monotonic(), 0))
+            except queue.Empty:
+                self.reached = True
+                return
+            if error is not None:
+                raise error
+            if event is None:
+                return
+            yield event
 
 
-def _show(events: Iterator[OperationEvent], mode: str, single: bool) -> OperationStatus | None:
-    """Print the events as ``mode`` asks; the operation's last state (one operation)."""
+def _show(
+    events: Iterator[OperationEvent], mode: str, single: bool
+) -> tuple[int, OperationStatus | None]:
+    """Print the events as ``mode`` asks; how many, and the operation's last state (one
+    operation)."""
     table: dict[str, OperationEvent] = {}
     last: OperationStatus | None = None
+    shown = 0
     for event in events:
+        shown += 1
         last = event.operation
         if mode == "json":
             click.echo(json.dumps(event.data, separators=(",", ":")))
@@ -102,7 +171,7 @@ def _show(events: Iterator[OperationEvent], mode: str, single: bool) -> Operatio
             click.echo(CLEAR + render_table(table), nl=False)
     if single and mode == "live":
         click.echo()
-    return last if single else None
+    return shown, last if single else None
 
 
 def line(event: OperationEvent) -> str:
