@@ -153,7 +153,7 @@ class Store(RoleAssignmentStore, EventLog, WebhookStore, Protocol):
     async def counts(self, query: OperationQuery) -> dict[str, int]:
         """How many operations match ``query``, per status (absent statuses are left out).
 
-        ``query.after``, ``limit`` and ``ordered`` are ignored.
+        ``query.after``, ``limit``, ``ordered`` and ``order`` are ignored.
         """
 
     async def tallies(
