@@ -120,6 +120,10 @@ CREATE TRIGGER opstatus_operations_tally_update
         OR OLD.location IS DISTINCT FROM NEW.location)
     EXECUTE FUNCTION opstatus_tally_changed();
 
+-- A provider's or a location's list, newest first (on PostgreSQL, also the statistics of
+-- lower(namespace) its planner needs).
+CREATE INDEX opstatus_operations_by_scope
+    ON opstatus_operations (subscription_id, lower(namespace), location, created_at, operation_key);
 -- Lists by status, newest first ("running now"), and by end time ("recent failures").
 CREATE INDEX opstatus_operations_by_status_created
     ON opstatus_operations (subscription_id, lower(status), created_at, operation_key);

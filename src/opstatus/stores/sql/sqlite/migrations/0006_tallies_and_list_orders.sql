@@ -40,6 +40,10 @@ BEGIN
         DO UPDATE SET count = count + 1;
 END;
 
+-- A provider's or a location's list, newest first (on PostgreSQL, also the statistics of
+-- lower(namespace) its planner needs).
+CREATE INDEX operations_by_scope
+    ON operations (subscription_id, lower(namespace), location, created_at, operation_key);
 -- Lists by status, newest first ("running now"), and by end time ("recent failures").
 CREATE INDEX operations_by_status_created
     ON operations (subscription_id, lower(status), created_at, operation_key);
