@@ -67,6 +67,18 @@ def test_list_counts(run, seeded: None) -> None:
     assert json.loads(as_json.output) == {"Failed": 1, "InProgress": 2, "Succeeded": 1}
 
 
+def test_list_counts_every_provider_without_a_namespace(run, seeded: None) -> None:
+    made = run("create", "other-1", "-s", SUB_A, "-l", "westus", "--namespace", "Opstatus.Classic")
+    assert made.exit_code == 0, made.output
+    every = run("list", "-s", SUB_A, "--counts", "-o", "json")
+    assert json.loads(every.output) == {"Failed": 1, "InProgress": 4, "Succeeded": 1}
+    one = run("list", "-s", SUB_A, "--namespace", "Microsoft.Cache", "--counts", "-o", "json")
+    assert json.loads(one.output) == {"Failed": 1, "InProgress": 3, "Succeeded": 1}
+    filtered = run("list", "-s", SUB_A, "--counts", "--status", "Failed")
+    assert filtered.exit_code == 2
+    assert "--namespace" in filtered.output
+
+
 def test_list_refuses_bad_filters(run) -> None:
     result = run("list", "-s", SUB_A, "--status", "Cancelled")
     assert result.exit_code == 4

@@ -137,7 +137,8 @@ def list_operations(
 
     Without --namespace and --location, every provider's operations in the subscription
     (those created through the classic form included); with either, one provider's
-    (Microsoft.Cache unless --namespace names another). --counts counts one provider's.
+    (Microsoft.Cache unless --namespace names another). --counts counts the same operations:
+    without --namespace and --location, every provider's (then without filters).
     """
     filters = _filters(statuses, kinds, started_after, started_before, ended_after, ended_before)
     named = click.get_current_context().get_parameter_source("namespace")
@@ -145,7 +146,12 @@ def list_operations(
     with make_client(endpoint, token, home, namespace, api_version) as client:
         try:
             if counts:
-                by_status = client.counts(subscription, location, **filters)
+                if every_provider and any(filters.values()):
+                    raise click.UsageError(
+                        "--counts of every provider takes no filters (they are kept as they "
+                        "change); name a provider with --namespace to count with filters"
+                    )
+                by_status = client.counts(subscription, location, every_provider, **filters)
                 if output == "json":
                     click.echo(json.dumps(by_status, indent=2))
                 else:

@@ -129,10 +129,20 @@ class AsyncClient(BaseClient):
             yield items
 
     async def counts(
-        self, subscription_id: str, location: str | None = None, **filters: Any
+        self,
+        subscription_id: str,
+        location: str | None = None,
+        every_provider: bool = False,
+        **filters: Any,
     ) -> dict[str, int]:
-        url = self.collection_url(subscription_id, location, "operationsStatusCounts")
-        response = await self._send("GET", with_params(url, self.filter_params(**filters)))
+        """How many operations there are per status: the client's namespace's (in
+        ``location``, or every one), or with ``every_provider=True`` (no location, no
+        filters) every provider's in the subscription."""
+        params = self.filter_params(**filters)
+        if every_provider and params:
+            raise ValueError("the counts of every provider take no filters")
+        url = self.counts_url(subscription_id, location, every_provider)
+        response = await self._send("GET", with_params(url, params))
         counts: dict[str, int] = response.json()["counts"]
         return counts
 

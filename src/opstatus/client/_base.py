@@ -438,6 +438,19 @@ class BaseClient:
         sub = quote(subscription_id, safe="")
         return f"{self.endpoint}/subscriptions/{sub}/operationsStatus{self._query()}"
 
+    def counts_url(
+        self, subscription_id: str, location: str | None = None, every_provider: bool = False
+    ) -> str:
+        """The counts of the client's namespace (in ``location``, or every one), or with
+        ``every_provider`` the subscription's counts of every provider (kept on write, so
+        they take no filters)."""
+        if not every_provider:
+            return self.collection_url(subscription_id, location, "operationsStatusCounts")
+        if location is not None:
+            raise ValueError("the counts of every provider take no location")
+        sub = quote(subscription_id, safe="")
+        return f"{self.endpoint}/subscriptions/{sub}/operationsStatusCounts{self._query()}"
+
     def resolve(
         self, target: str, subscription_id: str | None = None, location: str | None = None
     ) -> str:
