@@ -441,6 +441,46 @@ def _operation_paths(provider: Provider) -> dict[str, Schema]:
     }
 
 
+def _subscription_list_path(api_versions: list[str]) -> dict[str, Schema]:
+    """Every provider's operations in a subscription (``lists.list_subscription_operations``),
+    each in its own provider's shape; opstatus's own api-versions."""
+    item = {"anyOf": [_ref("OperationStatus"), _ref("OperationResource")]}
+    version = {
+        "name": "api-version",
+        "in": "query",
+        "description": "The API version to use for this operation.",
+        "required": True,
+        "schema": {"type": "string", "enum": api_versions},
+    }
+    return {
+        "/subscriptions/{subscriptionId}/operationsStatus": {
+            "parameters": [{"$ref": "#/components/parameters/SubscriptionIdParameter"}, version],
+            "get": {
+                "tags": ["OperationsStatus"],
+                "operationId": "OperationsStatus_ListSubscription",
+                "description": "Lists every provider's operations in the subscription, newest "
+                "first, each in its provider's shape. nextLink is there while more follow.",
+                "parameters": [
+                    {"$ref": "#/components/parameters/PreferParameter"},
+                    {"$ref": "#/components/parameters/MaxPageSizeParameter"},
+                    {"$ref": "#/components/parameters/CancelRequestedParameter"},
+                    {"$ref": "#/components/parameters/OrderByParameter"},
+                    {"$ref": "#/components/parameters/IdPrefixParameter"},
+                    {"$ref": "#/components/parameters/StalledParameter"},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One page.",
+                        "headers": _HEADERS,
+                        "content": {_JSON: {"schema": _list_of(item)}},
+                    },
+                    "default": _ERROR,
+                },
+            },
+        }
+    }
+
+
 def _list_of(item: Schema) -> Schema:
     return {
         "type": "object",
@@ -608,7 +648,9 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
     paths.update(CLASSIC_PATHS)
     paths.update(webhook_paths())
     paths.update(subscription_stream_path([provider.namespace for provider in registry]))
-    paths.update(overview_paths(list(registry.lookup(CLASSIC_NAMESPACE).api_versions)))
+    own_versions = list(registry.lookup(CLASSIC_NAMESPACE).api_versions)
+    paths.update(_subscription_list_path(own_versions))
+    paths.update(overview_paths(own_versions))
     paths.update(_OPERABILITY)
     return {
         "openapi": "3.1.0",
