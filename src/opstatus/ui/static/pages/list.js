@@ -46,7 +46,7 @@ function field(id, label, control) {
 }
 
 function filterForm(filter, subs, namespaces, apply) {
-  const sub = h("input", { id: "f-sub", name: "sub", value: filter.sub, required: true, list: "f-subs", autocomplete: "off", size: 38 });
+  const sub = h("input", { id: "f-sub", name: "sub", value: filter.sub, required: true, list: "f-subs", autocomplete: "off", size: 40 });
   const subList = h("datalist", { id: "f-subs" }, subs.map((s) => h("option", { value: s })));
   const provider = h("select", { id: "f-provider", name: "provider" },
     h("option", { value: "", text: "All providers" }),
