@@ -27,9 +27,7 @@ def test_prints_the_url_and_a_short_lived_token_of_the_homes_key(home: Path) -> 
     assert url == "Dashboard: https://ops.example:8443/ui/"
     assert token not in url
     assert "Contributor" in note and "10 min" in note
-    claims = jwt.decode(
-        token, load_or_create_key(home), algorithms=["HS256"], audience="opstatus"
-    )
+    claims = jwt.decode(token, load_or_create_key(home), algorithms=["HS256"], audience="opstatus")
     assert claims["sub"] == "dana"
     assert claims["exp"] - claims["iat"] == 600
     assert claims["roles"] == [{"role": "Contributor", "scope": f"/subscriptions/{SUB_A}"}]
@@ -37,9 +35,7 @@ def test_prints_the_url_and_a_short_lived_token_of_the_homes_key(home: Path) -> 
 
 def test_defaults_to_a_reader_of_everything_for_an_hour(home: Path) -> None:
     *_, token = ui("--home", str(home))
-    claims = jwt.decode(
-        token, load_or_create_key(home), algorithms=["HS256"], audience="opstatus"
-    )
+    claims = jwt.decode(token, load_or_create_key(home), algorithms=["HS256"], audience="opstatus")
     assert claims["roles"] == [{"role": "Reader", "scope": "/"}]
     assert claims["exp"] - claims["iat"] == 3600
 

@@ -65,9 +65,11 @@ def page(browser: Any) -> Iterator[Any]:
     tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     tab.on(
         "console",
-        lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-        if msg.type == "error" and not expected_console_error(msg.text)
-        else None,
+        lambda msg: (
+            problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" and not expected_console_error(msg.text)
+            else None
+        ),
     )
     tab.problems = problems
     yield tab
