@@ -17,6 +17,7 @@ const ROUTES = [
 
 let leave = null; // stops the current page's streams
 let who = null;
+let shown = null; // the path and query of the page on screen
 let rendering = 0;
 
 export function navigate(url, { replace = false } = {}) {
@@ -85,6 +86,7 @@ async function render(message = null) {
     if (turn !== rendering) return;
   }
   showWho(who);
+  shown = location.pathname + location.search;
   const path = location.pathname;
   for (const [pattern, name, page] of ROUTES) {
     const m = pattern.exec(path);
@@ -118,6 +120,7 @@ document.addEventListener("click", (event) => {
   const link = event.target.closest("a[href]");
   if (!link || event.defaultPrevented || event.button !== 0) return;
   if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey || link.target) return;
+  if (link.getAttribute("href").startsWith("#")) return; // the skip link: the browser's own
   const url = new URL(link.href);
   if (url.origin !== location.origin || !url.pathname.startsWith("/ui")) return;
   event.preventDefault();
@@ -125,5 +128,8 @@ document.addEventListener("click", (event) => {
   document.getElementById("main").focus();
 });
 
-window.addEventListener("popstate", () => render());
+// Back and forward; a change of the fragment alone (the skip link) is no new page.
+window.addEventListener("popstate", () => {
+  if (location.pathname + location.search !== shown) render();
+});
 render();

@@ -12,7 +12,7 @@ const ORDERS = [
   ["endTime desc", "Ended, newest first"],
   ["endTime asc", "Ended, oldest first"],
 ];
-const SIZES = ["25", "50", "100", "500", "1000"];
+const SIZES = ["10", "25", "50", "100", "500", "1000"];
 
 // The filter as the URL holds it.
 export function filterOf(q) {
