@@ -3,29 +3,60 @@
 :meth:`OperationQuery.matches` is the definition every store implements: the in-memory store
 runs it as it is, SQL stores translate it, and the contract suite checks that they agree.
 
-Order: newest first, by :class:`Position` (``created_at``, then subscription and key to break
-ties), which is unique and never changes for an operation. Paging is by keyset: a page starts
-strictly after the last position of the previous one, so an operation is never returned twice
-and none is skipped, whatever is created or deleted meanwhile; operations created after the
-first page was read sort before it and are not returned.
+Order: by default newest first, by :class:`Position` (``created_at``, then subscription and
+key to break ties), which is unique and never changes for an operation. A list may instead be
+ordered by ``start_time`` or ``end_time`` (:class:`Order`), either way, with the same tie
+breakers; it then holds only operations that have that time (running operations have no end
+time), since an order with no place for them could not be paged by keyset. Paging is by
+keyset: a page starts strictly after the last position of the previous one, so an operation
+is never returned twice and none is skipped, whatever is created or deleted meanwhile (an
+operation whose sort time changes between pages may be seen twice or not at all, as with any
+keyset order on a changing value); in the default order, operations created after the first
+page was read sort before it and are not returned.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .models import TERMINAL_STATUSES, Operation
+
+#: The fields a list can be ordered by; the first is the default order.
+SORT_FIELDS = ("created_at", "start_time", "end_time")
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """What a list is ordered by (one of :data:`SORT_FIELDS`), and which way."""
+
+    field: str = "created_at"
+    descending: bool = True
+
+    def __post_init__(self) -> None:
+        if self.field not in SORT_FIELDS:
+            raise ValueError(f"cannot order by {self.field!r}")
+
+    def value(self, op: Operation) -> str | None:
+        value: str | None = getattr(op, self.field)
+        return value
+
+
+NEWEST_FIRST = Order()
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class Position:
-    created_at: str
+    """Where an operation is in an :class:`Order`: the value it is ordered by, then its
+    subscription and key (unique, so the order is total)."""
+
+    sort_key: str
     subscription_id: str
     operation_key: str
 
 
-def position(op: Operation) -> Position:
-    return Position(op.created_at, op.subscription_id, op.key)
+def position(op: Operation, order: Order = NEWEST_FIRST) -> Position:
+    return Position(order.value(op) or "", op.subscription_id, op.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +73,13 @@ class OperationFilter:
     ended_after: str | None = None
     ended_before: str | None = None
     cancel_requested: bool | None = None
+    #: Operations whose key (the id, lower-cased) starts with this, lower-case itself.
+    id_prefix: str | None = None
 
     def matches(self, op: Operation) -> bool:
         return (
-            (not self.statuses or op.status.lower() in {s.lower() for s in self.statuses})
+            (self.id_prefix is None or op.key.startswith(self.id_prefix))
+            and (not self.statuses or op.status.lower() in {s.lower() for s in self.statuses})
             and (not self.kinds or op.kind in self.kinds)
             and (
                 self.cancel_requested is None
@@ -83,6 +117,9 @@ class OperationQuery:
     lapsed_at: str | None = None
     #: Only operations after this position in the order (the previous page's last).
     after: Position | None = None
+    #: The order (ignored when not ``ordered``); other than the default, it leaves out the
+    #: operations without a value to order by.
+    order: Order = NEWEST_FIRST
     limit: int = 100
     #: False: any order will do (sweeps), and ``after`` must be None.
     ordered: bool = True
@@ -108,14 +145,24 @@ class OperationQuery:
                     and op.lease_expires_at <= self.lapsed_at
                 )
             )
-            and (self.after is None or position(op) < self.after)
+            and self._in_order(op)
         )
+
+    def _in_order(self, op: Operation) -> bool:
+        order = self.order
+        if self.ordered and order != NEWEST_FIRST and order.value(op) is None:
+            return False
+        if self.after is None:
+            return True
+        here = position(op, order)
+        return here < self.after if order.descending else here > self.after
 
     def select(self, operations: list[Operation]) -> list[Operation]:
         """What a store must return for this query, given all its operations."""
         matching = [op for op in operations if self.matches(op)]
         if self.ordered:
-            matching.sort(key=position, reverse=True)
+            order = self.order
+            matching.sort(key=lambda op: position(op, order), reverse=order.descending)
         return matching[: self.limit]
 
 
@@ -124,3 +171,14 @@ class Page:
     operations: list[Operation]
     #: Where the next page starts, or None when this one is the last.
     next: Position | None
+
+
+class Tally(NamedTuple):
+    """How many operations one group holds: a subscription's operations of one provider
+    (``namespace`` as its producers spelled it), location and status."""
+
+    subscription_id: str
+    namespace: str
+    location: str
+    status: str
+    operations: int

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -38,7 +38,7 @@ from .models import (
     now_text,
     operation_key,
 )
-from .queries import OperationQuery, Page, position
+from .queries import OperationFilter, OperationQuery, Page, Tally, position
 from .stores.base import BatchReads, Store
 from .webhooks import Callback
 
@@ -293,7 +293,7 @@ class OperationService:
         query = dataclasses.replace(query, live_at=now, ordered=True)
         found = await self.store.find(dataclasses.replace(query, limit=query.limit + 1))
         operations = found[: query.limit]
-        following = position(operations[-1]) if len(found) > query.limit else None
+        following = position(operations[-1], query.order) if len(found) > query.limit else None
         return Page(operations, following)
 
     async def counts(self, query: OperationQuery) -> dict[str, int]:
@@ -301,6 +301,32 @@ class OperationService:
         now = self.clock()
         await self._settle_lapsed(query)
         return await self.store.counts(dataclasses.replace(query, live_at=now))
+
+    async def tallies(self, subscription_ids: Collection[str] | None) -> Sequence[Tally]:
+        """Live operations per subscription, provider, location and status, from the counts
+        the store keeps on write (``Store.tallies``); the lost producers' operations in these
+        subscriptions are failed first, as for a list."""
+        for subscription_id in [None] if subscription_ids is None else sorted(subscription_ids):
+            await self._settle_lapsed(OperationQuery(subscription_id=subscription_id))
+        return await self.store.tallies(subscription_ids, live_at=self.clock())
+
+    async def tallied_counts(self, query: OperationQuery) -> dict[str, int]:
+        """What :meth:`counts` answers for a query of a subscription, maybe a provider and a
+        location, and statuses (nothing else), from the tallies."""
+        f = query.filter
+        if query.subscription_id is None or f != OperationFilter(statuses=f.statuses):
+            raise ValueError("tallies answer a subscription's counts by status only")
+        statuses = {status.lower() for status in f.statuses}
+        namespace = None if query.namespace is None else query.namespace.lower()
+        counts: dict[str, int] = {}
+        for t in await self.tallies([query.subscription_id]):
+            if (
+                (namespace is None or t.namespace.lower() == namespace)
+                and (query.location is None or t.location == query.location)
+                and (not statuses or t.status.lower() in statuses)
+            ):
+                counts[t.status] = counts.get(t.status, 0) + t.operations
+        return counts
 
     async def _settle_lapsed(self, scope: OperationQuery) -> None:
         """Fail the lost producers' operations in ``scope`` first, so no list shows them

@@ -455,6 +455,8 @@ async def test_tokens_carry_the_cancel_filter_and_older_tokens_still_read() -> N
     six = [[], ["resize"], None, None, None, None]  # a token issued before cancelRequested
     old = continuation.decode(key, signed(six))
     assert old.filter == OperationFilter(kinds=frozenset({"resize"}))
-    for bad in ([*six, "yes"], [*six, 1], [*six, True, None]):
+    seven = [*six, True]  # a token issued before idPrefix
+    assert continuation.decode(key, signed(seven)).filter.cancel_requested is True
+    for bad in ([*six, "yes"], [*six, 1], [*seven, 5], [*seven, None, None]):
         with pytest.raises(InvalidInput):
             continuation.decode(key, signed(bad))

@@ -40,7 +40,14 @@ from opstatus.models import (
     default_error,
     operation_key,
 )
-from opstatus.queries import OperationFilter, OperationQuery, Position, position
+from opstatus.queries import (
+    NEWEST_FIRST,
+    OperationFilter,
+    OperationQuery,
+    Order,
+    Position,
+    position,
+)
 from opstatus.service import OperationRef, OperationService
 from opstatus.stores import MemoryStore, PostgreSQLStore, SQLiteStore
 from opstatus.stores.base import BatchReads, ImmediateReads, Store
@@ -642,6 +649,26 @@ QUERIES = {
     "after-across-subscriptions": OperationQuery(
         after=Position(TIMES[6], SUB_A, "op-050"), limit=1000
     ),
+    "by-start": OperationQuery(subscription_id=SUB_A, order=Order("start_time"), limit=1000),
+    "by-start-ascending-first-page": OperationQuery(
+        order=Order("start_time", descending=False), limit=10
+    ),
+    "by-end-ascending-after": OperationQuery(
+        subscription_id=SUB_A,
+        order=Order("end_time", descending=False),
+        after=Position(TIMES[5], SUB_A, "op-040"),
+        limit=1000,
+    ),
+    "by-end-after-across-subscriptions": OperationQuery(
+        order=Order("end_time"), after=Position(TIMES[6], SUB_A, "op-050"), limit=1000
+    ),
+    "id-prefix": OperationQuery(filter=OperationFilter(id_prefix="op-05"), limit=1000),
+    "failed-by-end": OperationQuery(
+        subscription_id=SUB_A,
+        filter=OperationFilter(statuses=frozenset({"FAILED"})),
+        order=Order("end_time"),
+        limit=5,
+    ),
     "everything-at-once": OperationQuery(
         subscription_id=SUB_A,
         namespace=NAMESPACE,
@@ -703,7 +730,37 @@ async def test_keyset_pages_return_every_operation_once_newest_first(store: Stor
 
 
 @pytest.mark.parametrize(
-    "name", ["everything", "subscription", "statuses", "live", "after", "cancel-requested"]
+    "order",
+    [NEWEST_FIRST, *(Order(f, d) for f in ("start_time", "end_time") for d in (True, False))],
+)
+async def test_keyset_pages_in_every_order(store: Store, order: Order) -> None:
+    ops = varied_operations(120, seed=11)
+    for op in ops:
+        await store.create(op)
+    query = OperationQuery(subscription_id=SUB_A, order=order, limit=7)
+    seen: list[Operation] = []
+    while True:
+        page = await store.find(query)
+        seen.extend(page)
+        if len(page) < query.limit:
+            break
+        query = dataclasses.replace(query, after=position(page[-1], order))
+    listed = [op for op in ops if op.subscription_id == SUB_A and order.value(op) is not None]
+    assert len(seen) == len(listed) == len({op.key for op in seen})
+    assert seen == sorted(listed, key=lambda op: position(op, order), reverse=order.descending)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "everything",
+        "subscription",
+        "statuses",
+        "live",
+        "after",
+        "cancel-requested",
+        "id-prefix",
+    ],
 )
 async def test_counts_per_status(store: Store, name: str) -> None:
     ops = varied_operations()

@@ -1,7 +1,8 @@
 """Continuation tokens: where a list stopped, and what it lists, in an opaque signed string.
 
 A token carries the keyset position of the last operation returned, the list's scope
-(subscription, namespace, location), its filter and page size. It is JSON, then an HMAC-SHA256
+(subscription, namespace, location), its filter, order, whether it lists stalled operations
+only, and its page size. It is JSON, then an HMAC-SHA256
 tag (with a key derived from the server's signing key, so no other secret is needed), in
 base64url. Anything that does not verify is refused with 400 ``InvalidContinuationToken``:
 a client can neither forge a position nor widen the list it was given.
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidInput
-from ..queries import OperationFilter, Position
+from ..queries import NEWEST_FIRST, OperationFilter, Order, Position
 
 VERSION = 1
 _TAG_BYTES = 16
@@ -37,6 +38,9 @@ class Continuation:
     filter: OperationFilter
     page_size: int
     after: Position
+    order: Order = NEWEST_FIRST
+    #: Only running operations whose lease has lapsed (``stalled=true``).
+    stalled: bool = False
 
 
 def invalid(reason: str) -> InvalidInput:
@@ -61,9 +65,12 @@ def encode(key: bytes, token: Continuation) -> str:
                 f.ended_after,
                 f.ended_before,
                 f.cancel_requested,
+                f.id_prefix,
             ],
             token.page_size,
-            [token.after.created_at, token.after.subscription_id, token.after.operation_key],
+            [token.after.sort_key, token.after.subscription_id, token.after.operation_key],
+            [token.order.field, token.order.descending],
+            token.stalled,
         ]
     )
     tag = hmac.new(key, payload, hashlib.sha256).digest()[:_TAG_BYTES]
@@ -88,14 +95,23 @@ def decode(key: bytes, text: str) -> Continuation:
 
 
 def _parse(data: Any) -> Continuation:
-    version, scope, filters, page_size, after = data
+    version, scope, filters, page_size, after, *ordering = data
     if version != VERSION:
         raise ValueError("unknown version")
     statuses, kinds, started_after, started_before, ended_after, ended_before, *more = filters
-    # Tokens issued before the cancelRequested filter existed carry six filters.
-    cancel_requested = more[0] if more else None
-    if len(more) > 1 or not (cancel_requested is None or isinstance(cancel_requested, bool)):
+    # Tokens issued before the cancelRequested and idPrefix filters existed carry six or
+    # seven filters, and before orders and stalled, no more than five parts.
+    cancel_requested, id_prefix = (*more, None, None)[:2]
+    if len(more) > 2 or not (cancel_requested is None or isinstance(cancel_requested, bool)):
         raise ValueError("unknown filters")
+    if not (id_prefix is None or isinstance(id_prefix, str)):
+        raise ValueError("unknown filters")
+    order, stalled = NEWEST_FIRST, False
+    if ordering:
+        (field, descending), stalled = ordering
+        if not isinstance(descending, bool) or not isinstance(stalled, bool):
+            raise ValueError("unknown order")
+        order = Order(str(field), descending)
     return Continuation(
         scope=(str(scope[0]), str(scope[1]), str(scope[2])),
         filter=OperationFilter(
@@ -106,7 +122,10 @@ def _parse(data: Any) -> Continuation:
             ended_after=ended_after,
             ended_before=ended_before,
             cancel_requested=cancel_requested,
+            id_prefix=id_prefix,
         ),
         page_size=int(page_size),
         after=Position(str(after[0]), str(after[1]), str(after[2])),
+        order=order,
+        stalled=stalled,
     )

@@ -8,9 +8,20 @@ operations of the subscription the same way. The same filters serve all of them:
 - ``startedAfter``/``startedBefore``, ``endedAfter``/``endedBefore``: ISO 8601 date-times;
   "after" is inclusive, "before" is not.
 - ``cancelRequested``: ``true`` (only operations someone asked to cancel) or ``false``.
+- ``idPrefix``: operations whose id starts with it (ids compare case-insensitively).
+- ``stalled``: ``true``, only running operations whose producer's lease has lapsed: not
+  renewed in time, and not yet failed as lost (which happens once the grace period after
+  the lease is over, ``lifecycle.py``); ``false`` is the same as leaving it out.
+- ``orderby``: ``startTime desc``, ``startTime asc``, ``endTime desc`` or ``endTime asc``;
+  without it, newest created first. An order by a time lists only the operations that have
+  it: ``endTime`` leaves out those still running.
 - ``maxpagesize`` (Azure guidelines' name): the page size, capped at the server's maximum.
-- ``$skipToken``: from a nextLink; it carries the filters, so a request that also gives
-  filters must give the same ones.
+- ``$skipToken``: from a nextLink; it carries the filters and the order, so a request that
+  also gives filters or an order must give the same ones.
+
+Counts (``operationsStatusCounts``) without a time, kind or cancelRequested filter are read
+from the counts the store keeps on write (``Store.tallies``): their cost is the number of
+groups, not of operations. With one of those filters, the matching operations are counted.
 """
 
 from __future__ import annotations
@@ -25,9 +36,16 @@ from starlette.responses import Response
 from ..auth import authorize
 from ..errors import InvalidInput
 from ..lifecycle import validate_kind
-from ..models import Operation, normalize_status, parse_time, validate_subscription_id
+from ..models import (
+    Operation,
+    normalize_status,
+    operation_key,
+    parse_time,
+    validate_operation_id,
+    validate_subscription_id,
+)
 from ..providers import CLASSIC_NAMESPACE, Provider
-from ..queries import OperationFilter, OperationQuery
+from ..queries import NEWEST_FIRST, OperationFilter, OperationQuery, Order
 from . import continuation
 from .arm import Scope, absolute_url, body_of, resolve_scope
 from .context import AppContext
@@ -41,7 +59,16 @@ _TIME_PARAMS = {
     "endedafter": ("endedAfter", "ended_after"),
     "endedbefore": ("endedBefore", "ended_before"),
 }
-FILTER_PARAMS = frozenset({"status", "kind", "cancelrequested", *_TIME_PARAMS})
+FILTER_PARAMS = frozenset({"status", "kind", "cancelrequested", "idprefix", *_TIME_PARAMS})
+#: What ``orderby`` takes, and the order each names.
+ORDERS = {
+    "startTime desc": Order("start_time", descending=True),
+    "startTime asc": Order("start_time", descending=False),
+    "endTime desc": Order("end_time", descending=True),
+    "endTime asc": Order("end_time", descending=False),
+}
+#: The filters a count read from the tallies cannot apply.
+_COUNTED_FILTERS = frozenset({"kind", "cancelrequested", *_TIME_PARAMS})
 
 
 def _params(request: Request) -> dict[str, list[str]]:
@@ -66,6 +93,28 @@ def _flag(params: dict[str, list[str]], name: str, wire: str) -> bool | None:
     return value == "true"
 
 
+def _id_prefix(params: dict[str, list[str]]) -> str | None:
+    if "idprefix" not in params:
+        return None
+    try:
+        return operation_key(validate_operation_id(params["idprefix"][-1]))
+    except InvalidInput:
+        raise InvalidInput(
+            "'idPrefix' must be the start of an operation id: 1 to 256 characters, letters, "
+            "digits and . _ ~ : = + @ -, starting with a letter or digit.",
+            target="idPrefix",
+        ) from None
+
+
+def parse_order(params: dict[str, list[str]]) -> Order:
+    if "orderby" not in params:
+        return NEWEST_FIRST
+    order = ORDERS.get(params["orderby"][-1])
+    if order is None:
+        raise InvalidInput(f"'orderby' must be one of: {', '.join(ORDERS)}.", target="orderby")
+    return order
+
+
 def parse_filter(params: dict[str, list[str]]) -> OperationFilter:
     times = {
         field: parse_time(params[name][-1], wire)
@@ -76,6 +125,7 @@ def parse_filter(params: dict[str, list[str]]) -> OperationFilter:
         statuses=frozenset(normalize_status(s) for s in _listed(params.get("status", []))),
         kinds=frozenset(validate_kind(k) for k in _listed(params.get("kind", []))),
         cancel_requested=_flag(params, "cancelrequested", "cancelRequested"),
+        id_prefix=_id_prefix(params),
         **times,
     )
 
@@ -150,16 +200,26 @@ async def _page(
     params = _params(request)
     page_size = _page_size(params, ctx, ctx.settings.default_page_size)
     token_text = params["$skiptoken"][-1] if "$skiptoken" in params else None
+    stalled = bool(_flag(params, "stalled", "stalled"))
     if token_text is None:
-        query = dataclasses.replace(query, filter=parse_filter(params))
+        query = dataclasses.replace(query, filter=parse_filter(params), order=parse_order(params))
     else:
         token = continuation.decode(ctx.paging_key, token_text)
         if token.scope != key:
             raise continuation.invalid("it was issued for another list")
         if FILTER_PARAMS & set(params) and parse_filter(params) != token.filter:
             raise continuation.invalid("it was issued for other filters")
+        if ("orderby" in params and parse_order(params) != token.order) or (
+            "stalled" in params and stalled != token.stalled
+        ):
+            raise continuation.invalid("it was issued for another order or selection")
         page_size = _page_size(params, ctx, token.page_size)
-        query = dataclasses.replace(query, filter=token.filter, after=token.after)
+        stalled = token.stalled
+        query = dataclasses.replace(
+            query, filter=token.filter, order=token.order, after=token.after
+        )
+    if stalled:  # lapsed at the service's clock, and (settled first) not yet past grace
+        query = dataclasses.replace(query, lapsed_at=ctx.service.clock())
     page = await ctx.service.list(dataclasses.replace(query, limit=page_size))
     full = wants_full_detail(preferences(request))
     body: dict[str, object] = {
@@ -167,7 +227,10 @@ async def _page(
     }
     if page.next is not None:
         next_token = continuation.encode(
-            ctx.paging_key, continuation.Continuation(key, query.filter, page_size, page.next)
+            ctx.paging_key,
+            continuation.Continuation(
+                key, query.filter, page_size, page.next, query.order, stalled
+            ),
         )
         link = absolute_url(request, path, api_version)
         body["nextLink"] = f"{link}&$skipToken={next_token}"
@@ -188,8 +251,12 @@ async def count_operations(request: Request) -> Response:
     """How many live operations there are per status: ``{"counts": {...}, "total": n}``."""
     scope = resolve_scope(request, "read", "read", "operationsStatusCounts")
     ctx: AppContext = request.app.state.ctx
-    query = dataclasses.replace(scope.query(), filter=parse_filter(_params(request)))
-    counts = await ctx.service.counts(query)
+    params = _params(request)
+    query = dataclasses.replace(scope.query(), filter=parse_filter(params))
+    if _COUNTED_FILTERS & set(params) or query.filter.id_prefix is not None:
+        counts = await ctx.service.counts(query)
+    else:
+        counts = await ctx.service.tallied_counts(query)
     body = {"counts": dict(sorted(counts.items())), "total": sum(counts.values())}
     return Response(orjson.dumps(body), media_type="application/json")
 

@@ -24,8 +24,10 @@ from ..models import (
     MAX_MESSAGE_CHARS,
     SUCCEEDED,
 )
-from ..providers import Provider, ProviderRegistry
+from ..providers import CLASSIC_NAMESPACE, Provider, ProviderRegistry
+from .lists import ORDERS
 from .openapi_classic import CLASSIC_PARAMETERS, CLASSIC_PATHS, CLASSIC_SCHEMAS
+from .openapi_overview import overview_paths
 from .openapi_streams import EVENT_SCHEMA, stream_content, subscription_stream_path
 from .openapi_webhooks import CALLBACK_EVENTS, notification_paths, webhook_paths
 from .openapi_webhooks import SCHEMAS as WEBHOOK_SCHEMAS
@@ -400,6 +402,9 @@ def _operation_paths(provider: Provider) -> dict[str, Schema]:
                     prefer,
                     {"$ref": "#/components/parameters/MaxPageSizeParameter"},
                     {"$ref": "#/components/parameters/CancelRequestedParameter"},
+                    {"$ref": "#/components/parameters/OrderByParameter"},
+                    {"$ref": "#/components/parameters/IdPrefixParameter"},
+                    {"$ref": "#/components/parameters/StalledParameter"},
                 ],
                 "responses": {
                     "200": {
@@ -544,6 +549,34 @@ _PARAMETERS: dict[str, Schema] = {
         "cancel watcher polls for); 'false': only the others.",
         "schema": {"type": "string", "enum": ["true", "false"]},
     },
+    "OrderByParameter": {
+        "name": "orderby",
+        "in": "query",
+        "required": False,
+        "description": "Order by start or end time instead of newest created first; only "
+        "operations with that time are listed (endTime: finished ones).",
+        "schema": {"type": "string", "enum": list(ORDERS)},
+    },
+    "IdPrefixParameter": {
+        "name": "idPrefix",
+        "in": "query",
+        "required": False,
+        "description": "Only operations whose id starts with this (case-insensitively).",
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9._~:=+@-]*$",
+        },
+    },
+    "StalledParameter": {
+        "name": "stalled",
+        "in": "query",
+        "required": False,
+        "description": "'true': only running operations whose producer's lease has lapsed "
+        "and that are not yet failed as lost; 'false': every operation.",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
     "PreferParameter": {
         "name": "Prefer",
         "in": "header",
@@ -575,6 +608,7 @@ def openapi_document(providers: ProviderRegistry | None = None) -> dict[str, Any
     paths.update(CLASSIC_PATHS)
     paths.update(webhook_paths())
     paths.update(subscription_stream_path([provider.namespace for provider in registry]))
+    paths.update(overview_paths(list(registry.lookup(CLASSIC_NAMESPACE).api_versions)))
     paths.update(_OPERABILITY)
     return {
         "openapi": "3.1.0",

@@ -10,13 +10,13 @@ changes so that waiting readers wake.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..events import Event, EventScope, Position
 from ..lifecycle import Tombstone
 from ..models import Operation, OperationStatus
-from ..queries import OperationQuery
+from ..queries import OperationQuery, Tally
 from ..webhooks import Callback, Delivery, Webhook
 from .migrations import Plan
 from .notifier import Notifier
@@ -153,7 +153,21 @@ class Store(RoleAssignmentStore, EventLog, WebhookStore, Protocol):
     async def counts(self, query: OperationQuery) -> dict[str, int]:
         """How many operations match ``query``, per status (absent statuses are left out).
 
-        ``query.after``, ``limit`` and ``ordered`` are ignored.
+        ``query.after``, ``limit``, ``ordered`` and ``order`` are ignored.
+        """
+
+    async def tallies(
+        self, subscription_ids: Collection[str] | None, live_at: str | None = None
+    ) -> list[Tally]:
+        """How many operations each (subscription, namespace, location, status) group holds,
+        in the subscriptions given (None: every one), sorted; groups of none are left out.
+
+        Counted on write, not when asked: the cost is the number of groups, whatever the
+        number of operations. What is counted is the operations stored, which includes those
+        whose retention is over but that the sweep has not removed yet; with ``live_at``,
+        those over at that moment are taken off (read through the expiry index, so that
+        costs as many as there are), which makes each group's count what :meth:`counts`
+        answers for ``OperationQuery(live_at=live_at)`` and the group.
         """
 
     async def remove(self, keys: Sequence[tuple[str, str]], decide: Removal) -> list[Tombstone]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ..errors import OperationNotFound
 from ..lifecycle import Tombstone
 from ..models import Operation, OperationStatus, now_text
-from ..queries import OperationQuery
+from ..queries import NEWEST_FIRST, OperationQuery, Tally
 from ..webhooks import Callback
 from .base import Change, DeleteCheck, Removal
 from .event_rows import change_event, deletion_event, removal_event
@@ -27,6 +27,8 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
         MemoryWebhooks.__init__(self)
         self._operations: dict[tuple[str, str], Operation] = {}
         self._tombstones: dict[tuple[str, str], Tombstone] = {}
+        #: Operations per (subscription, namespace, location, status), kept on every write.
+        self._tallies: Counter[tuple[str, str, str, str]] = Counter()
         # The app is single-threaded asyncio, but a lock keeps the store honest if a caller
         # shares it between threads (tests do).
         self._lock = threading.Lock()
@@ -51,6 +53,7 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
             if existing is not None:
                 return existing, False
             self._operations[key] = operation
+            self._tallies[_group(operation)] += 1
             self._tombstones.pop(key, None)
             self._forget_operation(*key)
             self._put_callback(key, callback)
@@ -75,6 +78,8 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
             if changed is None:
                 return current
             self._operations[key] = changed
+            self._tallies[_group(current)] -= 1
+            self._tallies[_group(changed)] += 1
             self._record(change_event(current, changed))
         self.notifier.notify(*key)
         return changed
@@ -87,6 +92,7 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
                 return False
             check(current)
             del self._operations[key]
+            self._tallies[_group(current)] -= 1
             self._record(deletion_event(current, now_text()), last=True)
         self.notifier.notify(*key)
         return True
@@ -99,8 +105,23 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
     async def counts(self, query: OperationQuery) -> dict[str, int]:
         with self._lock:
             operations = list(self._operations.values())
-        unbounded = dataclasses.replace(query, after=None)
+        unbounded = dataclasses.replace(query, after=None, order=NEWEST_FIRST)
         return dict(Counter(op.status for op in operations if unbounded.matches(op)))
+
+    async def tallies(
+        self, subscription_ids: Collection[str] | None, live_at: str | None = None
+    ) -> list[Tally]:
+        wanted = None if subscription_ids is None else frozenset(subscription_ids)
+        with self._lock:
+            counts = Counter(
+                {g: n for g, n in self._tallies.items() if wanted is None or g[0] in wanted}
+            )
+            if live_at is not None:  # a scan here; the SQL stores read their expiry index
+                for op in self._operations.values():
+                    expired = op.expires_at is not None and op.expires_at <= live_at
+                    if expired and (wanted is None or op.subscription_id in wanted):
+                        counts[_group(op)] -= 1
+        return [Tally(*group, n) for group, n in sorted(counts.items()) if n]
 
     async def remove(self, keys: Sequence[tuple[str, str]], decide: Removal) -> list[Tombstone]:
         with self._lock:
@@ -113,7 +134,9 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
                 if tombstone is not None:
                     decided.append((key, tombstone))
             for key, tombstone in decided:
-                self._record(removal_event(self._operations.pop(key), tombstone), last=True)
+                removed = self._operations.pop(key)
+                self._tallies[_group(removed)] -= 1
+                self._record(removal_event(removed, tombstone), last=True)
                 self._tombstones[key] = tombstone
             return [tombstone for _, tombstone in decided]
 
@@ -127,3 +150,7 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
             for key in due:
                 del self._tombstones[key]
             return len(due)
+
+
+def _group(op: Operation) -> tuple[str, str, str, str]:
+    return (op.subscription_id, op.namespace, op.location, op.status)

@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ..lifecycle import Tombstone
 from ..models import Operation
-from ..queries import OperationQuery
+from ..queries import OperationQuery, Tally
 from . import postgresql_events as event_log
 from .base import Removal
 from .event_rows import removal_event
 from .postgresql_rows import COLUMNS, NOTIFY, TABLE, from_row
-from .query_sql import Parameters, counts_sql, find_sql
+from .query_sql import Parameters, counts_sql, find_sql, tallies_sql
 
 TOMBSTONES = "opstatus_tombstones"
+TALLIES = "opstatus_operation_tallies"
 TOMBSTONE_FIELDS = tuple(f.name for f in dataclasses.fields(Tombstone))
 _TOMBSTONE_COLUMNS = ", ".join(("operation_key", *TOMBSTONE_FIELDS))
 _KEY = "subscription_id = $1 AND operation_key = $2"
@@ -87,6 +88,15 @@ class PostgreSQLQueries:
         async with self._connection() as conn:
             rows = await conn.fetch(sql, *p.values)
         return {status: count for status, count in rows}
+
+    async def tallies(
+        self, subscription_ids: Collection[str] | None, live_at: str | None = None
+    ) -> list[Tally]:
+        p = Parameters(numbered=True)
+        sql = tallies_sql(subscription_ids, live_at, (TALLIES, TABLE), p)
+        async with self._connection() as conn:
+            rows = await conn.fetch(sql, *p.values)
+        return [Tally(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
 
     async def remove(self, keys: Sequence[tuple[str, str]], decide: Removal) -> list[Tombstone]:
         wanted = list(dict.fromkeys(keys))

@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,14 @@ from ..errors import OperationNotFound, SchemaMismatch, StoreError
 from ..events import DEFAULT_PROGRESS_KEPT
 from ..lifecycle import Tombstone
 from ..models import Operation, OperationStatus, now_text
-from ..queries import OperationQuery
+from ..queries import OperationQuery, Tally
 from ..webhooks import Callback
 from . import sqlite_events as event_log
 from .base import Change, DeleteCheck, Removal
 from .event_rows import change_event, deletion_event, removal_event
 from .migrations import Plan, latest_version, plan
 from .notifier import Notifier
-from .query_sql import Parameters, counts_sql, find_sql
+from .query_sql import Parameters, counts_sql, find_sql, tallies_sql
 from .records import operation_from_record, operation_from_row, status_from_row
 from .sqlite_commits import CommitGroups
 from .sqlite_events import SQLiteEventLog
@@ -447,6 +447,15 @@ class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog, SQLiteWebhooks):
             return await asyncio.to_thread(count)  # it may scan many rows: off the event loop
         except sqlite3.Error as exc:
             raise StoreError(f"The store could not be read: {exc}") from exc
+
+    async def tallies(
+        self, subscription_ids: Collection[str] | None, live_at: str | None = None
+    ) -> list[Tally]:
+        """Read on the event loop, like get: it reads the groups, not the operations."""
+        p = Parameters(numbered=False)
+        tables = ("operation_tallies", "operations INDEXED BY operations_by_expiry")
+        rows = self._read_all(tallies_sql(subscription_ids, live_at, tables, p), p.values)
+        return [Tally(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
 
     async def remove(self, keys: Sequence[tuple[str, str]], decide: Removal) -> list[Tombstone]:
         def body(conn: sqlite3.Connection) -> list[Tombstone]:
