@@ -3,8 +3,9 @@ Playwright, against real ``opstatus serve`` processes.
 
 Playwright's own browser download is never used. Without /usr/bin/chromium these tests skip
 with the reason, except under ``CI=true``, where they fail: CI must not pass by running none.
-One browser serves the whole session; each test gets a fresh context (its own
-sessionStorage), so no token leaks from one test into another.
+One browser serves a module (Playwright's sync API keeps an event loop running while it
+is started, which anyio tests after it could not run beside); each test gets a fresh
+context (its own sessionStorage), so no token leaks from one test into another.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         unavailable(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
@@ -130,4 +131,4 @@ def check_accessibility(page: Any) -> None:
 def screenshot(page: Any, name: str) -> None:
     """A picture for docs/dashboard.md, made by the test run (docs/images/<name>.png)."""
     IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=False)
+    page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)

@@ -59,10 +59,11 @@ export function progress(percent, status, label) {
   const value = status === "Succeeded" ? 100 : percent;
   const known = typeof value === "number";
   const text = known ? `${Math.round(value)}%` : "—";
+  // Without a value the bar is hidden, not "indeterminate": nothing is said to be moving.
   return h(
     "span",
     { class: "progress" },
-    h("progress", { max: 100, value: known ? value : null, "aria-label": label, text }),
+    h("progress", { max: 100, value: known ? value : null, "aria-label": label, hidden: !known, text }),
     h("span", { class: "pct", text }),
   );
 }
@@ -74,6 +75,7 @@ export function setProgress(cell, percent, status) {
   if (bar) {
     if (typeof value === "number") bar.value = value;
     else bar.removeAttribute("value");
+    bar.hidden = typeof value !== "number";
     bar.textContent = text;
   }
   const pct = cell.querySelector(".pct");
