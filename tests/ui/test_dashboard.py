@@ -5,6 +5,7 @@ server restart, accessibility (axe-core) of every page, and the screenshots in t
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -81,8 +82,11 @@ def test_the_list_filters_by_the_url_and_pages(
 ) -> None:
     for i in range(12):
         put_op(f"run-{i:02}", percentComplete=i)
-    put_op("broke-1", status="Failed", error={"code": "Boom", "message": "It broke."})
-    put_op("broke-2", location="eastus", status="Failed", error={"code": "Boom", "message": "x"})
+    boom = {"code": "Boom", "message": "It broke."}
+    put_op("broke-1", status="Failed", error=boom, startTime="2026-01-01T10:00:00Z")
+    put_op(
+        "broke-2", location="eastus", status="Failed", error=boom, startTime="2026-01-01T11:00:00Z"
+    )
     sign_in(page, server, contributor(server), f"/ui/operations?sub={SUB_A}&size=10")
     expect(page.locator("table.ops caption")).to_have_text("10 operations on page 1")
     page.get_by_role("button", name="Next page").click()
@@ -104,10 +108,23 @@ def test_the_list_filters_by_the_url_and_pages(
     expect(page.locator("table.ops tbody th")).to_have_text("broke-2")
     page.go_back()
     expect(page.locator("table.ops caption")).to_have_text("2 operations on page 1")
+    names = page.locator("table.ops tbody th")
+    expect(names).to_have_text(["broke-2", "broke-1"])  # newest start first
+    page.get_by_label("Sort by").select_option("startTime asc")
+    page.get_by_role("button", name="Apply").click()
+    expect(names).to_have_text(["broke-1", "broke-2"])
+    assert parse_qs(urlsplit(page.url).query)["order"] == ["startTime asc"]
+
+    # An id prefix, with no status: the running ones whose ids start so.
+    page.get_by_label("Failed").uncheck()
+    page.get_by_label("Id starts with").fill("run-1")
+    page.get_by_role("button", name="Apply").click()
+    expect(names).to_have_text(["run-10", "run-11"])
     # Another tab (its own session: signed in anew) opens the shared URL to the same list.
     other = page.context.new_page()
     sign_in(other, server, contributor(server), shared.removeprefix(server.url))
     expect(other.locator("table.ops caption")).to_have_text("2 operations on page 1")
+    expect(other.locator("table.ops tbody th")).to_have_text(["broke-2", "broke-1"])
     expect(other.get_by_label("Failed")).to_be_checked()
 
 
@@ -230,6 +247,7 @@ def seed_for_pictures(put_op: PutOp, producer: httpx.Client) -> None:
         },
     )
     put_op("scale-out-12", status="InProgress", percentComplete=40)
+    put_op("import-legacy-db", location="eastus", percentComplete=7, leaseSeconds=1)
     assert producer.post(status_path(op_id="scale-out-12").replace("?", "/cancel?")).is_success
 
 
@@ -253,9 +271,17 @@ def test_every_page_passes_axe_and_fits_the_screen(
             "list": (f"/ui/operations?sub={SUB_A}", "table.ops"),
             "detail": (detail_path("failover-east", "eastus"), "table.events tbody tr"),
         }
+        time.sleep(1.2)  # import-legacy-db's lease lapses: it is stalled
         for name, (path, ready) in pages.items():
             tab.goto(server.url + path)
             tab.locator(ready).first.wait_for()
+            if name == "overview":
+                stalled = tab.get_by_role("region", name="Stalled (lease lapsed)")
+                expect(stalled.locator("tbody th")).to_have_text(["import-legacy-db"])
+                running = tab.get_by_role("region", name="Running now")
+                expect(running.locator("tbody tr")).to_have_count(5)
+                failed = tab.get_by_role("region", name="Recent failures")
+                expect(failed.locator("tbody td").nth(1)).to_have_text("ReplicaUnavailable")
             check_accessibility(tab)
             overflow = tab.evaluate("document.documentElement.scrollWidth - innerWidth")
             assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
