@@ -52,3 +52,18 @@ def test_the_server_accepts_the_token_and_its_role(server: ServerProcess) -> Non
         assert c.get(status_path(op_id="nothing")).status_code == 404  # read: allowed
         refused = c.put(status_path(op_id="job"), json={"status": "InProgress"})
     assert refused.status_code == 403  # a Reader writes nothing
+
+
+def test_serve_no_ui_turns_the_dashboard_off(home: Path) -> None:
+    on = ServerProcess(home).start()
+    try:
+        assert httpx.get(f"{on.url}/ui/").status_code == 200
+    finally:
+        on.stop()
+    off = ServerProcess(home, "--no-ui").start()
+    try:
+        response = httpx.get(f"{off.url}/ui/")
+    finally:
+        off.stop()
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NotFound"

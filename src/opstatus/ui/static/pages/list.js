@@ -157,7 +157,7 @@ export function listPage(main, { who, query: q, navigate }) {
     pending = new Map();
   }
 
-  function listen(path) {
+  function listen() {
     stopStream?.();
     const p = new URLSearchParams();
     if (filter.provider) p.set("provider", filter.provider);

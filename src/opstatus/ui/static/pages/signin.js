@@ -7,10 +7,11 @@ import { h } from "../format.js";
 export function signInPage(message, signedIn) {
   const error = h("p", { id: "signin-error", class: "error", role: "alert" });
   if (message) error.textContent = message;
-  const input = h("textarea", {
+  // A password field: the token is a credential, not shown on screen.
+  const input = h("input", {
     id: "token",
     name: "token",
-    rows: 4,
+    type: "password",
     required: true,
     autocomplete: "off",
     spellcheck: "false",
