@@ -302,3 +302,29 @@ def test_the_keyboard_reaches_the_skip_link_then_the_navigation(
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")
     expect(page.locator(":focus")).to_have_attribute("id", "f-sub")  # the filter's first field
+
+
+def test_the_detail_copies_its_urls(
+    browser: Any, server: ServerProcess, producer: httpx.Client
+) -> None:
+    path = status_path(op_id="req-42", namespace="Opstatus.Classic", location="global")
+    assert producer.put(path, json={"status": "InProgress"}).status_code == 201
+    context = browser.new_context()
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    tab = context.new_page()
+    try:
+        sign_in(
+            tab,
+            server,
+            contributor(server),
+            f"/ui/operations/{SUB_A}/Opstatus.Classic/global/req-42",
+        )
+        tab.get_by_role("button", name="Copy the ARM status URL").click()
+        assert tab.evaluate("navigator.clipboard.readText()") == server.url + path
+        tab.get_by_role("button", name="Copy the Classic status URL").click()
+        copied = tab.evaluate("navigator.clipboard.readText()")
+        assert copied == f"{server.url}/{SUB_A}/operations/req-42"
+        classic = httpx.get(copied, headers={"x-ms-version": "2014-10-01", **producer.headers})
+        assert classic.status_code == 200 and b"<Status>InProgress</Status>" in classic.content
+    finally:
+        context.close()

@@ -21,9 +21,10 @@ function errorList(error) {
       : null);
 }
 
-function copyRow(label, url) {
+function copyRow(id, label, url) {
   const code = h("code", { class: "url", text: url });
   const button = h("button", {
+    id,
     type: "button",
     class: "copy",
     "aria-label": `Copy the ${label}`,
@@ -105,9 +106,9 @@ export function detailPage(main, { who, params }) {
   function renderSummary() {
     const origin = location.origin;
     const armUrl = `${origin}${op.id}?${query({ "api-version": version })}`;
-    const urls = [copyRow("ARM status URL", armUrl)];
+    const urls = [copyRow("copy-arm", "ARM status URL", armUrl)];
     if (provider.toLowerCase() === CLASSIC_NAMESPACE.toLowerCase()) {
-      urls.push(copyRow("Classic status URL", `${origin}/${sub}/operations/${op.name}`));
+      urls.push(copyRow("copy-classic", "Classic status URL", `${origin}/${sub}/operations/${op.name}`));
     }
     const facts = [
       ["Status", badge(op.status)],
@@ -139,6 +140,7 @@ export function detailPage(main, { who, params }) {
         h("pre", { class: "json", tabindex: 0, "aria-label": "Properties (JSON)", text: JSON.stringify(op.properties, null, 2) }));
     }
     parts.push(h("h2", { text: "URLs" }), h("dl", { class: "urls" }, urls));
+    // Redrawn on every event: the focused control (cancel, copy) keeps the focus.
     const focused = document.activeElement;
     const focusId = summary.contains(focused) ? focused.id : null;
     summary.replaceChildren(...parts);
