@@ -64,7 +64,8 @@ def load(folder: Path = STATIC) -> Bundle:
     files = {
         path.relative_to(folder).as_posix(): path.read_bytes()
         for path in sorted(folder.rglob("*"))
-        if path.is_file()
+        # The folders are packages, so that installs carry them: their Python is no asset.
+        if path.is_file() and (path.suffix in MEDIA_TYPES or path.name == "index.html")
     }
     whole = hashlib.sha256()
     for name, body in files.items():
