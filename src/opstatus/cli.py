@@ -21,6 +21,7 @@ from .cli_lifecycle import cancel, list_operations, purge
 from .cli_operations import create, delete, get, update, wait
 from .cli_push import push_options
 from .cli_security import check_serve, role, security_options
+from .cli_ui import ui
 from .cli_watch import watch
 from .cli_webhooks import webhook
 from .errors import InvalidInput, StoreError, StoreMissing
@@ -212,6 +213,14 @@ def main() -> None:
     "[env: OPSTATUS_FAST_READS]",
 )
 @click.option(
+    "--ui/--no-ui",
+    default=True,
+    show_default=True,
+    envvar="OPSTATUS_UI",
+    help="Serve the dashboard at /ui/ (static files; its data comes from the API, under the "
+    "API's authorization). [env: OPSTATUS_UI]",
+)
+@click.option(
     "--drain-timeout",
     default=30,
     show_default=True,
@@ -247,6 +256,7 @@ def serve(
     drain_timeout: int,
     workers: int,
     fast_reads: bool,
+    ui: bool,
 ) -> None:
     """Run the operation-status server."""
     from .server.running import (
@@ -280,6 +290,7 @@ def serve(
         max_page_size=max_page_size,
         fast_reads=fast_reads,
         access_log=access_log or None,
+        ui=ui,
         **push,
     )
     check_serve(host, security)
@@ -468,6 +479,7 @@ for command in (
     cancel,
     purge,
     webhook,
+    ui,
 ):
     main.add_command(command)
 

@@ -76,6 +76,9 @@ class Settings:
     #: The access log (``http/access.py``): None: off; ``-``: standard error; else a file.
     #: With it on, the fast reads are off, so that every status read is logged.
     access_log: str | None = None
+    #: The dashboard at ``/ui/`` (``http/ui.py``): static files only; its data comes from
+    #: the API, under the same guard as any other client's.
+    ui: bool = True
     #: Progress events kept per operation in the event log (the newest; see events.py).
     progress_events_kept: int = 100
     #: Server-Sent Events streams (http/streams.py): how many may be open at once, in all

@@ -22,7 +22,7 @@ from starlette.routing import Match, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import errors
-from . import arm, classic, lists, overview, results, streams, webhook_api
+from . import arm, classic, lists, overview, results, streams, ui, webhook_api
 from .access import AccessLogMiddleware
 from .classic_errors import speaks_classic
 from .context import AppContext
@@ -222,6 +222,7 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> OpstatusApp
         CaselessRoute("/principal", by_method({"GET": overview.who_am_i})),
         CaselessRoute(classic.CLASSIC_PATH, speaks_classic(by_method(classic_item))),
         *operability_routes(),
+        *(ui.ui_routes(ui.load()) if ctx.settings.ui else []),
     ]
     app = Starlette(
         routes=routes,

@@ -1,0 +1,1 @@
+"""One ES module per page of the dashboard (a package only so that installs carry them)."""
