@@ -207,3 +207,29 @@ async def test_loopback_and_plain_http_are_refused_unless_allowed() -> None:
         assert requests == []
     finally:
         server.close()
+
+
+@pytest.mark.anyio
+async def test_https_verifies_the_receivers_certificate() -> None:
+    """TLS to the checked address, the certificate verified against certifi's authorities:
+    a receiver whose certificate a private authority signed is refused."""
+    import ssl
+
+    import trustme
+
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    requests: list[bytes] = []
+    server = await asyncio.get_running_loop().create_server(
+        lambda: Receiver(ok, requests, []), "127.0.0.1", 0, ssl=context
+    )
+    port = server.sockets[0].getsockname()[1]
+    out = sender()
+    try:
+        outcome = await out.send(f"https://127.0.0.1:{port}/", "msg_1", BODY, (new_secret(),))
+        assert not outcome.delivered and "SSLCertVerificationError" in (outcome.error or "")
+        assert requests == []
+    finally:
+        await out.close()
+        server.close()
