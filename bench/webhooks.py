@@ -7,9 +7,9 @@ The receiver (bench/webhook_sink.py) is down while ``--n`` operations are create
 After ``--outage`` seconds the receiver starts, and the bench times the drain: from the
 receiver's start until it has every delivery, signed, each recorded as delivered by the
 server. The baseline is the same number of POSTs, signed the same way, sent by a bare
-httpx loop with the server's concurrency (64) to the same receiver: what a sender that keeps
-no outbox could do on this machine. Prints both rates and their ratio; appends to
-bench/results/webhooks.jsonl.
+loop with the server's concurrency (64) to the same receiver, over the server's own
+transport (``opstatus.webhook_http``): what a sender that keeps no outbox could do on this
+machine. Prints both rates and their ratio; appends to bench/results/webhooks.jsonl.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import SUB, free_port, opstatus_args, record, scratch, started  # noqa: E402
 from opstatus.auth import load_or_create_key, mint_token  # noqa: E402
+from opstatus.webhook_http import Origin, Pool  # noqa: E402
 from opstatus.webhooks import new_secret, signature  # noqa: E402
 
 PATH = f"/subscriptions/{SUB}/providers/Microsoft.Cache/locations/westus/operationsStatus"
@@ -63,31 +64,31 @@ async def create_all(url: str, token: str, n: int, callback: str) -> None:
 
 
 async def baseline(port: int, n: int, concurrency: int = 64) -> float:
+    """``n`` signed POSTs by a bare loop over the server's own transport
+    (``opstatus.webhook_http.Pool``, kept-alive connections), ``concurrency`` at once."""
     secret = new_secret()
     body = b'{"type":"operation.created","timestamp":"2025-01-01T00:00:00.000Z","data":{}}'
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
-        queue = list(range(n))
-        start = time.perf_counter()
+    pool = Pool(concurrency, 64 * 1024)
+    origin = Origin("http", "127.0.0.1", port, "127.0.0.1")
+    queue = list(range(n))
+    start = time.perf_counter()
 
-        async def worker() -> None:
-            while queue:
-                i = queue.pop()
-                stamp = int(time.time())
-                headers = {
-                    "webhook-id": f"msg_{i}",
-                    "webhook-timestamp": str(stamp),
-                    "webhook-signature": signature(secret, f"msg_{i}", stamp, body),
-                    "content-type": "application/json",
-                }
-                async with client.stream(
-                    "POST", f"http://127.0.0.1:{port}/b", content=body, headers=headers
-                ) as answer:
-                    async for _ in answer.aiter_raw():
-                        pass
+    async def worker() -> None:
+        while queue:
+            i = queue.pop()
+            stamp = int(time.time())
+            head = (
+                f"POST /b HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nwebhook-id: msg_{i}\r\n"
+                f"webhook-timestamp: {stamp}\r\n"
+                f"webhook-signature: {signature(secret, f'msg_{i}', stamp, body)}\r\n"
+                f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+            )
+            answer = await pool.post(origin, head.encode() + body)
+            assert answer.status == 200
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return n / (time.perf_counter() - start)
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    pool.close()
+    return n / (time.perf_counter() - start)
 
 
 def main() -> None:
