@@ -191,6 +191,13 @@ async def test_a_removal_wakes_the_waiters_of_what_it_removed(
     one, two = two_stores
     kept, _ = await one.create(make_op("kept", status=SUCCEEDED))
     gone, _ = await one.create(make_op("gone", status=SUCCEEDED))
+    # The creates' notifications reach the other store in commit order, maybe after the
+    # watches below begin: once a later create's has arrived, theirs have too.
+    barrier = make_op("barrier", status=SUCCEEDED)
+    with two.notifier.watch(SUB_A, barrier.key) as arrived:
+        await one.create(barrier)
+        async with asyncio.timeout(2):
+            await arrived.wait()
 
     def decide(current: Operation) -> Tombstone | None:
         return tombstone_of(current) if current.key == gone.key else None
