@@ -159,6 +159,19 @@ async def test_a_write_on_one_instance_wakes_a_waiter_on_the_other(
     assert woken.status == SUCCEEDED and woken.etag == "e3"
 
 
+async def notified_so_far(one: PostgreSQLStore, two: PostgreSQLStore) -> None:
+    """Return once ``two`` has had the notifications of every write ``one`` made so far.
+
+    They arrive in commit order, maybe after a watch that a test begins next: once a later
+    write's has arrived, theirs have too, and cannot be taken for what the test watches for.
+    """
+    barrier = make_op("notified-so-far", status=SUCCEEDED)
+    with two.notifier.watch(SUB_A, barrier.key) as arrived:
+        await one.create(barrier)
+        async with asyncio.timeout(2):
+            await arrived.wait()
+
+
 async def test_only_real_writes_notify(
     two_stores: tuple[PostgreSQLStore, PostgreSQLStore],
 ) -> None:
@@ -166,6 +179,7 @@ async def test_only_real_writes_notify(
     one, two = two_stores
     created, _ = await one.create(make_op())
     await one.create(make_op("other"))
+    await notified_so_far(one, two)
 
     def refuse(current: Operation) -> Operation:
         raise TerminalStatusFinal("no")
@@ -191,13 +205,7 @@ async def test_a_removal_wakes_the_waiters_of_what_it_removed(
     one, two = two_stores
     kept, _ = await one.create(make_op("kept", status=SUCCEEDED))
     gone, _ = await one.create(make_op("gone", status=SUCCEEDED))
-    # The creates' notifications reach the other store in commit order, maybe after the
-    # watches below begin: once a later create's has arrived, theirs have too.
-    barrier = make_op("barrier", status=SUCCEEDED)
-    with two.notifier.watch(SUB_A, barrier.key) as arrived:
-        await one.create(barrier)
-        async with asyncio.timeout(2):
-            await arrived.wait()
+    await notified_so_far(one, two)
 
     def decide(current: Operation) -> Tombstone | None:
         return tombstone_of(current) if current.key == gone.key else None
