@@ -27,7 +27,7 @@ from ..models import (
 from ..providers import CLASSIC_NAMESPACE, Provider, ProviderRegistry
 from .lists import ORDERS
 from .openapi_classic import CLASSIC_PARAMETERS, CLASSIC_PATHS, CLASSIC_SCHEMAS
-from .openapi_overview import overview_paths
+from .openapi_overview import api_version_parameter, overview_paths
 from .openapi_streams import EVENT_SCHEMA, stream_content, subscription_stream_path
 from .openapi_webhooks import CALLBACK_EVENTS, notification_paths, webhook_paths
 from .openapi_webhooks import SCHEMAS as WEBHOOK_SCHEMAS
@@ -445,13 +445,7 @@ def _subscription_list_path(api_versions: list[str]) -> dict[str, Schema]:
     """Every provider's operations in a subscription (``lists.list_subscription_operations``),
     each in its own provider's shape; opstatus's own api-versions."""
     item = {"anyOf": [_ref("OperationStatus"), _ref("OperationResource")]}
-    version = {
-        "name": "api-version",
-        "in": "query",
-        "description": "The API version to use for this operation.",
-        "required": True,
-        "schema": {"type": "string", "enum": api_versions},
-    }
+    version = api_version_parameter(api_versions)
     return {
         "/subscriptions/{subscriptionId}/operationsStatus": {
             "parameters": [{"$ref": "#/components/parameters/SubscriptionIdParameter"}, version],

@@ -82,14 +82,19 @@ def _get(operation_id: str, description: str, answer: str, schema: Schema) -> Sc
     }
 
 
-def overview_paths(api_versions: list[str]) -> dict[str, Schema]:
-    version = {
+def api_version_parameter(api_versions: list[str]) -> Schema:
+    """The required ``api-version`` query parameter, taking one of ``api_versions``."""
+    return {
         "name": "api-version",
         "in": "query",
         "description": "The API version to use for this operation.",
         "required": True,
         "schema": {"type": "string", "enum": api_versions},
     }
+
+
+def overview_paths(api_versions: list[str]) -> dict[str, Schema]:
+    version = api_version_parameter(api_versions)
     subscription = {"$ref": "#/components/parameters/SubscriptionIdParameter"}
     every = {
         "type": "object",
