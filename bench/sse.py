@@ -17,8 +17,10 @@ Measured, in one run:
   streams);
 - latency: from the writer's receipt of a PATCH's 200 to the event's arrival on its stream,
   p50 and p99 over the --seconds of completions (an event that arrives first counts as 0);
-- reads: wrk's status GETs per second for --seconds with the writer running, before the
-  streams open (the same server without streams) and while they are open; their ratio.
+- reads: wrk's status GETs per second for --seconds with the writer running, while the
+  streams are open, and before they open and after they close (the same server without
+  streams); the ratio of the first to the mean of the other two, so that a drift of the
+  machine's speed during the run counts on both sides.
 
 The bars: memory growth at most 20 KiB per stream, p99 at most 50 ms, reads at least 0.8x.
 Appends to bench/results/sse.jsonl.
@@ -116,9 +118,11 @@ async def hold(port: int, token: str, index: int, stop: asyncio.Event) -> None:
     """A waiter: a status GET held by Prefer: wait, again whenever it returns."""
     conn = await Connection.open(port)
     path = STATUS_PATH_FMT % index
-    while not stop.is_set():
-        await conn.request("GET", path, token, extra="Prefer: wait=30\r\n")
-    conn.writer.close()
+    try:
+        while not stop.is_set():
+            await conn.request("GET", path, token, extra="Prefer: wait=30\r\n")
+    finally:
+        conn.writer.close()
 
 
 opened: list[asyncio.StreamWriter] = []
@@ -162,7 +166,7 @@ async def run(args: argparse.Namespace, url: str, pid: int, token: str) -> dict[
     port = int(url.rsplit(":", 1)[1])
     subs = [str(uuid.UUID(int=n + 1)) for n in range(args.streams)]
     total = args.rate * args.seconds
-    jobs = [(subs[n % len(subs)], f"done-{n:07d}") for n in range(2 * total)]
+    jobs = [(subs[n % len(subs)], f"done-{n:07d}") for n in range(3 * total)]
     await write_all(port, token, jobs, "PUT", None)
     loop = asyncio.get_running_loop()
 
@@ -193,9 +197,9 @@ async def run(args: argparse.Namespace, url: str, pid: int, token: str) -> dict[
     await asyncio.sleep(3)
     after = rss_mib(pid)
 
-    # Reads with the streams and waiters open, the writer completing the second half.
+    # Reads with the streams and waiters open, the writer completing the second third.
     wrk = loop.run_in_executor(None, reads_while, url, token, args.seed, args.seconds, 32)
-    acked = await write_all(port, token, jobs[total:], "PATCH", args.rate)
+    acked = await write_all(port, token, jobs[total : 2 * total], "PATCH", args.rate)
     during = await wrk
     await asyncio.sleep(1)
     latencies = sorted(
@@ -207,6 +211,14 @@ async def run(args: argparse.Namespace, url: str, pid: int, token: str) -> dict[
         task.cancel()
     for writer in opened:
         writer.close()
+    await asyncio.gather(*streams, *waiters, return_exceptions=True)
+    await asyncio.sleep(2)  # the server sees every stream and waiter gone
+
+    # Reads without streams again, the writer completing the last third.
+    wrk = loop.run_in_executor(None, reads_while, url, token, args.seed, args.seconds, 32)
+    await write_all(port, token, jobs[2 * total :], "PATCH", args.rate)
+    alone_after = await wrk
+    baseline = (alone.rps + alone_after.rps) / 2
     per_stream_kib = (with_streams - before) * 1024 / len(subs)
     return {
         "streams": len(subs),
@@ -222,9 +234,11 @@ async def run(args: argparse.Namespace, url: str, pid: int, token: str) -> dict[
         if latencies
         else None,
         "events_missing": missing,
-        "reads_alone_rps": round(alone.rps),
+        "reads_alone_rps": round(baseline),
+        "reads_before_rps": round(alone.rps),
+        "reads_after_rps": round(alone_after.rps),
         "reads_during_rps": round(during.rps),
-        "reads_ratio": round(during.rps / alone.rps, 3),
+        "reads_ratio": round(during.rps / baseline, 3),
         "reads_errors": during.errors + during.non2xx,
     }
 

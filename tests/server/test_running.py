@@ -4,6 +4,7 @@ server at all on a uvicorn without what the timers need."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -12,7 +13,13 @@ import pytest
 from opstatus.server import build_app, uvicorn_check
 from opstatus.server.fast_lane import FastLaneProtocol
 from opstatus.server.protocol import TimedHttpToolsProtocol
-from opstatus.server.running import CannotServe, build, protocol_for
+from opstatus.server.running import (
+    COLLECTOR_THRESHOLDS,
+    CannotServe,
+    build,
+    protocol_for,
+    settle_collector,
+)
 from opstatus.settings import Settings
 from opstatus.stores import MemoryStore
 
@@ -85,3 +92,15 @@ def test_a_uvicorn_without_what_the_timers_need_does_not_serve(
     monkeypatch.delattr(HttpToolsProtocol, "on_response_complete")
     with pytest.raises(CannotServe, match="on_response_complete"):
         build(settings(tmp_path))
+
+
+def test_serving_freezes_what_start_up_built_and_collects_young_objects_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        settle_collector()
+        assert gc.get_threshold() == COLLECTOR_THRESHOLDS
+        assert gc.get_freeze_count() > 1000
+        assert COLLECTOR_THRESHOLDS[0] > before[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -162,9 +163,33 @@ def run_server(
     configure_access(settings.access_log)
     config.http = protocol_for(settings, app, access_log)
     server = Server(config)
+    settle_collector()
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=None if sock is None else [sock])
     return 0 if server.started else COULD_NOT_START
+
+
+#: The collector's thresholds while serving: a young collection per 10,000 net allocations of
+#: container objects, not Python's 700 (docs/performance.md, "Server-Sent Events").
+COLLECTOR_THRESHOLDS = (10_000, 10, 10)
+
+
+def settle_collector() -> None:
+    """Move what start-up built out of the collector's way, and collect young objects less often.
+
+    A server holding thousands of streams, waiters and connections has hundreds of thousands
+    of long-lived objects. At Python's default thresholds a young collection runs every 700
+    allocations, so a request's objects, alive for the few milliseconds it takes, are promoted
+    to the old generation, and every few seconds a full collection walks all of the long-lived
+    ones: at 10,000 streams that took a few hundred milliseconds a time, stalling every
+    connection. Fewer young collections let such objects die young, and ``gc.freeze`` keeps
+    the modules, the app and the store, which live as long as the process, out of every
+    collection. Cycles still get collected: a young collection per 10,000 allocations costs
+    little memory.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
