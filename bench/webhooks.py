@@ -1,6 +1,6 @@
 """Webhook delivery throughput from one server process, against a baseline in the same run.
 
-    python bench/webhooks.py [--n 5000] [--outage 60]
+    python bench/webhooks.py [--n 5000] [--outage 60] [--store postgres [--dsn URL]]
 
 The receiver (bench/webhook_sink.py) is down while ``--n`` operations are created with a
 ``callbackUrl``: each create commits its event and its delivery (the outbox) and answers.
@@ -9,13 +9,16 @@ receiver's start until it has every delivery, signed, each recorded as delivered
 server. The baseline is the same number of POSTs, signed the same way, sent by a bare
 loop with the server's concurrency (64) to the same receiver, over the server's own
 transport (``opstatus.webhook_http``): what a sender that keeps no outbox could do on this
-machine. Prints both rates and their ratio; appends to bench/results/webhooks.jsonl.
+machine. The server's store is an SQLite file, or with ``--store postgres`` a throwaway
+PostgreSQL database next to ``--dsn``'s, dropped at the end. Prints both rates and their
+ratio; appends to bench/results/webhooks.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -26,6 +29,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import SUB, free_port, opstatus_args, record, scratch, started  # noqa: E402
+from bench.pg import DEFAULT_DSN, throwaway_database  # noqa: E402
 from opstatus.auth import load_or_create_key, mint_token  # noqa: E402
 from opstatus.webhook_http import Origin, Pool  # noqa: E402
 from opstatus.webhooks import new_secret, signature  # noqa: E402
@@ -95,11 +99,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--outage", type=float, default=60.0)
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--dsn", default=DEFAULT_DSN, help="PostgreSQL to make it beside")
     args = parser.parse_args()
     port = free_port()
-    with scratch() as home:
+    with scratch() as home, contextlib.ExitStack() as stack:
         token = mint_token(load_or_create_key(home), "bench", [("Owner", "/")], 3600)
-        serve = opstatus_args(home) + [
+        store = None
+        if args.store == "postgres":
+            store = stack.enter_context(throwaway_database(args.dsn, "webhooks", home))
+        serve = opstatus_args(home, store) + [
             "--webhook-allow-http", "--webhook-allow-network", "127.0.0.0/8",
             "--webhook-retry-base", "1s", "--webhook-retry-max", "2s",
             "--webhook-max-attempts", "100",
@@ -120,6 +129,7 @@ def main() -> None:
                 receiver.terminate()
                 receiver.wait()
     result = {
+        "store": args.store,
         "n": args.n,
         "outage_s": args.outage,
         "creates_per_s": round(args.n / created),
