@@ -181,11 +181,9 @@ def settle_collector() -> None:
     of long-lived objects. At Python's default thresholds a young collection runs every 700
     allocations, so a request's objects, alive for the few milliseconds it takes, are promoted
     to the old generation, and every few seconds a full collection walks all of the long-lived
-    ones: at 10,000 streams that took a few hundred milliseconds a time, stalling every
-    connection. Fewer young collections let such objects die young, and ``gc.freeze`` keeps
-    the modules, the app and the store, which live as long as the process, out of every
-    collection. Cycles still get collected: a young collection per 10,000 allocations costs
-    little memory.
+    ones, stalling every connection while it does. Fewer young collections let such objects
+    die young, and ``gc.freeze`` keeps the modules, the app and the store, which live as long
+    as the process, out of every collection. Cycles are still collected, a little later.
     """
     gc.collect()
     gc.freeze()
