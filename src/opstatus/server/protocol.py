@@ -58,6 +58,24 @@ class _HeadRefused(Exception):
 
 
 class TimedHttpToolsProtocol(HttpToolsProtocol):
+    # Slots, not the instance's dict, which uvicorn's own attributes fill: one more key there
+    # would make every connection's dict grow to the next size.
+    __slots__ = (
+        "_timer",
+        "_timer_at",
+        "_in_head",
+        "_owed",
+        "_served",
+        "_idle_since",
+        "_head_started",
+        "_body_started",
+        "_write_paused_since",
+        "_has_body",
+        "_head_bytes",
+        "_raw_head_bytes",
+        "_begun_in_chunk",
+        "_refusal",
+    )
     limits = ConnectionLimits()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
