@@ -62,7 +62,7 @@ class Subscriber:
     def __init__(self, scope: EventScope, capacity: int) -> None:
         self.scope = scope
         self.capacity = capacity
-        #: Taken whole by the stream, so a list: an empty deque costs ten times its size.
+        #: Taken whole by the stream, so a list: an empty deque takes ten times its memory.
         self.queue: list[Frame] = []
         #: The stream must end: the server is shutting down, or its client left.
         self.closed = False
