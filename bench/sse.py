@@ -162,18 +162,27 @@ def reads_while(url: str, token: str, seed: int, seconds: int, connections: int)
     return Load.from_wrk(wrk.finish())
 
 
+async def reads_and_writes(
+    args: argparse.Namespace, url: str, token: str, jobs: list[tuple[str, str]]
+) -> tuple[Load, dict[str, float]]:
+    """wrk's status reads (c=32) for --seconds while the writer completes ``jobs`` at --rate:
+    the reads, and when each completion was acknowledged."""
+    port = int(url.rsplit(":", 1)[1])
+    loop = asyncio.get_running_loop()
+    wrk = loop.run_in_executor(None, reads_while, url, token, args.seed, args.seconds, 32)
+    acked = await write_all(port, token, jobs, "PATCH", args.rate)
+    return await wrk, acked
+
+
 async def run(args: argparse.Namespace, url: str, pid: int, token: str) -> dict[str, object]:
     port = int(url.rsplit(":", 1)[1])
     subs = [str(uuid.UUID(int=n + 1)) for n in range(args.streams)]
     total = args.rate * args.seconds
     jobs = [(subs[n % len(subs)], f"done-{n:07d}") for n in range(3 * total)]
     await write_all(port, token, jobs, "PUT", None)
-    loop = asyncio.get_running_loop()
 
     # Reads without streams, with the writer completing the first half.
-    wrk = loop.run_in_executor(None, reads_while, url, token, args.seed, args.seconds, 32)
-    await write_all(port, token, jobs[:total], "PATCH", args.rate)
-    alone = await wrk
+    alone, _ = await reads_and_writes(args, url, token, jobs[:total])
 
     before = rss_mib(pid)
     arrived: dict[str, float] = {}
@@ -198,9 +207,7 @@ async def run(args: argparse.Namespace, url: str, pid: int, token: str) -> dict[
     after = rss_mib(pid)
 
     # Reads with the streams and waiters open, the writer completing the second third.
-    wrk = loop.run_in_executor(None, reads_while, url, token, args.seed, args.seconds, 32)
-    acked = await write_all(port, token, jobs[total : 2 * total], "PATCH", args.rate)
-    during = await wrk
+    during, acked = await reads_and_writes(args, url, token, jobs[total : 2 * total])
     await asyncio.sleep(1)
     latencies = sorted(
         max(arrived[name] - at, 0.0) * 1000 for name, at in acked.items() if name in arrived
@@ -215,9 +222,7 @@ async def run(args: argparse.Namespace, url: str, pid: int, token: str) -> dict[
     await asyncio.sleep(2)  # the server sees every stream and waiter gone
 
     # Reads without streams again, the writer completing the last third.
-    wrk = loop.run_in_executor(None, reads_while, url, token, args.seed, args.seconds, 32)
-    await write_all(port, token, jobs[2 * total :], "PATCH", args.rate)
-    alone_after = await wrk
+    alone_after, _ = await reads_and_writes(args, url, token, jobs[2 * total :])
     baseline = (alone.rps + alone_after.rps) / 2
     per_stream_kib = (with_streams - before) * 1024 / len(subs)
     return {

@@ -294,13 +294,7 @@ def _parameters(provider: Provider) -> list[Schema]:
     return [
         {"$ref": "#/components/parameters/SubscriptionIdParameter"},
         {"$ref": "#/components/parameters/LocationParameter"},
-        {
-            "name": "api-version",
-            "in": "query",
-            "description": "The API version to use for this operation.",
-            "required": True,
-            "schema": {"type": "string", "enum": list(provider.api_versions)},
-        },
+        api_version_parameter(list(provider.api_versions)),
     ]
 
 
