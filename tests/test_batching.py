@@ -1,6 +1,6 @@
 """Batches (opstatus/batching.py, and the store's stores/batched_reads.py over it): gathered
-per turn, one in flight, those that arrive meanwhile in the next; a failed read fails exactly
-the items it carried."""
+while the loop's polls bring more, one in flight, those that arrive meanwhile in the next; a
+failed read fails exactly the items it carried."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from opstatus.errors import StoreError
 from opstatus.stores.batched_reads import BatchedReads, Key
 
 pytestmark = pytest.mark.anyio
+
+
+async def turns(n: int) -> None:
+    """Let ``n`` turns of the event loop pass (each polls the loop's sockets once)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
 
 
 class Table:
@@ -93,9 +99,38 @@ async def test_reading_now_answers_at_the_end_of_the_turn_in_batches() -> None:
     )
     for n in range(5):
         batcher.add(n)
-    assert answered == []  # not before the turn ends
-    await asyncio.sleep(0)
+    await turns(1)
+    assert answered == []  # not before a poll that brings no more
+    await turns(1)
     assert answered == [([0, 1], [0, 2]), ([2, 3], [4, 6]), ([4], [8])]
+
+
+async def test_items_that_come_on_the_next_polls_join_the_batch() -> None:
+    answered: list[list[int]] = []
+    batcher: Batcher[int, None] = Batcher(
+        lambda batch, result: answered.append(batch), read_now=lambda batch: None
+    )
+    batcher.add(0)
+    for n in (1, 2):  # each a turn later, as requests read on the next poll would be
+        await turns(1)
+        batcher.add(n)
+    await turns(1)
+    assert answered == []
+    await turns(1)
+    assert answered == [[0, 1, 2]]
+
+
+async def test_a_batch_waits_for_at_most_max_polls() -> None:
+    answered: list[list[int]] = []
+    batcher: Batcher[int, None] = Batcher(
+        lambda batch, result: answered.append(batch), read_now=lambda batch: None, max_polls=3
+    )
+    for n in range(10):  # an item on every poll: the batch does not wait for ever
+        batcher.add(n)
+        await turns(1)
+    await turns(4)
+    assert answered[0] == [0, 1, 2, 3]
+    assert sum(answered, []) == list(range(10))
 
 
 async def test_a_fault_of_the_answer_does_not_stop_later_batches() -> None:
@@ -108,9 +143,9 @@ async def test_a_fault_of_the_answer_does_not_stop_later_batches() -> None:
 
     batcher: Batcher[int, None] = Batcher(answer, read_now=lambda batch: None)
     batcher.add(1)
-    await asyncio.sleep(0)
+    await turns(2)
     batcher.add(2)
-    await asyncio.sleep(0)
+    await turns(2)
     assert seen == [[1], [2]]
 
 

@@ -2,11 +2,11 @@
 
 Where uvicorn starts the app on a request, in turn after pipelined ones (its
 ``_start_asgi_task``), a status read that :class:`~opstatus.http.fast_reads.FastReads` admits
-is instead read with the other reads of the same turn of the event loop
+is instead read with the other reads that arrive with it
 (:class:`~opstatus.batching.Batcher`) and answered in one write through uvicorn's own request
 cycle, so that pipelining, keep-alive, shutdown and disconnects go as for any request.
-Reading a turn's reads together and then writing every answer, rather than answering each as
-it is parsed, keeps the server's reads of requests and writes of answers from alternating.
+Reading a batch together and then writing every answer, rather than answering each as it
+is parsed, keeps the server's reads of requests and writes of answers from alternating.
 
 What it relies on of uvicorn beyond its public API (the hook above, the cycle's fields,
 ``flow``) is checked at start-up by :mod:`.uvicorn_check`; on a uvicorn without it, the
