@@ -84,6 +84,19 @@ def test_a_uvicorn_whose_hook_moved_runs_without_the_lane(
     assert reason is not None and "HttpToolsProtocol._start_asgi_task" in reason
 
 
+def test_a_uvicorn_whose_protocol_lost_a_field_the_lane_reads_runs_without_the_lane(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import inspect
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    source = inspect.getsource(HttpToolsProtocol).replace("self.pipeline", "self.queue")
+    monkeypatch.setattr(uvicorn_check.inspect, "getsource", lambda obj: source)
+    reason = uvicorn_check.fast_lane_unavailable()
+    assert reason is not None and "HttpToolsProtocol.pipeline" in reason
+
+
 def test_a_uvicorn_without_what_the_timers_need_does_not_serve(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -189,7 +189,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._owed = max(0, self._owed - 1)
         self._served = True
         paused = self.flow.read_paused or bool(self.pipeline)
-        super().on_response_complete()
+        self._start_next_request()
         if self.pipeline:
             self.flow.pause_reading()
         elif paused and self._in_head:
@@ -198,6 +198,11 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             self._idle_since = now = self.loop.time()
             if not self._in_body():
                 self._expect(now + self.limits.keep_alive_timeout)
+
+    def _start_next_request(self) -> None:
+        """uvicorn's own end of an answer: reading resumed, and the next pipelined request
+        started or, with none, uvicorn's keep-alive timer armed."""
+        super().on_response_complete()
 
     def _count(self, size: int) -> None:
         self._head_bytes += size

@@ -2,9 +2,10 @@
 
 :mod:`.protocol` subclasses uvicorn's httptools protocol through its parser callbacks and
 the asyncio protocol methods; :mod:`.fast_lane` also overrides where uvicorn starts the app
-on a request and writes through its request cycle. Both are proved by the test suite on the
-uvicorn versions of :data:`SUPPORTED` (pyproject pins the same range, and CI runs the
-end-to-end suite on its lowest and highest release). On another uvicorn, or one whose
+on a request, writes through its request cycle, and ends an answer as uvicorn does but for
+its keep-alive timer. Both are proved by the test suite on the uvicorn versions of
+:data:`SUPPORTED` (pyproject pins the same range, and CI runs the end-to-end suite on its
+lowest and highest release). On another uvicorn, or one whose
 internals moved, the fast lane is off, said in one warning, and the app answers every read
 with the same answers. Without what the timed protocol needs, the server does not start:
 serving without its timers would let any client hold connections for ever.
@@ -37,6 +38,8 @@ _PROTOCOL_HOOKS = (
 _PROTOCOL_CYCLE_FIELDS = ("more_body",)
 #: What the fast lane overrides and reads.
 _LANE_HOOKS = ("_start_asgi_task",)
+#: What it reads of the protocol, ending an answer as uvicorn's ``on_response_complete`` does.
+_LANE_PROTOCOL_FIELDS = ("server_state", "flow", "pipeline")
 _CYCLE_FIELDS = (
     "response_started",
     "response_complete",
@@ -98,6 +101,12 @@ def fast_lane_unavailable() -> str | None:
     start = getattr(HttpToolsProtocol, "_start_asgi_task", None)
     if start is not None and list(inspect.signature(start).parameters) != ["self", "cycle", "app"]:
         missing.append("HttpToolsProtocol._start_asgi_task(cycle, app)")
+    source = inspect.getsource(HttpToolsProtocol)
+    missing += [
+        f"HttpToolsProtocol.{name}"
+        for name in _LANE_PROTOCOL_FIELDS
+        if f"self.{name}" not in source
+    ]
     missing += _missing_cycle_fields(_CYCLE_FIELDS)
     if missing:
         return f"uvicorn {'.'.join(map(str, found))} lacks {', '.join(missing)}"
