@@ -146,13 +146,13 @@ async def test_a_damaged_row_is_reported_not_crashed_on(
 async def test_the_status_read_names_a_damaged_column_too(
     home: Path, store: SQLiteStore, column: str, value: object, problem: str
 ) -> None:
-    """The fast lanes read a status alone (status_now); a damaged row stops them as it stops
-    a whole read, so that the ordinary path reports it."""
+    """The protocol lane reads statuses together (statuses_now); a damaged row stops that
+    read as it stops a whole read, so that the ordinary path answers each and reports it."""
     async with app_client(home, store=store) as c:
         await c.put(status_path(op_id="x1"), json={}, headers=bearer(home))
         edit(home, f"UPDATE operations SET {column} = ? WHERE operation_key = 'x1'", value)
         with pytest.raises(CorruptRecord) as caught:
-            store.status_now("e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f", "x1")
+            store.statuses_now([("e7b5a9d2-6b6a-4d2f-9143-20d9a10f5b8f", "x1")])
     assert caught.value.operation_id == "x1"
     assert f"column '{column}'" in caught.value.message and problem in caught.value.message
 

@@ -177,13 +177,13 @@ async def test_lapsed_lease_shows_then_fails_with_producer_lost_after_grace(
 
     clock.advance(59.999)  # still within the grace period
     assert (await service.get(ref())).status == IN_PROGRESS
-    shown = service.status_now(ref())  # the fast lanes' read agrees
+    (shown,) = service.statuses_now([ref()])  # the fast lane's read agrees
     assert shown is not None and shown.status == IN_PROGRESS
 
     clock.advance(0.001)  # grace over: the read itself tells the truth, and records it
     stored = await service.store.get(SUB_A, "op1")
     assert stored is not None and service.policy.due(stored, clock())
-    assert service.status_now(ref()) is None  # not a plain read: left to get(), which records it
+    assert service.statuses_now([ref()]) == [None]  # not a plain read: left to get(), to record
     lost = await service.get(ref())
     assert lost.status == FAILED
     assert lost.error is not None and lost.error["code"] == "ProducerLost"

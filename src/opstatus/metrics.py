@@ -25,7 +25,7 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from .errors import CorruptRecord, StoreError
 from .models import Operation, OperationStatus
 from .queries import OperationQuery
-from .stores.base import Change, DeleteCheck, ImmediateReads, Store
+from .stores.base import Change, DeleteCheck, ImmediateReads, Key, Store
 from .tallies import CounterTally, HistogramTally
 from .webhooks import Callback
 
@@ -194,7 +194,7 @@ class OperationCounts:
 
 
 def instrument(store: Store, metrics: Metrics) -> Store:
-    """``store`` with every call timed; it keeps ``status_now`` if it has it (ImmediateReads)."""
+    """``store`` with every call timed; it keeps ``statuses_now`` if it has it (ImmediateReads)."""
     cls = InstrumentedStore if isinstance(store, ImmediateReads) else _InstrumentedAsyncStore
     return cast(Store, cls(store, metrics))
 
@@ -268,18 +268,18 @@ class InstrumentedStore:
         )
         return result
 
-    def status_now(self, subscription_id: str, operation_key: str) -> OperationStatus | None:
+    def statuses_now(self, keys: Sequence[Key]) -> dict[Key, OperationStatus]:
         """Present only on the wrapper of a store that has it: see :func:`instrument`.
-        Timed as the ``get`` it stands for."""
+        Timed as one ``statuses`` call, as a store that reads in batches has its timed."""
         inner: ImmediateReads = self.inner  # type: ignore[assignment]
         start = time.perf_counter()
         try:
-            result = inner.status_now(subscription_id, operation_key)
+            result = inner.statuses_now(keys)
         except StoreError:
-            self._observe("get", "error", time.perf_counter() - start)
-            self.metrics.store_errors.labels("get").inc()
+            self._observe("statuses", "error", time.perf_counter() - start)
+            self.metrics.store_errors.labels("statuses").inc()
             raise
-        self._observe("get", "ok", time.perf_counter() - start)
+        self._observe("statuses", "ok", time.perf_counter() - start)
         return result
 
     def __getattr__(self, name: str) -> Any:
@@ -294,6 +294,6 @@ class InstrumentedStore:
 
 
 class _InstrumentedAsyncStore(InstrumentedStore):
-    """For a store without immediate reads (PostgreSQL): ``status_now`` is absent, as there."""
+    """For a store without immediate reads (PostgreSQL): ``statuses_now`` is absent, as there."""
 
-    status_now = None  # type: ignore[assignment]
+    statuses_now = None  # type: ignore[assignment]

@@ -39,7 +39,7 @@ from .models import (
     operation_key,
 )
 from .queries import OperationFilter, OperationQuery, Page, Tally, position
-from .stores.base import BatchReads, Store
+from .stores.base import BatchReads, ImmediateReads, Key, Store
 from .webhooks import Callback
 
 #: How many operations one step of a sweep or a purge handles in one go.
@@ -119,10 +119,8 @@ class OperationService:
         self.store = store
         self.clock = clock
         self.policy = policy if policy is not None else LifecyclePolicy()
-        #: The store's synchronous status read, if it has one (see :meth:`status_now`).
-        self._status_now: Callable[[str, str], OperationStatus | None] | None = getattr(
-            store, "status_now", None
-        )
+        #: The store's synchronous status reads, if it has them (see :meth:`statuses_now`).
+        self._immediate_reads = store if isinstance(store, ImmediateReads) else None
         #: The store's read of many statuses at once, if it has one (see :meth:`statuses`).
         self._batch_reads = store if isinstance(store, BatchReads) else None
 
@@ -162,33 +160,39 @@ class OperationService:
             raise _not_found(ref)
         return await self._settle(op, now)
 
-    def status_now(self, ref: OperationRef) -> OperationStatus | None:
-        """What :meth:`get` answers, as a status read shows it, answered synchronously; or
-        None when it cannot be: the store's reads wait (no ``status_now``), or the answer is
+    def statuses_now(self, refs: Sequence[OperationRef]) -> list[OperationStatus | None]:
+        """What :meth:`get` answers for each of ``refs``, as a status read shows it, read
+        synchronously from a store that reads without waiting (ImmediateReads); for each, None
+        when it cannot be answered so: the store's reads wait (all None), or the answer is
         not a plain read (not found, expired, or a lapsed lease to record). The caller then
         awaits :meth:`get`, which answers those."""
-        if self._status_now is None:
-            return None
-        return self._plain(ref, self._status_now(ref.subscription_id, ref.key), self.clock())
+        if self._immediate_reads is None:
+            return [None] * len(refs)
+        keys = [(ref.subscription_id, ref.key) for ref in refs]
+        return self._plain(refs, keys, self._immediate_reads.statuses_now(keys))
 
     async def statuses(self, refs: Sequence[OperationRef]) -> list[OperationStatus | None]:
-        """:meth:`status_now` for each of ``refs``, in one read of a store that reads in
-        batches (BatchReads); all None on any other store."""
+        """:meth:`statuses_now`, in one read of a store that reads in batches (BatchReads);
+        all None on any other store."""
         if self._batch_reads is None:
             return [None] * len(refs)
         keys = [(ref.subscription_id, ref.key) for ref in refs]
-        found = await self._batch_reads.statuses(list(dict.fromkeys(keys)))
-        now = self.clock()
-        return [self._plain(ref, found.get(key), now) for ref, key in zip(refs, keys, strict=True)]
+        return self._plain(refs, keys, await self._batch_reads.statuses(list(dict.fromkeys(keys))))
 
     def _plain(
-        self, ref: OperationRef, status: OperationStatus | None, now: str
-    ) -> OperationStatus | None:
-        """``status`` when it is what :meth:`get` would answer as it stands: found where
-        ``ref`` points, and nothing due (expiry, a lapsed lease) that get would record."""
-        if status is None or not ref.matches(status) or self.policy.due(status, now):
-            return None
-        return status
+        self, refs: Sequence[OperationRef], keys: list[Key], found: dict[Key, OperationStatus]
+    ) -> list[OperationStatus | None]:
+        """For each of ``refs``, its status when it is what :meth:`get` would answer as it
+        stands: found where the ref points, and nothing due (expiry, a lapsed lease) that
+        get would record; else None."""
+        now = self.clock()
+        due = self.policy.due
+        shown: list[OperationStatus | None] = []
+        for ref, key in zip(refs, keys, strict=True):
+            status = found.get(key)
+            plain = status is not None and ref.matches(status) and not due(status, now)
+            shown.append(status if plain else None)
+        return shown
 
     async def _settle(self, op: Operation, now: str) -> Operation:
         """``op`` as it stands now; a lost producer's operation is failed for good on the way."""

@@ -103,7 +103,7 @@ class Both:
         if admitted is None:
             return None
         if lane.immediate:
-            status = lane.status_now(admitted)
+            (status,) = lane.statuses_now([admitted])
         else:
             (status,) = await lane.statuses([admitted])
         answer = lane.respond(admitted, status, raw, time.perf_counter())
@@ -287,7 +287,7 @@ def test_the_protocol_reads_each_store_the_way_it_can(tmp_path: Path) -> None:
     assert memory.fast_reads is not None and memory.fast_reads.immediate
 
     class PlainStore(MemoryStore):
-        status_now = None  # type: ignore[assignment]
+        statuses_now = None  # type: ignore[assignment]
 
     plain = build_app(settings, store=PlainStore())
     assert plain.fast_reads is not None

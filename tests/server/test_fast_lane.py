@@ -36,8 +36,8 @@ class Lane:
         self.release = asyncio.Event()
         self.fail = False
 
-    def status_now(self, name: str) -> str | None:
-        return self.table[name]
+    def statuses_now(self, names: Sequence[str]) -> list[str | None]:
+        return [self.table[name] for name in names]
 
     async def statuses(self, names: Sequence[str]) -> list[str | None]:
         self.queries.append(list(names))

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,55 +214,46 @@ async def test_get_missing_returns_none(store: Store) -> None:
     assert await store.get(SUB_B, "present") is None
 
 
-async def test_a_status_read_shows_what_get_returns(store: Store) -> None:
-    """Stores that read without waiting (ImmediateReads) also read a status alone, for the
-    fast lanes: the same values as the whole operation, JSON columns decoded alike."""
-    if not isinstance(store, ImmediateReads):
-        # One whose reads wait must not offer it: the service would block the loop on it.
-        assert not hasattr(store, "status_now")
-        return
-    failed = make_op(
-        "failed",
-        status=FAILED,
-        end_time=T0,
-        percent_complete=40,
-        error={"code": "Boom", "message": "m", "details": [{"code": "Inner", "message": "i"}]},
-        lease_expires_at=None,
-        expires_at=T0,
-    )
-    running = make_op("running", properties={"k": [1, 2]}, lease_expires_at=T0)
-    for op in (failed, running):
-        await store.create(op)
-        stored = await store.get(op.subscription_id, op.key)
-        assert stored is not None
-        assert store.status_now(op.subscription_id, op.key) == OperationStatus.of(stored)
-    assert store.status_now(SUB_A, "nope") is None
-    assert store.status_now(SUB_B, "running") is None
+async def read_statuses(store: Store, keys: list[tuple[str, str]]) -> dict[Any, Any]:
+    """The statuses of ``keys`` read together, through whichever of the two reads it has."""
+    if isinstance(store, ImmediateReads):
+        return store.statuses_now(keys)
+    assert isinstance(store, BatchReads)
+    return await store.statuses(keys)
 
 
 async def test_statuses_read_together_show_what_get_returns(store: Store) -> None:
-    """Stores that read in batches (BatchReads) read many statuses in one go, for the
-    server's status reads of a turn of the event loop: each as a status read shows it,
-    missing keys and other subscriptions' operations left out."""
-    if not isinstance(store, BatchReads):
-        # The others read without waiting: the server reads them one by one, at once.
-        assert isinstance(store, ImmediateReads)
-        return
+    """Every store reads many statuses in one go, for the server's status reads that arrive
+    together: synchronously where its reads never wait (ImmediateReads), else in one round
+    trip (BatchReads). Each as a status read shows it, the same values as the whole
+    operation, JSON columns decoded alike; missing keys and other subscriptions' operations
+    left out."""
+    if not isinstance(store, ImmediateReads):
+        # One whose reads wait must not offer it: the service would block the loop on it.
+        assert not hasattr(store, "statuses_now")
     ops = [
-        make_op("failed", status=FAILED, end_time=T0, error={"code": "Boom", "message": "m"}),
+        make_op(
+            "failed",
+            status=FAILED,
+            end_time=T0,
+            percent_complete=40,
+            error={"code": "Boom", "message": "m", "details": [{"code": "Inner", "message": "i"}]},
+            lease_expires_at=None,
+            expires_at=T0,
+        ),
         make_op("running", properties={"k": [1, 2]}, percent_complete=40, lease_expires_at=T0),
         make_op("other", subscription_id=SUB_B),
     ]
     for op in ops:
         await store.create(op)
     keys = [(SUB_A, "failed"), (SUB_A, "nope"), (SUB_A, "running"), (SUB_A, "other")]
-    found = await store.statuses(keys)
+    found = await read_statuses(store, keys)
     assert set(found) == {(SUB_A, "failed"), (SUB_A, "running")}
     for op in ops[:2]:
         stored = await store.get(op.subscription_id, op.key)
         assert stored is not None
         assert found[(op.subscription_id, op.key)] == OperationStatus.of(stored)
-    assert await store.statuses([]) == {}
+    assert await read_statuses(store, []) == {}
 
 
 # --- update ------------------------------------------------------------------------------

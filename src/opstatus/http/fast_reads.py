@@ -9,9 +9,9 @@ their statuses, and writes their answers, in two lanes:
 - in ASGI, before the middlewares (:meth:`FastReads.serve`, used by :class:`.app.OpstatusApp`),
   for any ASGI server;
 - in the HTTP server's protocol, where the server would start the app (``opstatus.server``),
-  which reads the statuses of one turn of the event loop together: each at once from a store
-  that reads without waiting (:meth:`status_now`; SQLite, memory), else in one query for all
-  of them (:meth:`statuses`; PostgreSQL).
+  which reads the statuses of the reads that arrived together: at once from a store that
+  reads without waiting (:meth:`statuses_now`; SQLite, memory), else in one query
+  (:meth:`statuses`; PostgreSQL).
 
 So the lanes carry the middlewares' duties themselves, through the functions those use: the
 guard's token cache, rate limit and Host check, the ARM headers, the request metrics, and the status
@@ -55,7 +55,7 @@ class FastReads:
         self.read = read
         self.metrics = metrics
         #: Whether the store reads without waiting (SQLite, memory), so that the protocol
-        #: reads each status at once (:meth:`status_now`), and whether it reads many in one
+        #: reads the statuses at once (:meth:`statuses_now`), and whether it reads many in one
         #: query instead (PostgreSQL: :meth:`statuses`). On neither, the protocol lane is off.
         self.immediate = isinstance(ctx.store, ImmediateReads)
         self.batched = isinstance(ctx.store, BatchReads)
@@ -64,13 +64,13 @@ class FastReads:
         self._counted = (self.template, "GET", "200")
         self._timed = (self.template, "GET")
 
-    def status_now(self, target: Target) -> OperationStatus | None:
-        """The status :meth:`respond` shows, read now from a store that reads without
-        waiting; None to answer the request the ordinary way."""
+    def statuses_now(self, targets: Sequence[Target]) -> list[OperationStatus | None]:
+        """The statuses :meth:`respond` shows, read now from a store that reads without
+        waiting; None for each to answer the ordinary way (all of them, if the read fails)."""
         try:
-            return self.ctx.service.status_now(target.ref)
-        except Exception:  # noqa: BLE001 - the app answers it, logs it, in its own words
-            return None
+            return self.ctx.service.statuses_now([target.ref for target in targets])
+        except Exception:  # noqa: BLE001 - the app answers them, logs it, in its own words
+            return [None] * len(targets)
 
     async def statuses(self, targets: Sequence[Target]) -> list[OperationStatus | None]:
         """The statuses :meth:`respond` shows, read together from a store that reads in

@@ -122,7 +122,7 @@ class FastLane:
         self.batches.add(pending)
 
     def _read_now(self, batch: list[_Pending]) -> list[OperationStatus | None]:
-        return [self.reads.status_now(p.target) for p in batch]
+        return self.reads.statuses_now([p.target for p in batch])
 
     async def _read(self, batch: list[_Pending]) -> list[OperationStatus | None]:
         return await self.reads.statuses([p.target for p in batch])

@@ -189,11 +189,11 @@ class Store(RoleAssignmentStore, EventLog, WebhookStore, Protocol):
 @runtime_checkable
 class ImmediateReads(Protocol):
     """A store whose reads never wait on I/O the event loop could overlap (SQLite, memory):
-    it can answer a read synchronously, which lets the server answer a status GET in its protocol,
-    without scheduling a task for it (``server/fast_lane.py``)."""
+    it reads synchronously, which lets the server answer the status GETs that arrived together
+    in its protocol, without scheduling a task for each (``server/fast_lane.py``)."""
 
-    def status_now(self, subscription_id: str, operation_key: str) -> OperationStatus | None:
-        """What :meth:`Store.get` would return, as a status read shows it, synchronously."""
+    def statuses_now(self, keys: Sequence[Key]) -> dict[Key, OperationStatus]:
+        """:meth:`BatchReads.statuses`, answered synchronously, in one read."""
 
 
 @runtime_checkable

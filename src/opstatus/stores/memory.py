@@ -12,7 +12,7 @@ from ..lifecycle import Tombstone
 from ..models import Operation, OperationStatus, now_text
 from ..queries import NEWEST_FIRST, OperationQuery, Tally
 from ..webhooks import Callback
-from .base import Change, DeleteCheck, Removal
+from .base import Change, DeleteCheck, Key, Removal
 from .event_rows import change_event, deletion_event, removal_event
 from .memory_events import MemoryEventLog
 from .memory_webhooks import MemoryWebhooks
@@ -64,9 +64,9 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
     async def get(self, subscription_id: str, operation_key: str) -> Operation | None:
         return self._operations.get((subscription_id, operation_key))
 
-    def status_now(self, subscription_id: str, operation_key: str) -> OperationStatus | None:
-        op = self._operations.get((subscription_id, operation_key))
-        return None if op is None else OperationStatus.of(op)
+    def statuses_now(self, keys: Sequence[Key]) -> dict[Key, OperationStatus]:
+        operations = self._operations
+        return {key: OperationStatus.of(op) for key in keys if (op := operations.get(key))}
 
     async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:
         key = (subscription_id, operation_key)

@@ -35,7 +35,7 @@ from ..models import Operation, OperationStatus, now_text
 from ..queries import OperationQuery, Tally
 from ..webhooks import Callback
 from . import sqlite_events as event_log
-from .base import Change, DeleteCheck, Removal
+from .base import Change, DeleteCheck, Key, Removal
 from .event_rows import change_event, deletion_event, removal_event
 from .migrations import Plan, latest_version, plan
 from .notifier import Notifier
@@ -68,7 +68,7 @@ FIELDS = tuple(f.name for f in dataclasses.fields(Operation))
 _JSON_FIELDS = frozenset({"properties", "error"})
 COLUMNS = ", ".join(("operation_key", *FIELDS))
 _SELECT = f"SELECT {COLUMNS} FROM operations WHERE subscription_id = ? AND operation_key = ?"
-#: What a status read needs (OperationStatus's fields), and no more: see status_now.
+#: What a status read needs (OperationStatus's fields), and no more: see statuses_now.
 _SELECT_STATUS = (
     f"SELECT {', '.join(OperationStatus._fields)} FROM operations "
     "WHERE subscription_id = ? AND operation_key = ?"
@@ -307,15 +307,20 @@ class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog, SQLiteWebhooks):
 
     def _read_all(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[tuple[Any, ...]]:
         """Every row, in a read that sees every commit made before it."""
+        return self._read_each(sql, (params,))[0]
+
+    def _read_each(self, sql: str, each: Sequence[Sequence[Any]]) -> list[list[tuple[Any, ...]]]:
+        """Every row of ``sql`` for each of ``each``'s parameters, in one read that sees every
+        commit made before it."""
         if self._reader_stale and self._writer is not None:
             self._reopen_reader()
-        if self._cursor is None:
+        cursor = self._cursor
+        if cursor is None:
             raise StoreError("The store is not open.")
         try:
             if self._shared is not None:
                 self._shared.before_read()
-            rows: list[tuple[Any, ...]] = self._cursor.execute(sql, params).fetchall()
-            return rows
+            return [cursor.execute(sql, params).fetchall() for params in each]
         except sqlite3.Error as exc:
             if self._shared is not None:
                 self._shared.release()
@@ -392,9 +397,14 @@ class SQLiteStore(SQLiteRoleAssignments, SQLiteEventLog, SQLiteWebhooks):
         row = self._read(_SELECT, (subscription_id, operation_key))
         return None if row is None else _from_row(row)
 
-    def status_now(self, subscription_id: str, operation_key: str) -> OperationStatus | None:
-        row = self._read(_SELECT_STATUS, (subscription_id, operation_key))
-        return None if row is None else status_from_row(list(row), _JSON_FIELDS)
+    def statuses_now(self, keys: Sequence[Key]) -> dict[Key, OperationStatus]:
+        """A lookup by primary key each, in one read (see ImmediateReads)."""
+        found = self._read_each(_SELECT_STATUS, keys)
+        return {
+            key: status_from_row(list(rows[0]), _JSON_FIELDS)
+            for key, rows in zip(keys, found, strict=True)
+            if rows
+        }
 
     async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:
         def body(conn: sqlite3.Connection) -> Operation:
