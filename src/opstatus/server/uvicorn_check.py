@@ -5,10 +5,10 @@ the asyncio protocol methods; :mod:`.fast_lane` also overrides where uvicorn sta
 on a request, writes through its request cycle, and ends an answer as uvicorn does but for
 its keep-alive timer. Both are proved by the test suite on the uvicorn versions of
 :data:`SUPPORTED` (pyproject pins the same range, and CI runs the end-to-end suite on its
-lowest and highest release). On another uvicorn, or one whose
-internals moved, the fast lane is off, said in one warning, and the app answers every read
-with the same answers. Without what the timed protocol needs, the server does not start:
-serving without its timers would let any client hold connections for ever.
+lowest and highest release). On another uvicorn, or one whose internals moved, the fast lane
+is off, said in one warning, and the app answers every read with the same answers. Without
+what the timed protocol needs, the server does not start: serving without its timers would
+let any client hold connections for ever.
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ class MemoryStore(MemoryRoleAssignments, MemoryEventLog, MemoryWebhooks):
 
     def statuses_now(self, keys: Sequence[Key]) -> dict[Key, OperationStatus]:
         operations = self._operations
-        return {key: OperationStatus.of(op) for key in keys if (op := operations.get(key))}
+        found = ((key, operations.get(key)) for key in keys)
+        return {key: OperationStatus.of(op) for key, op in found if op is not None}
 
     async def update(self, subscription_id: str, operation_key: str, change: Change) -> Operation:
         key = (subscription_id, operation_key)
