@@ -71,16 +71,22 @@ def missing_for_protocol() -> list[str]:
     missing = [
         f"HttpToolsProtocol.{n}" for n in _PROTOCOL_HOOKS if not hasattr(HttpToolsProtocol, n)
     ]
-    return missing + _missing_cycle_fields(_PROTOCOL_CYCLE_FIELDS)
+    return missing + _missing_fields(_cycle_class(), _PROTOCOL_CYCLE_FIELDS)
 
 
-def _missing_cycle_fields(names: tuple[str, ...]) -> list[str]:
+def _cycle_class() -> type:
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-    init = inspect.signature(RequestResponseCycle.__init__).parameters
-    source = inspect.getsource(RequestResponseCycle.__init__)
+    return RequestResponseCycle
+
+
+def _missing_fields(cls: type, names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` ``cls``'s own ``__init__`` neither takes nor sets on ``self``."""
+    constructor = vars(cls)["__init__"]
+    init = inspect.signature(constructor).parameters
+    source = inspect.getsource(constructor)
     return [
-        f"RequestResponseCycle.{name}"
+        f"{cls.__name__}.{name}"
         for name in names
         if name not in init and f"self.{name}" not in source
     ]
@@ -101,13 +107,8 @@ def fast_lane_unavailable() -> str | None:
     start = getattr(HttpToolsProtocol, "_start_asgi_task", None)
     if start is not None and list(inspect.signature(start).parameters) != ["self", "cycle", "app"]:
         missing.append("HttpToolsProtocol._start_asgi_task(cycle, app)")
-    source = inspect.getsource(HttpToolsProtocol)
-    missing += [
-        f"HttpToolsProtocol.{name}"
-        for name in _LANE_PROTOCOL_FIELDS
-        if f"self.{name}" not in source
-    ]
-    missing += _missing_cycle_fields(_CYCLE_FIELDS)
+    missing += _missing_fields(HttpToolsProtocol, _LANE_PROTOCOL_FIELDS)
+    missing += _missing_fields(_cycle_class(), _CYCLE_FIELDS)
     if missing:
         return f"uvicorn {'.'.join(map(str, found))} lacks {', '.join(missing)}"
     return None
